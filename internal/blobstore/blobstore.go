@@ -1,0 +1,87 @@
+// Package blobstore defines where a registry keeps the bytes of blobs: a content-addressed
+// store in which a blob appears only once it is complete and verified, and the upload
+// sessions that create blobs.
+//
+// Implementations live in subpackages (fs: a local directory); storetest is the contract
+// test suite every implementation passes.
+package blobstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+var (
+	// ErrNotFound is returned for a blob or upload that does not exist.
+	ErrNotFound = errors.New("blobstore: not found")
+	// ErrDigestMismatch is returned by Commit when the content does not hash to the
+	// digest it was committed as. The upload is left as it was.
+	ErrDigestMismatch = errors.New("blobstore: content does not match the digest")
+	// ErrInvalidID is returned for an upload ID the store never issues.
+	ErrInvalidID = errors.New("blobstore: invalid upload ID")
+)
+
+// Store holds blobs by digest, each once, and the uploads that create them.
+type Store interface {
+	Reader
+	Uploader
+	// Delete removes the blob d. Blobs are shared by every repository: only a garbage
+	// collector that knows no repository uses d calls it.
+	Delete(ctx context.Context, d digest.Digest) error
+	// Walk calls fn for every blob, in no particular order, until fn returns an error.
+	Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
+	Close() error
+}
+
+// Reader reads blobs.
+type Reader interface {
+	// Stat returns the size of blob d, or ErrNotFound.
+	Stat(ctx context.Context, d digest.Digest) (int64, error)
+	// Open opens blob d for reading, or returns ErrNotFound.
+	Open(ctx context.Context, d digest.Digest) (*Blob, error)
+}
+
+// Blob is an open blob. Its reader may be an *os.File, which net/http sends with
+// sendfile(2): pass it on unwrapped.
+type Blob struct {
+	io.ReadSeekCloser
+	Size int64
+}
+
+// Uploader creates blobs through upload sessions. A session survives a restart of the
+// process; while one caller has it open, others wait for it (Resume blocks).
+type Uploader interface {
+	// NewUpload starts an empty upload session and opens it.
+	NewUpload(ctx context.Context) (Upload, error)
+	// Resume opens the existing session id, waiting for whoever has it open; it
+	// returns ErrNotFound for an unknown session and ErrInvalidID for an ID this
+	// store would never issue.
+	Resume(ctx context.Context, id string) (Upload, error)
+	// Uploads calls fn with the ID and the time of the last write of every session,
+	// so that stale ones can be cancelled.
+	Uploads(ctx context.Context, fn func(id string, modified time.Time) error) error
+}
+
+// Upload is an open upload session. Exactly one of Commit, Cancel or Close ends the
+// caller's use of it.
+type Upload interface {
+	// ID names the session for Resume.
+	ID() string
+	// Size is the number of bytes written so far.
+	Size() int64
+	// Append writes everything r yields at the end of the upload. It is all or
+	// nothing: when reading r or writing fails, the upload keeps its former size.
+	Append(ctx context.Context, r io.Reader) (int64, error)
+	// Commit checks that the content hashes to d and makes it the blob d, durably,
+	// then removes the session. A blob d that already exists is kept and the upload
+	// discarded. On ErrDigestMismatch the session is left open for Cancel or Close.
+	Commit(ctx context.Context, d digest.Digest) (int64, error)
+	// Cancel discards the session and its bytes.
+	Cancel(ctx context.Context) error
+	// Close releases the session, which stays resumable.
+	Close() error
+}

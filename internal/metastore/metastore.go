@@ -1,0 +1,139 @@
+// Package metastore defines where a registry keeps its facts: repositories, the blobs
+// each may read, manifests with their content and what they reference, tags, the
+// referrers index and upload sessions. Every write happens in a transaction; every
+// query is an indexed lookup whose cost follows the size of its answer.
+//
+// Implementations live in subpackages (sqlite: an embedded database); storetest is the
+// contract test suite every implementation passes.
+package metastore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ErrNotFound is returned when what a call names does not exist.
+var ErrNotFound = errors.New("metastore: not found")
+
+// Store is a metadata store.
+type Store interface {
+	Reader
+	// Update runs fn in a read-write transaction and commits it when fn returns nil.
+	// Transactions are serializable. fn may be called more than once (to retry a
+	// conflict), so it must not act outside tx; the error fn returns is returned as is.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	Close() error
+}
+
+// Reader answers queries. A Store answers each from the latest committed state; a Tx
+// from its own.
+type Reader interface {
+	// Manifest returns the manifest d of repo with its content, or ErrNotFound.
+	Manifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// TaggedManifest returns the manifest that tag names in repo, with its content,
+	// or ErrNotFound.
+	TaggedManifest(ctx context.Context, repo, tag string) (*Manifest, error)
+	// Blob returns the size of blob d when repo may read it, or ErrNotFound.
+	Blob(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// BlobRepository returns a repository that may read blob d, or ErrNotFound.
+	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
+	// MissingBlobs returns those of ds that repo may not read.
+	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// MissingManifests returns those of ds that are not manifests of repo.
+	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// RepositoryExists reports whether repo has ever had content.
+	RepositoryExists(ctx context.Context, repo string) (bool, error)
+	// Repositories returns up to n repository names after `after`, in lexical order.
+	Repositories(ctx context.Context, after string, n int) ([]string, error)
+	// Tags returns up to n tags of repo after `after`, in lexical order.
+	Tags(ctx context.Context, repo, after string, n int) ([]string, error)
+	// TagsOf returns the tags naming manifest d in repo, in lexical order.
+	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
+	// Referrers returns up to n descriptors, in digest order after `after`, of the
+	// manifests of repo whose subject is subject; of those with the artifact type
+	// artifactType only, unless it is empty.
+	Referrers(ctx context.Context, repo string, subject digest.Digest, artifactType string, after digest.Digest, n int) ([]ocispec.Descriptor, error)
+	// Parents returns the digests of the manifests of repo that list d as a child.
+	Parents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error)
+	// Upload returns the upload session id, or ErrNotFound.
+	Upload(ctx context.Context, id string) (*Upload, error)
+	// StaleUploads returns up to n upload sessions last written before t.
+	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+}
+
+// Tx is a read-write transaction.
+type Tx interface {
+	Reader
+	// LinkBlob records that blob d, of size bytes, is in the blob store and that repo
+	// may read it, creating repo when needed.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// UnlinkBlob takes blob d from repo, or returns ErrNotFound.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// PutManifest stores m in m.Repo, creating the repository when needed. Storing a
+	// manifest that exists only updates its Updated time.
+	PutManifest(ctx context.Context, m *Manifest) error
+	// DeleteManifest removes manifest d and its tags from repo, or returns ErrNotFound.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// SetTag points tag at manifest d of repo, which must exist.
+	SetTag(ctx context.Context, repo, tag string, d digest.Digest) error
+	// DeleteTag removes tag from repo, or returns ErrNotFound.
+	DeleteTag(ctx context.Context, repo, tag string) error
+	// CreateUpload records a new upload session.
+	CreateUpload(ctx context.Context, u *Upload) error
+	// TouchUpload records a write to upload id at t.
+	TouchUpload(ctx context.Context, id string, t time.Time) error
+	// DeleteUpload forgets upload id, or returns ErrNotFound.
+	DeleteUpload(ctx context.Context, id string) error
+}
+
+// Manifest is a stored manifest.
+type Manifest struct {
+	Repo      string
+	Digest    digest.Digest
+	MediaType string
+	Size      int64
+	// Content is the manifest exactly as pushed.
+	Content []byte
+	// ArtifactType is the manifest's artifactType, else its config's media type.
+	ArtifactType    string
+	ConfigMediaType string
+	// Subject is the digest of the manifest this one refers to, or "".
+	Subject     digest.Digest
+	Annotations map[string]string
+	// Platform is the platform an image's config names, when known.
+	Platform *ocispec.Platform
+	// References are the blobs and child manifests the manifest names.
+	References []Reference
+	Created    time.Time
+	Updated    time.Time
+}
+
+// Reference is a blob or child manifest a manifest names.
+type Reference struct {
+	Digest   digest.Digest
+	Size     int64
+	Manifest bool // a child manifest, not a blob
+}
+
+// Descriptor is m as a descriptor of the referrers API.
+func (m *Manifest) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{
+		MediaType:    m.MediaType,
+		Digest:       m.Digest,
+		Size:         m.Size,
+		ArtifactType: m.ArtifactType,
+		Annotations:  m.Annotations,
+	}
+}
+
+// Upload is an upload session of a repository.
+type Upload struct {
+	ID       string
+	Repo     string
+	Created  time.Time
+	Modified time.Time
+}

@@ -1,0 +1,77 @@
+package sqlite
+
+// migrations[i] moves the schema from version i to i+1 (PRAGMA user_version).
+//
+// Manifest content is the last column of manifests: SQLite reads a row's columns in
+// order, so queries that stop before it never touch the overflow pages of a large
+// manifest.
+var migrations = []string{`
+CREATE TABLE repos (
+	id INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE,
+	created INTEGER NOT NULL,
+	delete_enabled INTEGER NOT NULL DEFAULT 1,
+	write_enabled INTEGER NOT NULL DEFAULT 1,
+	read_enabled INTEGER NOT NULL DEFAULT 1,
+	list_enabled INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE blobs (
+	digest TEXT PRIMARY KEY,
+	size INTEGER NOT NULL,
+	created INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE repo_blobs (
+	repo_id INTEGER NOT NULL,
+	digest TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	PRIMARY KEY (repo_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX repo_blobs_by_digest ON repo_blobs (digest);
+CREATE TABLE manifests (
+	id INTEGER PRIMARY KEY,
+	repo_id INTEGER NOT NULL,
+	digest TEXT NOT NULL,
+	media_type TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	artifact_type TEXT NOT NULL,
+	config_media_type TEXT NOT NULL,
+	subject TEXT,
+	annotations TEXT,
+	platform_os TEXT NOT NULL DEFAULT '',
+	platform_architecture TEXT NOT NULL DEFAULT '',
+	platform_variant TEXT NOT NULL DEFAULT '',
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	delete_enabled INTEGER NOT NULL DEFAULT 1,
+	write_enabled INTEGER NOT NULL DEFAULT 1,
+	read_enabled INTEGER NOT NULL DEFAULT 1,
+	list_enabled INTEGER NOT NULL DEFAULT 1,
+	content BLOB NOT NULL,
+	UNIQUE (repo_id, digest)
+);
+CREATE INDEX manifests_by_subject ON manifests (repo_id, subject, digest) WHERE subject IS NOT NULL;
+CREATE INDEX manifests_by_subject_type ON manifests (repo_id, subject, artifact_type, digest) WHERE subject IS NOT NULL;
+CREATE TABLE manifest_refs (
+	manifest_id INTEGER NOT NULL,
+	digest TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	is_manifest INTEGER NOT NULL,
+	PRIMARY KEY (manifest_id, digest)
+) WITHOUT ROWID;
+CREATE INDEX manifest_refs_by_digest ON manifest_refs (digest, is_manifest);
+CREATE TABLE tags (
+	repo_id INTEGER NOT NULL,
+	name TEXT NOT NULL,
+	manifest_id INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	PRIMARY KEY (repo_id, name)
+) WITHOUT ROWID;
+CREATE INDEX tags_by_manifest ON tags (manifest_id);
+CREATE TABLE uploads (
+	id TEXT PRIMARY KEY,
+	repo TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	modified INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_modified ON uploads (modified);
+`}

@@ -1,0 +1,291 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/manifest"
+	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
+)
+
+// maxConfigRead bounds the image config the registry reads to learn a platform.
+const maxConfigRead = 1 << 20
+
+func errManifestUnknown(ref string) error {
+	return errcode.New(errcode.ManifestUnknown, "manifest %s is not in the repository", clip(ref))
+}
+
+// GetManifest returns manifest ref (a tag or a digest) of repo, with its content.
+func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastore.Manifest, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	var (
+		m   *metastore.Manifest
+		err error
+	)
+	if reference.IsDigest(ref) {
+		d, perr := parseDigest(ref)
+		if perr != nil {
+			return nil, perr
+		}
+		m, err = r.meta.Manifest(ctx, repo, d)
+	} else {
+		if !reference.ValidTag(ref) {
+			return nil, errManifestUnknown(ref)
+		}
+		m, err = r.meta.TaggedManifest(ctx, repo, ref)
+	}
+	if errors.Is(err, metastore.ErrNotFound) {
+		return nil, errManifestUnknown(ref)
+	}
+	if err != nil {
+		return nil, internal("get manifest", err)
+	}
+	return m, nil
+}
+
+// Pushed is the outcome of a manifest push.
+type Pushed struct {
+	Digest digest.Digest
+	// Subject is the digest of the manifest's subject, or "".
+	Subject digest.Digest
+	// Tags are the tags that now name the manifest.
+	Tags []string
+}
+
+// PutManifest stores body, sent with Content-Type contentType, as manifest ref of repo:
+// under tag ref, or as digest ref, which body must match. The manifest is also tagged
+// with each of tags. Everything it references must be in repo already, except its
+// subject.
+func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte, tags []string) (*Pushed, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	if len(body) > manifest.MaxSize {
+		return nil, errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).
+			WithStatus(http.StatusRequestEntityTooLarge)
+	}
+	var d digest.Digest
+	if reference.IsDigest(ref) {
+		want, err := parseDigest(ref)
+		if err != nil {
+			return nil, err
+		}
+		if d = want.Algorithm().FromBytes(body); d != want {
+			return nil, errcode.New(errcode.DigestInvalid, "the manifest's digest is %s, not %s", d, want)
+		}
+	} else {
+		tags = append([]string{ref}, tags...)
+		d = digest.FromBytes(body)
+	}
+	for _, t := range tags {
+		if !reference.ValidTag(t) {
+			return nil, errcode.New(errcode.ManifestInvalid, "invalid tag %q", clip(t))
+		}
+	}
+
+	parsed, err := manifest.Parse(contentType, body)
+	if err != nil {
+		var me *manifest.Error
+		if errors.As(err, &me) {
+			return nil, errcode.New(errcode.ManifestInvalid, "%s", me.Reason)
+		}
+		return nil, internal("parse manifest", err)
+	}
+	m := &metastore.Manifest{
+		Repo:         repo,
+		Digest:       d,
+		MediaType:    parsed.MediaType,
+		Size:         int64(len(body)),
+		Content:      body,
+		ArtifactType: parsed.ArtifactType,
+		Annotations:  parsed.Annotations,
+	}
+	if parsed.Subject != nil {
+		m.Subject = parsed.Subject.Digest
+	}
+	var blobs, children []digest.Digest
+	for _, b := range parsed.Blobs {
+		blobs = append(blobs, b.Digest)
+		m.References = append(m.References, metastore.Reference{Digest: b.Digest, Size: b.Size})
+	}
+	for _, c := range parsed.Manifests {
+		children = append(children, c.Digest)
+		m.References = append(m.References, metastore.Reference{Digest: c.Digest, Size: c.Size, Manifest: true})
+	}
+	if parsed.Config != nil {
+		m.ConfigMediaType = parsed.Config.MediaType
+		m.Platform = r.platform(ctx, parsed.Config)
+	}
+
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		missing, err := tx.MissingBlobs(ctx, repo, blobs)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return errcode.New(errcode.ManifestBlobUnknown, "blob %s is not in the repository", missing[0]).
+				WithDetail(missing)
+		}
+		missing, err = tx.MissingManifests(ctx, repo, children)
+		if err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return errcode.New(errcode.ManifestBlobUnknown, "manifest %s is not in the repository", missing[0]).
+				WithDetail(missing)
+		}
+		if err := tx.PutManifest(ctx, m); err != nil {
+			return err
+		}
+		for _, t := range tags {
+			if err := tx.SetTag(ctx, repo, t, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, internal("put manifest", err)
+	}
+	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
+}
+
+// platform reads the platform an image config names; it returns nil when the config
+// is not an image config or cannot be read (the push then fails its blob check, or the
+// platform is simply not known).
+func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *ocispec.Platform {
+	switch config.MediaType {
+	case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
+	default:
+		return nil
+	}
+	if config.Size > maxConfigRead {
+		return nil
+	}
+	b, err := r.blobs.Open(ctx, config.Digest)
+	if err != nil {
+		return nil
+	}
+	defer b.Close()
+	var p ocispec.Platform
+	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil || p.OS == "" && p.Architecture == "" {
+		return nil
+	}
+	return &ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+}
+
+// Page is a page of a listing.
+type Page struct {
+	Items []string
+	// More is set when entries follow the last of Items.
+	More bool
+}
+
+// PageSize checks a client's n: "" asks for the default, which is the largest page;
+// a larger n is clamped to it.
+func PageSize(n string) (int, error) {
+	if n == "" {
+		return MaxPage, nil
+	}
+	v, err := strconv.ParseUint(n, 10, 63)
+	if errors.Is(err, strconv.ErrRange) {
+		return MaxPage, nil
+	}
+	if err != nil {
+		return 0, errcode.New(errcode.PaginationNumberInvalid, "n must be a non-negative integer")
+	}
+	return int(min(v, MaxPage)), nil
+}
+
+// Tags lists the tags of repo after last, n at most.
+func (r *Registry) Tags(ctx context.Context, repo, last string, n int) (*Page, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	exists, err := r.meta.RepositoryExists(ctx, repo)
+	if err != nil {
+		return nil, internal("list tags", err)
+	}
+	if !exists {
+		return nil, errcode.New(errcode.NameUnknown, "repository %s is not known", repo)
+	}
+	if n == 0 {
+		return &Page{Items: []string{}}, nil
+	}
+	tags, err := r.meta.Tags(ctx, repo, last, n+1)
+	if err != nil {
+		return nil, internal("list tags", err)
+	}
+	return page(tags, n), nil
+}
+
+// Catalog lists the repositories after last, n at most.
+func (r *Registry) Catalog(ctx context.Context, last string, n int) (*Page, error) {
+	if n == 0 {
+		return &Page{Items: []string{}}, nil
+	}
+	repos, err := r.meta.Repositories(ctx, last, n+1)
+	if err != nil {
+		return nil, internal("list repositories", err)
+	}
+	return page(repos, n), nil
+}
+
+// page cuts a list fetched with one entry more than n.
+func page(items []string, n int) *Page {
+	if len(items) > n {
+		return &Page{Items: items[:n], More: true}
+	}
+	return &Page{Items: items}
+}
+
+// Referrers is a page of the referrers API's answer.
+type Referrers struct {
+	Index ocispec.Index
+	// Next is the digest to continue after, or "" on the last page.
+	Next digest.Digest
+}
+
+// Referrers returns the descriptors of the manifests of repo whose subject is ref, of
+// artifact type artifactType unless it is empty, in digest order after `after`.
+func (r *Registry) Referrers(ctx context.Context, repo, ref, artifactType string, after string, n int) (*Referrers, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	d, err := parseDigest(ref)
+	if err != nil {
+		return nil, err
+	}
+	var from digest.Digest
+	if after != "" {
+		if from, err = parseDigest(after); err != nil {
+			return nil, err
+		}
+	}
+	if n <= 0 || n > ReferrersPage {
+		n = ReferrersPage
+	}
+	descs, err := r.meta.Referrers(ctx, repo, d, strings.TrimSpace(artifactType), from, n+1)
+	if err != nil {
+		return nil, internal("list referrers", err)
+	}
+	out := &Referrers{Index: ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: descs}}
+	out.Index.SchemaVersion = 2
+	if len(descs) > n {
+		out.Index.Manifests = descs[:n]
+		out.Next = descs[n-1].Digest
+	}
+	return out, nil
+}

@@ -1,0 +1,270 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/graft-registry/graft/internal/blobstore"
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/metastore"
+)
+
+// Chunk is a part of an upload as a request delivers it.
+type Chunk struct {
+	Body io.Reader
+	// Start is the offset the client says the chunk starts at (Content-Range), or -1
+	// when it did not say: the chunk then goes at the end.
+	Start int64
+	// Length is the chunk's size when the client declared it, else -1. Content-Range
+	// and Content-Length must agree.
+	Length int64
+}
+
+// RangeError is an out-of-order chunk: the upload holds Size bytes.
+type RangeError struct{ Size int64 }
+
+func errUploadUnknown() error {
+	return errcode.New(errcode.BlobUploadUnknown, "upload session unknown")
+}
+
+// StartUpload opens an upload session in repo and returns its ID.
+func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error) {
+	if err := checkName(repo); err != nil {
+		return "", err
+	}
+	u, err := r.blobs.NewUpload(ctx)
+	if err != nil {
+		return "", internal("start upload", err)
+	}
+	defer u.Close()
+	now := r.now()
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		return tx.CreateUpload(ctx, &metastore.Upload{ID: u.ID(), Repo: repo, Created: now, Modified: now})
+	})
+	if err != nil {
+		return "", internal("start upload", err)
+	}
+	return u.ID(), nil
+}
+
+// resume opens upload id of repo.
+func (r *Registry) resume(ctx context.Context, repo, id string) (blobstore.Upload, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	rec, err := r.meta.Upload(ctx, id)
+	if errors.Is(err, metastore.ErrNotFound) || err == nil && rec.Repo != repo {
+		return nil, errUploadUnknown()
+	}
+	if err != nil {
+		return nil, internal("resume upload", err)
+	}
+	u, err := r.blobs.Resume(ctx, id)
+	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrInvalidID) {
+		return nil, errUploadUnknown()
+	}
+	if err != nil {
+		return nil, internal("resume upload", err)
+	}
+	return u, nil
+}
+
+// UploadStatus returns the number of bytes upload id of repo holds.
+func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (int64, error) {
+	u, err := r.resume(ctx, repo, id)
+	if err != nil {
+		return 0, err
+	}
+	defer u.Close()
+	return u.Size(), nil
+}
+
+// AppendUpload adds c to upload id of repo and returns the upload's size.
+func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int64, error) {
+	u, err := r.resume(ctx, repo, id)
+	if err != nil {
+		return 0, err
+	}
+	defer u.Close()
+	if err := r.append(ctx, u, c); err != nil {
+		return 0, err
+	}
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.TouchUpload(ctx, id, r.now()) })
+	if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return 0, internal("append upload", err)
+	}
+	return u.Size(), nil
+}
+
+func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) error {
+	if c.Start >= 0 && c.Start != u.Size() {
+		return &errcode.Error{
+			Code:    errcode.BlobUploadInvalid,
+			Message: fmt.Sprintf("chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()),
+			Status:  http.StatusRequestedRangeNotSatisfiable,
+			Detail:  RangeError{Size: u.Size()},
+		}
+	}
+	n, err := u.Append(ctx, c.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errcode.New(errcode.BlobUploadInvalid, "reading the chunk failed; nothing of it was kept")
+	}
+	if c.Length >= 0 && n != c.Length {
+		return errcode.New(errcode.SizeInvalid, "the chunk holds %d bytes, %d were declared", n, c.Length)
+	}
+	return nil
+}
+
+// FinishUpload adds the last chunk c, which may be empty, to upload id of repo, checks
+// that the content is blob ref, and makes it readable in repo.
+func (r *Registry) FinishUpload(ctx context.Context, repo, id, ref string, c Chunk) (digest.Digest, error) {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return "", err
+	}
+	u, err := r.resume(ctx, repo, id)
+	if err != nil {
+		return "", err
+	}
+	defer u.Close()
+	if err := r.append(ctx, u, c); err != nil {
+		return "", err
+	}
+	return d, r.commit(ctx, u, repo, d, id)
+}
+
+// PutBlob stores body as blob ref of repo in one request (a monolithic upload).
+func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (digest.Digest, error) {
+	if err := checkName(repo); err != nil {
+		return "", err
+	}
+	d, err := parseDigest(ref)
+	if err != nil {
+		return "", err
+	}
+	u, err := r.blobs.NewUpload(ctx)
+	if err != nil {
+		return "", internal("put blob", err)
+	}
+	defer u.Close()
+	if err := r.append(ctx, u, c); err != nil {
+		u.Cancel(ctx)
+		return "", err
+	}
+	return d, r.commit(ctx, u, repo, d, "")
+}
+
+// commit makes u blob d of repo and forgets session id (if any). A wrong digest
+// discards the upload: nothing of it is stored.
+func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, d digest.Digest, id string) error {
+	size, err := u.Commit(ctx, d)
+	if errors.Is(err, blobstore.ErrDigestMismatch) {
+		u.Cancel(ctx)
+		if id != "" {
+			r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, id) })
+		}
+		return errcode.New(errcode.DigestInvalid, "the uploaded content does not match digest %s", d)
+	}
+	if err != nil {
+		return internal("commit upload", err)
+	}
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if id != "" {
+			if err := tx.DeleteUpload(ctx, id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+				return err
+			}
+		}
+		return tx.LinkBlob(ctx, repo, d, size)
+	})
+	if err != nil {
+		return internal("commit upload", err)
+	}
+	return nil
+}
+
+// CancelUpload discards upload id of repo.
+func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
+	u, err := r.resume(ctx, repo, id)
+	if err != nil {
+		return err
+	}
+	if err := u.Cancel(ctx); err != nil {
+		return internal("cancel upload", err)
+	}
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, id) })
+	if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return internal("cancel upload", err)
+	}
+	return nil
+}
+
+// ExpireUploads reclaims the upload sessions nobody wrote to for the upload TTL, and
+// the bytes of sessions the metadata store does not know (a crash between the two
+// stores), and returns how many it reclaimed.
+func (r *Registry) ExpireUploads(ctx context.Context) (int, error) {
+	cutoff := r.now().Add(-r.opts.UploadTTL)
+	n := 0
+	for {
+		stale, err := r.meta.StaleUploads(ctx, cutoff, 100)
+		if err != nil {
+			return n, internal("expire uploads", err)
+		}
+		for _, s := range stale {
+			if u, err := r.blobs.Resume(ctx, s.ID); err == nil {
+				u.Cancel(ctx)
+			}
+			err := r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, s.ID) })
+			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+				return n, internal("expire uploads", err)
+			}
+			n++
+		}
+		if len(stale) < 100 {
+			break
+		}
+	}
+	err := r.blobs.Uploads(ctx, func(id string, modified time.Time) error {
+		if modified.After(cutoff) {
+			return nil
+		}
+		if _, err := r.meta.Upload(ctx, id); !errors.Is(err, metastore.ErrNotFound) {
+			return nil
+		}
+		if u, err := r.blobs.Resume(ctx, id); err == nil {
+			u.Cancel(ctx)
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, internal("expire uploads", err)
+	}
+	return n, nil
+}
+
+// RunJanitor expires stale uploads every interval until ctx ends.
+func (r *Registry) RunJanitor(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := r.ExpireUploads(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("expiring uploads", "err", err)
+		} else if n > 0 {
+			r.log.Info("expired stale uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

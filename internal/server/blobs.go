@@ -1,0 +1,46 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	h := w.Header()
+	if r.Method == http.MethodHead {
+		d, size, err := s.reg.StatBlob(r.Context(), rt.name, rt.ref)
+		if err != nil {
+			return err
+		}
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Docker-Content-Digest", d.String())
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Etag", `"`+d.String()+`"`)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	b, err := s.reg.OpenBlob(r.Context(), rt.name, rt.ref)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", b.Digest.String())
+	h.Set("Etag", `"`+b.Digest.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	// ServeContent answers Range requests (206, 416) and sends an *os.File with
+	// sendfile(2).
+	http.ServeContent(w, r, "", time.Time{}, b.ReadSeekCloser)
+	return nil
+}
+
+func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) error {
+	if err := s.reg.DeleteBlob(r.Context(), rt.name, rt.ref); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/graft-registry/graft/internal/errcode"
+)
+
+// writeError answers with err as the spec's error body. An error without a code is
+// logged with its text and answered as UNKNOWN, so no internal detail reaches the
+// client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		w.WriteHeader(499)
+		return
+	}
+	e := errcode.As(err)
+	if e.Code == errcode.Unknown {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	status := e.HTTPStatus()
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	body, _ := json.Marshal(errcode.Body(e))
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// writeJSON answers with v as JSON of type contentType.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		slog.Error("encoding an answer", "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}

@@ -1,0 +1,119 @@
+package server
+
+import "strings"
+
+// kind is an endpoint of the API.
+type kind int
+
+const (
+	routeNone          kind = iota
+	routeBase               // /v2/
+	routeCatalog            // /v2/_catalog
+	routeTags               // /v2/<name>/tags/list
+	routeManifest           // /v2/<name>/manifests/<ref>
+	routeBlob               // /v2/<name>/blobs/<digest>
+	routeUploads            // /v2/<name>/blobs/uploads/
+	routeUpload             // /v2/<name>/blobs/uploads/<id>
+	routeReferrers          // /v2/<name>/referrers/<digest>
+	routeORASManifest       // /oras/artifacts/v1/<name>/manifests/<digest>
+	routeORASReferrers      // /oras/artifacts/v1/<name>/manifests/<digest>/referrers
+)
+
+var kindNames = [...]string{"none", "base", "catalog", "tags", "manifest", "blob", "uploads", "upload",
+	"referrers", "oras_manifest", "oras_referrers"}
+
+func (k kind) String() string { return kindNames[k] }
+
+// route is a parsed request path. Name and Ref are as they appear in the path; the
+// registry validates them.
+type route struct {
+	kind kind
+	name string
+	ref  string // a tag, digest or upload ID
+}
+
+const (
+	v2Prefix   = "/v2/"
+	orasPrefix = "/oras/artifacts/v1/"
+)
+
+// parseRoute parses path. Repository names contain slashes, so the endpoint is
+// recognized from the end of the path and the name is everything before it.
+func parseRoute(path string) route {
+	switch {
+	case path == "/v2" || path == v2Prefix:
+		return route{kind: routeBase}
+	case path == "/v2/_catalog":
+		return route{kind: routeCatalog}
+	case strings.HasPrefix(path, v2Prefix):
+		return parseV2(path[len(v2Prefix):])
+	case strings.HasPrefix(path, orasPrefix):
+		return parseORAS(path[len(orasPrefix):])
+	}
+	return route{}
+}
+
+func parseV2(p string) route {
+	if name, ok := strings.CutSuffix(p, "/tags/list"); ok {
+		return named(routeTags, name, "")
+	}
+	if name, ok := strings.CutSuffix(p, "/blobs/uploads/"); ok {
+		return named(routeUploads, name, "")
+	}
+	if name, ok := strings.CutSuffix(p, "/blobs/uploads"); ok {
+		return named(routeUploads, name, "")
+	}
+	rest, last, ok := cutLast(p)
+	if !ok || last == "" {
+		return route{}
+	}
+	rest, endpoint, ok := cutLast(rest)
+	if !ok {
+		return route{}
+	}
+	switch endpoint {
+	case "manifests":
+		return named(routeManifest, rest, last)
+	case "blobs":
+		return named(routeBlob, rest, last)
+	case "referrers":
+		return named(routeReferrers, rest, last)
+	case "uploads":
+		if name, ok := strings.CutSuffix(rest, "/blobs"); ok {
+			return named(routeUpload, name, last)
+		}
+	}
+	return route{}
+}
+
+func parseORAS(p string) route {
+	kind := routeORASManifest
+	if rest, ok := strings.CutSuffix(p, "/referrers"); ok {
+		kind, p = routeORASReferrers, rest
+	}
+	rest, ref, ok := cutLast(p)
+	if !ok || ref == "" {
+		return route{}
+	}
+	name, ok := strings.CutSuffix(rest, "/manifests")
+	if !ok {
+		return route{}
+	}
+	return named(kind, name, ref)
+}
+
+// cutLast splits p at its last slash.
+func cutLast(p string) (before, after string, ok bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	return p[:i], p[i+1:], true
+}
+
+func named(k kind, name, ref string) route {
+	if name == "" {
+		return route{}
+	}
+	return route{kind: k, name: name, ref: ref}
+}

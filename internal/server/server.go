@@ -1,0 +1,228 @@
+// Package server is the registry's HTTP surface: the OCI distribution API, the legacy
+// ORAS artifacts API and metrics. It parses requests, calls the registry service and
+// writes its answers; the rules live in the service.
+package server
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/registry"
+)
+
+// Server serves a registry over HTTP.
+type Server struct {
+	reg     *registry.Registry
+	log     *slog.Logger
+	metrics *metrics
+	handler http.Handler
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the server's metrics; nil means a registry of its own,
+	// served at /metrics.
+	Registerer prometheus.Registerer
+}
+
+// New returns a server for reg.
+func New(reg *registry.Registry, opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{reg: reg, log: log}
+	mux := http.NewServeMux()
+	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
+	if opts.Registerer == nil {
+		r := prometheus.NewRegistry()
+		r.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		opts.Registerer, gatherer = r, r
+	}
+	s.metrics = newMetrics(opts.Registerer)
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("/", http.HandlerFunc(s.serveAPI))
+	s.handler = mux
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request, route) error
+
+// serveAPI dispatches by route and method, and records what each request did.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt := parseRoute(r.URL.Path)
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
+			if sw.status == 0 {
+				s.writeError(sw, r, errcode.New(errcode.Unknown, "internal server error"))
+			}
+		}
+		d := time.Since(start)
+		s.metrics.observe(rt.kind, r.Method, sw.status, d)
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"bytes", sw.written, "duration", d)
+	}()
+	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	h := s.handlerFor(rt, r.Method)
+	if h == nil {
+		if rt.kind == routeNone {
+			s.writeError(sw, r, &errcode.Error{Code: errcode.Unsupported, Message: "no such endpoint", Status: http.StatusNotFound})
+		} else {
+			s.writeError(sw, r, errcode.New(errcode.Unsupported, "%s is not supported here", r.Method))
+		}
+		return
+	}
+	if err := h(sw, r, rt); err != nil {
+		s.writeError(sw, r, err)
+	}
+}
+
+func (s *Server) handlerFor(rt route, method string) handlerFunc {
+	get := method == http.MethodGet || method == http.MethodHead
+	switch rt.kind {
+	case routeBase:
+		if get {
+			return s.base
+		}
+	case routeCatalog:
+		if get {
+			return s.catalog
+		}
+	case routeTags:
+		if get {
+			return s.tags
+		}
+	case routeManifest:
+		switch {
+		case get:
+			return s.getManifest
+		case method == http.MethodPut:
+			return s.putManifest
+		case method == http.MethodDelete:
+			return s.deleteManifest
+		}
+	case routeBlob:
+		switch {
+		case get:
+			return s.getBlob
+		case method == http.MethodDelete:
+			return s.deleteBlob
+		}
+	case routeUploads:
+		if method == http.MethodPost {
+			return s.startUpload
+		}
+	case routeUpload:
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			return s.uploadStatus
+		case http.MethodPatch:
+			return s.patchUpload
+		case http.MethodPut:
+			return s.finishUpload
+		case http.MethodDelete:
+			return s.cancelUpload
+		}
+	case routeReferrers:
+		if get {
+			return s.referrers
+		}
+	case routeORASManifest:
+		if get {
+			return s.orasManifest
+		}
+	case routeORASReferrers:
+		if get {
+			return s.orasReferrers
+		}
+	}
+	return nil
+}
+
+func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
+	writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
+	return nil
+}
+
+// statusWriter records the status and size of an answer. It passes ReadFrom through,
+// so that blobs still go out with sendfile(2).
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+	w.written += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "graft_http_requests_total",
+			Help: "HTTP requests by endpoint, method and status.",
+		}, []string{"endpoint", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "graft_http_request_duration_seconds",
+			Help:    "HTTP request latency by endpoint and method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"endpoint", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *metrics) observe(k kind, method string, status int, d time.Duration) {
+	if status == 0 {
+		status = http.StatusOK
+	}
+	m.requests.WithLabelValues(k.String(), method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(k.String(), method).Observe(d.Seconds())
+}

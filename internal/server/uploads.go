@@ -1,0 +1,160 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/registry"
+)
+
+func blobLocation(name string, d digest.Digest) string {
+	return "/v2/" + name + "/blobs/" + d.String()
+}
+
+func uploadLocation(name, id string) string {
+	return "/v2/" + name + "/blobs/uploads/" + id
+}
+
+// startUpload answers POST /v2/<name>/blobs/uploads/: a mount (?mount=&from=), a
+// monolithic upload (?digest=, the blob in the body) or a new session.
+func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, rt route) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if mount := q.Get("mount"); mount != "" {
+		d, ok, err := s.reg.MountBlob(ctx, rt.name, q.Get("from"), mount)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return blobCreated(w, rt.name, d)
+		}
+	} else if ref := q.Get("digest"); ref != "" {
+		c, err := chunk(r)
+		if err != nil {
+			return err
+		}
+		d, err := s.reg.PutBlob(ctx, rt.name, ref, c)
+		if err != nil {
+			return err
+		}
+		return blobCreated(w, rt.name, d)
+	}
+	id, err := s.reg.StartUpload(ctx, rt.name)
+	if err != nil {
+		return err
+	}
+	return uploadAccepted(w, rt.name, id, 0, http.StatusAccepted)
+}
+
+func blobCreated(w http.ResponseWriter, name string, d digest.Digest) error {
+	h := w.Header()
+	h.Set("Location", blobLocation(name, d))
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// uploadAccepted answers with the state of session id holding size bytes.
+func uploadAccepted(w http.ResponseWriter, name, id string, size int64, status int) error {
+	h := w.Header()
+	h.Set("Location", uploadLocation(name, id))
+	h.Set("Docker-Upload-UUID", id)
+	h.Set("Range", uploadRange(size))
+	h.Set("Content-Length", "0")
+	w.WriteHeader(status)
+	return nil
+}
+
+// uploadRange is the Range header of an upload holding size bytes: the inclusive range
+// of bytes received, "0-0" when there are none (as distribution answers).
+func uploadRange(size int64) string {
+	return "0-" + strconv.FormatInt(max(size-1, 0), 10)
+}
+
+func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request, rt route) error {
+	size, err := s.reg.UploadStatus(r.Context(), rt.name, rt.ref)
+	if err != nil {
+		return err
+	}
+	return uploadAccepted(w, rt.name, rt.ref, size, http.StatusNoContent)
+}
+
+func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, rt route) error {
+	c, err := chunk(r)
+	if err != nil {
+		return err
+	}
+	size, err := s.reg.AppendUpload(r.Context(), rt.name, rt.ref, c)
+	if err != nil {
+		return withUploadState(w, rt, err)
+	}
+	return uploadAccepted(w, rt.name, rt.ref, size, http.StatusAccepted)
+}
+
+// withUploadState adds to an out-of-order answer where the upload stands, so that the
+// client can resume.
+func withUploadState(w http.ResponseWriter, rt route, err error) error {
+	e := errcode.As(err)
+	if re, ok := e.Detail.(registry.RangeError); ok {
+		h := w.Header()
+		h.Set("Location", uploadLocation(rt.name, rt.ref))
+		h.Set("Range", uploadRange(re.Size))
+		h.Set("Docker-Upload-UUID", rt.ref)
+	}
+	return err
+}
+
+func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, rt route) error {
+	ref := r.URL.Query().Get("digest")
+	if ref == "" {
+		return errcode.New(errcode.DigestInvalid, "the digest query parameter is required")
+	}
+	c, err := chunk(r)
+	if err != nil {
+		return err
+	}
+	d, err := s.reg.FinishUpload(r.Context(), rt.name, rt.ref, ref, c)
+	if err != nil {
+		return withUploadState(w, rt, err)
+	}
+	return blobCreated(w, rt.name, d)
+}
+
+func (s *Server) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) error {
+	if err := s.reg.CancelUpload(r.Context(), rt.name, rt.ref); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// chunk reads what a request says of the bytes in its body: Content-Range (start-end,
+// inclusive) and Content-Length, which must agree.
+func chunk(r *http.Request) (registry.Chunk, error) {
+	c := registry.Chunk{Body: r.Body, Start: -1, Length: r.ContentLength}
+	cr := r.Header.Get("Content-Range")
+	if cr == "" {
+		return c, nil
+	}
+	cr = strings.TrimPrefix(strings.TrimSpace(cr), "bytes=")
+	cr = strings.TrimPrefix(cr, "bytes ")
+	first, last, ok := strings.Cut(cr, "-")
+	start, err1 := strconv.ParseInt(first, 10, 64)
+	end, err2 := strconv.ParseInt(last, 10, 64)
+	if !ok || err1 != nil || err2 != nil || start < 0 || end < start {
+		return c, &errcode.Error{Code: errcode.BlobUploadInvalid, Message: "malformed Content-Range",
+			Status: http.StatusRequestedRangeNotSatisfiable}
+	}
+	n := end - start + 1
+	if c.Length >= 0 && c.Length != n {
+		return c, &errcode.Error{Code: errcode.BlobUploadInvalid,
+			Message: "Content-Range and Content-Length disagree", Status: http.StatusRequestedRangeNotSatisfiable}
+	}
+	c.Start, c.Length = start, n
+	return c, nil
+}
