@@ -1,0 +1,5 @@
+//go:build race
+
+package graftest
+
+const raceEnabled = true
