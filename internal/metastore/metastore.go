@@ -47,10 +47,22 @@ type Reader interface {
 	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
 	// RepositoryExists reports whether repo has ever had content.
 	RepositoryExists(ctx context.Context, repo string) (bool, error)
-	// Repositories returns up to n repository names after `after`, in lexical order.
+	// Repository returns repo with its counts and attributes, or ErrNotFound.
+	Repository(ctx context.Context, repo string) (*Repository, error)
+	// RepositoryList returns up to n repositories after `after`, in lexical order,
+	// listed or not.
+	RepositoryList(ctx context.Context, after string, n int) ([]Repository, error)
+	// Repositories returns up to n names of listed repositories (ListEnabled) after
+	// `after`, in lexical order.
 	Repositories(ctx context.Context, after string, n int) ([]string, error)
-	// Tags returns up to n tags of repo after `after`, in lexical order.
+	// Tags returns up to n tags of repo after `after`, in lexical order, leaving out
+	// the tags of manifests that are not listed (ListEnabled).
 	Tags(ctx context.Context, repo, after string, n int) ([]string, error)
+	// Tag returns the manifest tag names in repo, without its content, or ErrNotFound.
+	Tag(ctx context.Context, repo, tag string) (*Manifest, error)
+	// Manifests returns up to n manifests of repo that pass f, without their content,
+	// in digest order after `after`.
+	Manifests(ctx context.Context, repo string, f Filter, after digest.Digest, n int) ([]Manifest, error)
 	// TagsOf returns the tags naming manifest d in repo, in lexical order.
 	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// Referrers returns up to n descriptors, in digest order after `after`, of the
@@ -88,6 +100,43 @@ type Tx interface {
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
+	// SetRepositoryAttributes sets the attributes of repo, or returns ErrNotFound.
+	SetRepositoryAttributes(ctx context.Context, repo string, a Attributes) error
+	// SetManifestAttributes sets the attributes of manifest d of repo, or returns
+	// ErrNotFound.
+	SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a Attributes) error
+}
+
+// Attributes are what may be done with a repository or a manifest, as teams know them
+// from ACR's changeable attributes. The zero value forbids everything; stores create
+// repositories and manifests with every attribute enabled.
+type Attributes struct {
+	DeleteEnabled bool
+	WriteEnabled  bool
+	ReadEnabled   bool
+	ListEnabled   bool
+}
+
+// Enabled are the attributes of a new repository or manifest.
+var Enabled = Attributes{DeleteEnabled: true, WriteEnabled: true, ReadEnabled: true, ListEnabled: true}
+
+// Repository is a repository with its counts.
+type Repository struct {
+	Name          string
+	ManifestCount int64
+	TagCount      int64
+	// Size is the bytes of the blobs the repository may read and of its manifests.
+	Size       int64
+	Created    time.Time
+	Updated    time.Time
+	Attributes Attributes
+}
+
+// Filter selects manifests of a listing; unset fields select everything.
+type Filter struct {
+	Tagged       *bool
+	HasSubject   *bool
+	ArtifactType string
 }
 
 // Manifest is a stored manifest.
@@ -108,8 +157,16 @@ type Manifest struct {
 	Platform *ocispec.Platform
 	// References are the blobs and child manifests the manifest names.
 	References []Reference
-	Created    time.Time
-	Updated    time.Time
+	// TotalSize is the manifest's size plus the sizes of the blobs it names and the
+	// total sizes of its child manifests; the store computes it.
+	TotalSize int64
+	// TagCount is the number of tags naming the manifest; the store keeps it.
+	TagCount   int64
+	Attributes Attributes
+	// RepoAttributes are the attributes of the manifest's repository, as read with it.
+	RepoAttributes Attributes
+	Created        time.Time
+	Updated        time.Time
 }
 
 // Reference is a blob or child manifest a manifest names.

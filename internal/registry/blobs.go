@@ -32,6 +32,9 @@ func (r *Registry) StatBlob(ctx context.Context, repo, ref string) (digest.Diges
 	if err != nil {
 		return "", 0, err
 	}
+	if err := checkRepoRead(ctx, r.meta, repo); err != nil {
+		return "", 0, internal("stat blob", err)
+	}
 	size, err := r.meta.Blob(ctx, repo, d)
 	if errors.Is(err, metastore.ErrNotFound) {
 		// A manifest is a blob of its repository too, as clients that fetch one
@@ -59,6 +62,9 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, ref string) (*Blob, error
 	d, err := parseDigest(ref)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkRepoRead(ctx, r.meta, repo); err != nil {
+		return nil, internal("open blob", err)
 	}
 	_, err = r.meta.Blob(ctx, repo, d)
 	if errors.Is(err, metastore.ErrNotFound) {
@@ -100,7 +106,12 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 	if err != nil {
 		return err
 	}
-	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.UnlinkBlob(ctx, repo, d) })
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if err := checkRepoDelete(ctx, tx, repo); err != nil {
+			return err
+		}
+		return tx.UnlinkBlob(ctx, repo, d)
+	})
 	if errors.Is(err, metastore.ErrNotFound) {
 		return errBlobUnknown(ref)
 	}
@@ -111,8 +122,8 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 }
 
 // MountBlob makes blob ref of repository from readable in repo, and reports whether it
-// did: false when from does not have it. With from empty, any repository that has the
-// blob serves.
+// did: false when from does not have it or may not be read. With from empty, any
+// repository that has the blob serves.
 func (r *Registry) MountBlob(ctx context.Context, repo, from, ref string) (digest.Digest, bool, error) {
 	if err := checkName(repo); err != nil {
 		return "", false, err
@@ -120,6 +131,9 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from, ref string) (diges
 	d, err := parseDigest(ref)
 	if err != nil {
 		return "", false, err
+	}
+	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+		return "", false, internal("mount blob", err)
 	}
 	if from == "" {
 		from, err = r.meta.BlobRepository(ctx, d)
@@ -133,6 +147,12 @@ func (r *Registry) MountBlob(ctx context.Context, repo, from, ref string) (diges
 		return d, false, nil
 	}
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if err := checkRepoWrite(ctx, tx, repo); err != nil {
+			return err
+		}
+		if checkRepoRead(ctx, tx, from) != nil {
+			return metastore.ErrNotFound // nothing readable to mount
+		}
 		size, err := tx.Blob(ctx, from, d)
 		if err != nil {
 			return err

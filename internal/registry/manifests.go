@@ -52,6 +52,9 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastor
 	if err != nil {
 		return nil, internal("get manifest", err)
 	}
+	if err := checkManifestRead(m); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -130,6 +133,18 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 	}
 
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if err := checkRepoWrite(ctx, tx, repo); err != nil {
+			return err
+		}
+		for _, t := range tags {
+			cur, err := tx.Tag(ctx, repo, t)
+			if err == nil && cur.Digest != d && !cur.Attributes.WriteEnabled {
+				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
+			}
+			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+				return err
+			}
+		}
 		missing, err := tx.MissingBlobs(ctx, repo, blobs)
 		if err != nil {
 			return err

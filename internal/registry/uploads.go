@@ -38,6 +38,9 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error)
 	if err := checkName(repo); err != nil {
 		return "", err
 	}
+	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+		return "", internal("start upload", err)
+	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return "", internal("start upload", err)
@@ -151,6 +154,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err != nil {
 		return "", err
 	}
+	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+		return "", internal("put blob", err)
+	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return "", internal("put blob", err)
@@ -178,6 +184,9 @@ func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, 
 		return internal("commit upload", err)
 	}
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if err := checkRepoWrite(ctx, tx, repo); err != nil {
+			return err
+		}
 		if id != "" {
 			if err := tx.DeleteUpload(ctx, id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
 				return err

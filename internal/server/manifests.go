@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/manifest"
 )
@@ -68,19 +70,33 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	return nil
 }
 
-// CascadeHeader says how many manifests a delete removed besides the one it named.
-const CascadeHeader = "Graft-Cascade-Deleted"
+// Headers of a manifest DELETE: how many manifests the cascade removed besides the one
+// named, and at how many locked manifests it stopped.
+const (
+	CascadeHeader       = "Graft-Cascade-Deleted"
+	CascadeLockedHeader = "Graft-Cascade-Locked"
+)
 
 func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, rt route) error {
 	deleted, err := s.reg.DeleteManifest(r.Context(), rt.name, rt.ref)
 	if err != nil {
 		return err
 	}
-	h := w.Header()
-	if n := len(deleted.Manifests); n > 0 {
-		h.Set(CascadeHeader, strconv.Itoa(n-1))
+	if len(deleted.Manifests) == 0 { // a tag
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusAccepted)
+		return nil
 	}
-	h.Set("Content-Length", "0")
-	w.WriteHeader(http.StatusAccepted)
+	h := w.Header()
+	h.Set(CascadeHeader, strconv.Itoa(len(deleted.Manifests)-1))
+	h.Set(CascadeLockedHeader, strconv.Itoa(len(deleted.Locked)))
+	body := struct {
+		Deleted []digest.Digest `json:"deleted"`
+		Locked  []digest.Digest `json:"locked"`
+	}{deleted.Manifests, deleted.Locked}
+	if body.Locked == nil {
+		body.Locked = []digest.Digest{}
+	}
+	writeJSON(w, r, http.StatusAccepted, "application/json", body)
 	return nil
 }

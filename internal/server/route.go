@@ -17,10 +17,15 @@ const (
 	routeReferrers          // /v2/<name>/referrers/<digest>
 	routeORASManifest       // /oras/artifacts/v1/<name>/manifests/<digest>
 	routeORASReferrers      // /oras/artifacts/v1/<name>/manifests/<digest>/referrers
+	routeMetaRepos          // /graft/v1/_repositories
+	routeMetaRepo           // /graft/v1/<name>
+	routeMetaManifests      // /graft/v1/<name>/_manifests
+	routeMetaManifest       // /graft/v1/<name>/_manifests/<ref>
 )
 
 var kindNames = [...]string{"none", "base", "catalog", "tags", "manifest", "blob", "uploads", "upload",
-	"referrers", "oras_manifest", "oras_referrers"}
+	"referrers", "oras_manifest", "oras_referrers", "meta_repositories", "meta_repository",
+	"meta_manifests", "meta_manifest"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -35,6 +40,7 @@ type route struct {
 const (
 	v2Prefix   = "/v2/"
 	orasPrefix = "/oras/artifacts/v1/"
+	metaPrefix = "/graft/v1/"
 )
 
 // parseRoute parses path. Repository names contain slashes, so the endpoint is
@@ -49,6 +55,26 @@ func parseRoute(path string) route {
 		return parseV2(path[len(v2Prefix):])
 	case strings.HasPrefix(path, orasPrefix):
 		return parseORAS(path[len(orasPrefix):])
+	case strings.HasPrefix(path, metaPrefix):
+		return parseMeta(path[len(metaPrefix):])
+	}
+	return route{}
+}
+
+// parseMeta parses a path of the metadata API. Its endpoint words start with '_',
+// which no component of a repository name can, so the first one ends the name.
+func parseMeta(p string) route {
+	if p == "_repositories" {
+		return route{kind: routeMetaRepos}
+	}
+	name, rest, ok := strings.Cut(p, "/_manifests")
+	switch {
+	case !ok:
+		return named(routeMetaRepo, p, "")
+	case rest == "":
+		return named(routeMetaManifests, name, "")
+	case rest[0] == '/' && len(rest) > 1 && !strings.Contains(rest[1:], "/"):
+		return named(routeMetaManifest, name, rest[1:])
 	}
 	return route{}
 }

@@ -154,6 +154,28 @@ func (s *Server) handlerFor(rt route, method string) handlerFunc {
 		if get {
 			return s.orasReferrers
 		}
+	case routeMetaRepos:
+		if get {
+			return s.metaRepositories
+		}
+	case routeMetaRepo:
+		switch {
+		case get:
+			return s.metaRepository
+		case method == http.MethodPatch:
+			return s.patchRepository
+		}
+	case routeMetaManifests:
+		if get {
+			return s.metaManifests
+		}
+	case routeMetaManifest:
+		switch {
+		case get:
+			return s.metaManifest
+		case method == http.MethodPatch:
+			return s.patchManifest
+		}
 	}
 	return nil
 }

@@ -45,6 +45,5 @@ func setNext(w http.ResponseWriter, path string, page *registry.Page, n int) {
 	if !page.More || len(page.Items) == 0 {
 		return
 	}
-	q := url.Values{"n": {strconv.Itoa(n)}, "last": {page.Items[len(page.Items)-1]}}
-	w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
+	setLink(w, path, url.Values{"n": {strconv.Itoa(n)}, "last": {page.Items[len(page.Items)-1]}})
 }

@@ -19,20 +19,34 @@ type reader struct {
 	q *conn
 }
 
-const manifestColumns = `m.digest, m.media_type, m.size, m.artifact_type, m.config_media_type,
-	m.subject, m.annotations, m.platform_os, m.platform_architecture, m.platform_variant,
-	m.created, m.updated, m.content`
+// metaColumns are a manifest's columns but its content, with the attributes of its
+// repository (joined as r).
+const metaColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_count, m.artifact_type,
+	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
+	m.platform_variant, m.created, m.updated,
+	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
+	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled`
 
-func scanManifest(repo string, s interface{ Scan(...any) error }) (*metastore.Manifest, error) {
+// manifestColumns are metaColumns and the content, last.
+const manifestColumns = metaColumns + `, m.content`
+
+// scanManifest scans a row of metaColumns, and of the content when withContent is set.
+func scanManifest(repo string, s interface{ Scan(...any) error }, withContent bool) (*metastore.Manifest, error) {
 	var (
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   sql.NullString
 		os, arch, variant string
 		created, updated  int64
+		a, ra             = &m.Attributes, &m.RepoAttributes
 	)
-	err := s.Scan(&m.Digest, &m.MediaType, &m.Size, &m.ArtifactType, &m.ConfigMediaType,
-		&subject, &annots, &os, &arch, &variant, &created, &updated, &m.Content)
-	if err != nil {
+	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
+		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &created, &updated,
+		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
+		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled}
+	if withContent {
+		dest = append(dest, &m.Content)
+	}
+	if err := s.Scan(dest...); err != nil {
 		return nil, notFound(err)
 	}
 	m.Subject = digest.Digest(subject.String)
@@ -62,13 +76,92 @@ func notFound(err error) error {
 func (r reader) Manifest(ctx context.Context, repo string, d digest.Digest) (*metastore.Manifest, error) {
 	return scanManifest(repo, r.q.queryRow(ctx, `SELECT `+manifestColumns+`
 		FROM manifests m JOIN repos r ON r.id = m.repo_id
-		WHERE r.name = ? AND m.digest = ?`, repo, d.String()))
+		WHERE r.name = ? AND m.digest = ?`, repo, d.String()), true)
 }
 
 func (r reader) TaggedManifest(ctx context.Context, repo, tag string) (*metastore.Manifest, error) {
 	return scanManifest(repo, r.q.queryRow(ctx, `SELECT `+manifestColumns+`
 		FROM repos r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.id = t.manifest_id
-		WHERE r.name = ? AND t.name = ?`, repo, tag))
+		WHERE r.name = ? AND t.name = ?`, repo, tag), true)
+}
+
+func (r reader) Tag(ctx context.Context, repo, tag string) (*metastore.Manifest, error) {
+	return scanManifest(repo, r.q.queryRow(ctx, `SELECT `+metaColumns+`
+		FROM repos r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.id = t.manifest_id
+		WHERE r.name = ? AND t.name = ?`, repo, tag), false)
+}
+
+func (r reader) Manifests(ctx context.Context, repo string, f metastore.Filter, after digest.Digest, n int) ([]metastore.Manifest, error) {
+	// Each filter has an index that yields the manifests in digest order: the query is
+	// a range scan whose length follows the answer.
+	q := `SELECT ` + metaColumns + ` FROM repos r JOIN manifests m ON m.repo_id = r.id
+		WHERE r.name = ? AND m.digest > ?`
+	args := []any{repo, after.String()}
+	if f.ArtifactType != "" {
+		q += ` AND m.artifact_type = ?`
+		args = append(args, f.ArtifactType)
+	}
+	if f.HasSubject != nil {
+		q += map[bool]string{true: ` AND m.subject IS NOT NULL`, false: ` AND m.subject IS NULL`}[*f.HasSubject]
+	}
+	if f.Tagged != nil {
+		q += map[bool]string{true: ` AND m.tag_count > 0`, false: ` AND m.tag_count = 0`}[*f.Tagged]
+	}
+	q += ` ORDER BY m.digest LIMIT ?`
+	args = append(args, n)
+	rows, err := r.q.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("metastore: %w", err)
+	}
+	defer rows.Close()
+	out := []metastore.Manifest{}
+	for rows.Next() {
+		m, err := scanManifest(repo, rows, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *m)
+	}
+	return out, rows.Err()
+}
+
+const repoColumns = `name, manifest_count, tag_count, size, created, updated,
+	delete_enabled, write_enabled, read_enabled, list_enabled`
+
+func scanRepository(s interface{ Scan(...any) error }) (*metastore.Repository, error) {
+	var (
+		rp               metastore.Repository
+		created, updated int64
+		a                = &rp.Attributes
+	)
+	err := s.Scan(&rp.Name, &rp.ManifestCount, &rp.TagCount, &rp.Size, &created, &updated,
+		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	rp.Created, rp.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return &rp, nil
+}
+
+func (r reader) Repository(ctx context.Context, repo string) (*metastore.Repository, error) {
+	return scanRepository(r.q.queryRow(ctx, `SELECT `+repoColumns+` FROM repos WHERE name = ?`, repo))
+}
+
+func (r reader) RepositoryList(ctx context.Context, after string, n int) ([]metastore.Repository, error) {
+	rows, err := r.q.query(ctx, `SELECT `+repoColumns+` FROM repos WHERE name > ? ORDER BY name LIMIT ?`, after, n)
+	if err != nil {
+		return nil, fmt.Errorf("metastore: %w", err)
+	}
+	defer rows.Close()
+	out := []metastore.Repository{}
+	for rows.Next() {
+		rp, err := scanRepository(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *rp)
+	}
+	return out, rows.Err()
 }
 
 func (r reader) Blob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
@@ -145,12 +238,13 @@ func (r reader) strings(ctx context.Context, query string, args ...any) ([]strin
 }
 
 func (r reader) Repositories(ctx context.Context, after string, n int) ([]string, error) {
-	return r.strings(ctx, `SELECT name FROM repos WHERE name > ? ORDER BY name LIMIT ?`, after, n)
+	return r.strings(ctx, `SELECT name FROM repos WHERE name > ? AND list_enabled = 1 ORDER BY name LIMIT ?`, after, n)
 }
 
 func (r reader) Tags(ctx context.Context, repo, after string, n int) ([]string, error) {
-	return r.strings(ctx, `SELECT name FROM tags
-		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND name > ? ORDER BY name LIMIT ?`, repo, after, n)
+	return r.strings(ctx, `SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
+		WHERE t.repo_id = (SELECT id FROM repos WHERE name = ?) AND t.name > ? AND m.list_enabled = 1
+		ORDER BY t.name LIMIT ?`, repo, after, n)
 }
 
 func (r reader) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
@@ -262,10 +356,21 @@ func (t *txn) repoID(ctx context.Context, repo string, create bool) (int64, erro
 	var id int64
 	err := t.q.queryRow(ctx, `SELECT id FROM repos WHERE name = ?`, repo).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) && create {
-		err = t.q.queryRow(ctx, `INSERT INTO repos (name, created) VALUES (?, ?) RETURNING id`,
-			repo, time.Now().UnixNano()).Scan(&id)
+		now := time.Now().UnixNano()
+		err = t.q.queryRow(ctx, `INSERT INTO repos (name, created, updated) VALUES (?, ?, ?) RETURNING id`,
+			repo, now, now).Scan(&id)
 	}
 	return id, notFound(err)
+}
+
+// addToRepo adjusts the counters of repository id and marks it updated.
+func (t *txn) addToRepo(ctx context.Context, id, manifests, tags, size int64) error {
+	_, err := t.q.exec(ctx, `UPDATE repos SET manifest_count = manifest_count + ?, tag_count = tag_count + ?,
+		size = size + ?, updated = ? WHERE id = ?`, manifests, tags, size, time.Now().UnixNano(), id)
+	if err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
+	return nil
 }
 
 func (t *txn) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
@@ -278,17 +383,29 @@ func (t *txn) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 		ON CONFLICT (digest) DO NOTHING`, d.String(), size, now); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	if _, err := t.q.exec(ctx, `INSERT INTO repo_blobs (repo_id, digest, created) VALUES (?, ?, ?)
-		ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), now); err != nil {
+	res, err := t.q.exec(ctx, `INSERT INTO repo_blobs (repo_id, digest, created) VALUES (?, ?, ?)
+		ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), now)
+	if err != nil {
 		return fmt.Errorf("metastore: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return t.addToRepo(ctx, id, 0, 0, size)
 	}
 	return nil
 }
 
 func (t *txn) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	res, err := t.q.exec(ctx, `DELETE FROM repo_blobs
-		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest = ?`, repo, d.String())
-	return affected(res, err)
+	var id, size int64
+	err := t.q.queryRow(ctx, `SELECT r.id, b.size FROM repos r
+		JOIN repo_blobs rb ON rb.repo_id = r.id JOIN blobs b ON b.digest = rb.digest
+		WHERE r.name = ? AND rb.digest = ?`, repo, d.String()).Scan(&id, &size)
+	if err != nil {
+		return notFound(err)
+	}
+	if _, err := t.q.exec(ctx, `DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?`, id, d.String()); err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
+	return t.addToRepo(ctx, id, 0, 0, -size)
 }
 
 func affected(res sql.Result, err error) error {
@@ -315,8 +432,10 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	var id int64
 	err = t.q.queryRow(ctx, `SELECT id FROM manifests WHERE repo_id = ? AND digest = ?`, repo, m.Digest.String()).Scan(&id)
 	if err == nil {
-		_, err = t.q.exec(ctx, `UPDATE manifests SET updated = ? WHERE id = ?`, now.UnixNano(), id)
-		return notFound(err)
+		if _, err = t.q.exec(ctx, `UPDATE manifests SET updated = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
+		return t.addToRepo(ctx, repo, 0, 0, 0)
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return notFound(err)
@@ -340,13 +459,20 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if !m.Created.IsZero() {
 		created = m.Created
 	}
-	err = t.q.queryRow(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size, artifact_type,
+	total, err := t.totalSize(ctx, repo, m)
+	if err != nil {
+		return err
+	}
+	err = t.q.queryRow(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
 		config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
-		created, updated, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		repo, m.Digest.String(), m.MediaType, m.Size, m.ArtifactType, m.ConfigMediaType, subject, annots,
+		created, updated, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		repo, m.Digest.String(), m.MediaType, m.Size, total, m.ArtifactType, m.ConfigMediaType, subject, annots,
 		p.OS, p.Architecture, p.Variant, created.UnixNano(), now.UnixNano(), m.Content).Scan(&id)
 	if err != nil {
 		return fmt.Errorf("metastore: %w", err)
+	}
+	if err := t.addToRepo(ctx, repo, 1, 0, m.Size); err != nil {
+		return err
 	}
 	for _, ref := range m.References {
 		if _, err := t.q.exec(ctx, `INSERT INTO manifest_refs (manifest_id, digest, size, is_manifest)
@@ -358,12 +484,39 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	return nil
 }
 
+// totalSize is m's size plus the stored sizes of the blobs it names and the total
+// sizes of its children in repository repo.
+func (t *txn) totalSize(ctx context.Context, repo int64, m *metastore.Manifest) (int64, error) {
+	total := m.Size
+	for _, ref := range m.References {
+		var size int64
+		var err error
+		if ref.Manifest {
+			err = t.q.queryRow(ctx, `SELECT total_size FROM manifests WHERE repo_id = ? AND digest = ?`,
+				repo, ref.Digest.String()).Scan(&size)
+		} else {
+			err = t.q.queryRow(ctx, `SELECT size FROM blobs WHERE digest = ?`, ref.Digest.String()).Scan(&size)
+		}
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			size = ref.Size // not pushed (a non-distributable layer): as the manifest says
+		case err != nil:
+			return 0, fmt.Errorf("metastore: %w", err)
+		}
+		total += size
+	}
+	return total, nil
+}
+
 func (t *txn) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	var id int64
-	err := t.q.queryRow(ctx, `SELECT m.id FROM manifests m JOIN repos r ON r.id = m.repo_id
-		WHERE r.name = ? AND m.digest = ?`, repo, d.String()).Scan(&id)
+	var id, repoID, size, tags int64
+	err := t.q.queryRow(ctx, `SELECT m.id, r.id, m.size, m.tag_count FROM manifests m JOIN repos r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.digest = ?`, repo, d.String()).Scan(&id, &repoID, &size, &tags)
 	if err != nil {
 		return notFound(err)
+	}
+	if err := t.addToRepo(ctx, repoID, -1, -tags, -size); err != nil {
+		return err
 	}
 	for _, q := range []string{
 		`DELETE FROM tags WHERE manifest_id = ?`,
@@ -384,9 +537,41 @@ func (t *txn) SetTag(ctx context.Context, repo, tag string, d digest.Digest) err
 	if err != nil {
 		return notFound(err)
 	}
-	_, err = t.q.exec(ctx, `INSERT INTO tags (repo_id, name, manifest_id, updated) VALUES (?, ?, ?, ?)
-		ON CONFLICT (repo_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated = excluded.updated
-		WHERE tags.manifest_id <> excluded.manifest_id`, repoID, tag, id, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	var old int64
+	err = t.q.queryRow(ctx, `SELECT manifest_id FROM tags WHERE repo_id = ? AND name = ?`, repoID, tag).Scan(&old)
+	switch {
+	case err == nil && old == id:
+		return nil
+	case err == nil:
+		if _, err := t.q.exec(ctx, `UPDATE tags SET manifest_id = ?, updated = ? WHERE repo_id = ? AND name = ?`,
+			id, now, repoID, tag); err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
+		if err := t.addTags(ctx, old, -1); err != nil {
+			return err
+		}
+		if err := t.addToRepo(ctx, repoID, 0, 0, 0); err != nil {
+			return err
+		}
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := t.q.exec(ctx, `INSERT INTO tags (repo_id, name, manifest_id, updated) VALUES (?, ?, ?, ?)`,
+			repoID, tag, id, now); err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
+		if err := t.addToRepo(ctx, repoID, 0, 1, 0); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("metastore: %w", err)
+	}
+	return t.addTags(ctx, id, 1)
+}
+
+// addTags adjusts the tag count of manifest id, which a tag change also marks updated.
+func (t *txn) addTags(ctx context.Context, id, n int64) error {
+	_, err := t.q.exec(ctx, `UPDATE manifests SET tag_count = tag_count + ?, updated = ? WHERE id = ?`,
+		n, time.Now().UnixNano(), id)
 	if err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
@@ -394,8 +579,31 @@ func (t *txn) SetTag(ctx context.Context, repo, tag string, d digest.Digest) err
 }
 
 func (t *txn) DeleteTag(ctx context.Context, repo, tag string) error {
-	res, err := t.q.exec(ctx, `DELETE FROM tags
-		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND name = ?`, repo, tag)
+	var repoID, id int64
+	err := t.q.queryRow(ctx, `SELECT r.id, t.manifest_id FROM repos r JOIN tags t ON t.repo_id = r.id
+		WHERE r.name = ? AND t.name = ?`, repo, tag).Scan(&repoID, &id)
+	if err != nil {
+		return notFound(err)
+	}
+	if _, err := t.q.exec(ctx, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, repoID, tag); err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
+	if err := t.addTags(ctx, id, -1); err != nil {
+		return err
+	}
+	return t.addToRepo(ctx, repoID, 0, -1, 0)
+}
+
+func (t *txn) SetRepositoryAttributes(ctx context.Context, repo string, a metastore.Attributes) error {
+	res, err := t.q.exec(ctx, `UPDATE repos SET delete_enabled = ?, write_enabled = ?, read_enabled = ?,
+		list_enabled = ? WHERE name = ?`, a.DeleteEnabled, a.WriteEnabled, a.ReadEnabled, a.ListEnabled, repo)
+	return affected(res, err)
+}
+
+func (t *txn) SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a metastore.Attributes) error {
+	res, err := t.q.exec(ctx, `UPDATE manifests SET delete_enabled = ?, write_enabled = ?, read_enabled = ?,
+		list_enabled = ? WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest = ?`,
+		a.DeleteEnabled, a.WriteEnabled, a.ReadEnabled, a.ListEnabled, repo, d.String())
 	return affected(res, err)
 }
 

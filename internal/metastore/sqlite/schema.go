@@ -10,6 +10,10 @@ CREATE TABLE repos (
 	id INTEGER PRIMARY KEY,
 	name TEXT NOT NULL UNIQUE,
 	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	manifest_count INTEGER NOT NULL DEFAULT 0,
+	tag_count INTEGER NOT NULL DEFAULT 0,
+	size INTEGER NOT NULL DEFAULT 0,
 	delete_enabled INTEGER NOT NULL DEFAULT 1,
 	write_enabled INTEGER NOT NULL DEFAULT 1,
 	read_enabled INTEGER NOT NULL DEFAULT 1,
@@ -33,6 +37,8 @@ CREATE TABLE manifests (
 	digest TEXT NOT NULL,
 	media_type TEXT NOT NULL,
 	size INTEGER NOT NULL,
+	total_size INTEGER NOT NULL,
+	tag_count INTEGER NOT NULL DEFAULT 0,
 	artifact_type TEXT NOT NULL,
 	config_media_type TEXT NOT NULL,
 	subject TEXT,
@@ -51,6 +57,12 @@ CREATE TABLE manifests (
 );
 CREATE INDEX manifests_by_subject ON manifests (repo_id, subject, digest) WHERE subject IS NOT NULL;
 CREATE INDEX manifests_by_subject_type ON manifests (repo_id, subject, artifact_type, digest) WHERE subject IS NOT NULL;
+-- the filters of the manifest listing, each a range in digest order
+CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest);
+CREATE INDEX manifests_with_subject ON manifests (repo_id, digest) WHERE subject IS NOT NULL;
+CREATE INDEX manifests_without_subject ON manifests (repo_id, digest) WHERE subject IS NULL;
+CREATE INDEX manifests_tagged ON manifests (repo_id, digest) WHERE tag_count > 0;
+CREATE INDEX manifests_untagged ON manifests (repo_id, digest) WHERE tag_count = 0;
 CREATE TABLE manifest_refs (
 	manifest_id INTEGER NOT NULL,
 	digest TEXT NOT NULL,

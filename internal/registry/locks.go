@@ -1,0 +1,78 @@
+package registry
+
+import (
+	"context"
+	"errors"
+
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/metastore"
+)
+
+// Locks follow ACR's changeable attributes: writeEnabled false refuses tag moves,
+// overwrites and pushes, and, as in ACR, deletes too; deleteEnabled false refuses
+// deletes only; readEnabled false refuses pulls; listEnabled false hides a repository
+// from the catalog and a manifest's tags from the tag list.
+
+func errDenied(format string, args ...any) error {
+	return errcode.New(errcode.Denied, format, args...)
+}
+
+// deletable reports whether attributes allow a delete.
+func deletable(a metastore.Attributes) bool { return a.DeleteEnabled && a.WriteEnabled }
+
+// repoAttributes returns the attributes of repo, or Enabled for a repository that does
+// not exist yet.
+func repoAttributes(ctx context.Context, rd metastore.Reader, repo string) (metastore.Attributes, error) {
+	rp, err := rd.Repository(ctx, repo)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return metastore.Enabled, nil
+	}
+	if err != nil {
+		return metastore.Attributes{}, err
+	}
+	return rp.Attributes, nil
+}
+
+func checkRepoWrite(ctx context.Context, rd metastore.Reader, repo string) error {
+	a, err := repoAttributes(ctx, rd, repo)
+	if err != nil {
+		return err
+	}
+	if !a.WriteEnabled {
+		return errDenied("repository %s is locked for writes", repo)
+	}
+	return nil
+}
+
+func checkRepoRead(ctx context.Context, rd metastore.Reader, repo string) error {
+	a, err := repoAttributes(ctx, rd, repo)
+	if err != nil {
+		return err
+	}
+	if !a.ReadEnabled {
+		return errDenied("repository %s is locked for reads", repo)
+	}
+	return nil
+}
+
+func checkRepoDelete(ctx context.Context, rd metastore.Reader, repo string) error {
+	a, err := repoAttributes(ctx, rd, repo)
+	if err != nil {
+		return err
+	}
+	if !deletable(a) {
+		return errDenied("repository %s is locked against deletes", repo)
+	}
+	return nil
+}
+
+// checkManifestRead refuses a pull of m when it or its repository is read-locked.
+func checkManifestRead(m *metastore.Manifest) error {
+	if !m.RepoAttributes.ReadEnabled {
+		return errDenied("repository %s is locked for reads", m.Repo)
+	}
+	if !m.Attributes.ReadEnabled {
+		return errDenied("manifest %s is locked for reads", m.Digest)
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/registry"
+)
+
+// The metadata API, under /graft/v1/: what is in a registry, tagged and untagged, as
+// `az acr manifest list-metadata` shows it, and the changeable attributes (locks) of
+// repositories and manifests.
+
+type attributesJSON struct {
+	DeleteEnabled bool `json:"deleteEnabled"`
+	WriteEnabled  bool `json:"writeEnabled"`
+	ReadEnabled   bool `json:"readEnabled"`
+	ListEnabled   bool `json:"listEnabled"`
+}
+
+func attributes(a metastore.Attributes) attributesJSON {
+	return attributesJSON{a.DeleteEnabled, a.WriteEnabled, a.ReadEnabled, a.ListEnabled}
+}
+
+type repositoryJSON struct {
+	Name                 string         `json:"name"`
+	ManifestCount        int64          `json:"manifestCount"`
+	TagCount             int64          `json:"tagCount"`
+	Size                 int64          `json:"size"`
+	CreatedTime          time.Time      `json:"createdTime"`
+	LastUpdateTime       time.Time      `json:"lastUpdateTime"`
+	ChangeableAttributes attributesJSON `json:"changeableAttributes"`
+}
+
+func repository(rp *metastore.Repository) repositoryJSON {
+	return repositoryJSON{
+		Name: rp.Name, ManifestCount: rp.ManifestCount, TagCount: rp.TagCount, Size: rp.Size,
+		CreatedTime: rp.Created, LastUpdateTime: rp.Updated, ChangeableAttributes: attributes(rp.Attributes),
+	}
+}
+
+type platformJSON struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant,omitempty"`
+}
+
+type manifestJSON struct {
+	Digest               string         `json:"digest"`
+	MediaType            string         `json:"mediaType"`
+	ConfigMediaType      string         `json:"configMediaType,omitempty"`
+	ArtifactType         string         `json:"artifactType,omitempty"`
+	Size                 int64          `json:"size"`
+	TotalSize            int64          `json:"totalSize"`
+	Platform             *platformJSON  `json:"platform,omitempty"`
+	Tags                 []string       `json:"tags"`
+	Subject              string         `json:"subject,omitempty"`
+	CreatedTime          time.Time      `json:"createdTime"`
+	LastUpdateTime       time.Time      `json:"lastUpdateTime"`
+	ChangeableAttributes attributesJSON `json:"changeableAttributes"`
+}
+
+func manifestInfo(m *registry.ManifestInfo) manifestJSON {
+	out := manifestJSON{
+		Digest: m.Digest.String(), MediaType: m.MediaType, ConfigMediaType: m.ConfigMediaType,
+		ArtifactType: m.ArtifactType, Size: m.Size, TotalSize: m.TotalSize, Tags: m.Tags,
+		Subject: m.Subject.String(), CreatedTime: m.Created, LastUpdateTime: m.Updated,
+		ChangeableAttributes: attributes(m.Attributes),
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if p := m.Platform; p != nil {
+		out.Platform = &platformJSON{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	}
+	return out
+}
+
+func (s *Server) metaRepositories(w http.ResponseWriter, r *http.Request, _ route) error {
+	q := r.URL.Query()
+	n, err := registry.PageSize(q.Get("n"))
+	if err != nil {
+		return err
+	}
+	repos, more, err := s.reg.RepositoryList(r.Context(), q.Get("last"), n)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Repositories []repositoryJSON `json:"repositories"`
+	}{Repositories: make([]repositoryJSON, len(repos))}
+	for i := range repos {
+		out.Repositories[i] = repository(&repos[i])
+	}
+	if more {
+		setLink(w, metaPrefix+"_repositories", url.Values{"n": {strconv.Itoa(n)}, "last": {repos[len(repos)-1].Name}})
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", out)
+	return nil
+}
+
+func (s *Server) metaRepository(w http.ResponseWriter, r *http.Request, rt route) error {
+	rp, err := s.reg.Repository(r.Context(), rt.name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
+	return nil
+}
+
+func (s *Server) patchRepository(w http.ResponseWriter, r *http.Request, rt route) error {
+	p, err := readPatch(r)
+	if err != nil {
+		return err
+	}
+	rp, err := s.reg.UpdateRepository(r.Context(), rt.name, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
+	return nil
+}
+
+func (s *Server) metaManifests(w http.ResponseWriter, r *http.Request, rt route) error {
+	q := r.URL.Query()
+	n, err := registry.PageSize(q.Get("n"))
+	if err != nil {
+		return err
+	}
+	f := metastore.Filter{ArtifactType: q.Get("artifactType")}
+	if f.Tagged, err = boolParam(q, "tagged"); err != nil {
+		return err
+	}
+	if f.HasSubject, err = boolParam(q, "hasSubject"); err != nil {
+		return err
+	}
+	list, more, err := s.reg.ManifestList(r.Context(), rt.name, f, q.Get("last"), n)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Repository string         `json:"repository"`
+		Manifests  []manifestJSON `json:"manifests"`
+	}{Repository: rt.name, Manifests: make([]manifestJSON, len(list))}
+	for i := range list {
+		out.Manifests[i] = manifestInfo(&list[i])
+	}
+	if more {
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("n", strconv.Itoa(n))
+		next.Set("last", list[len(list)-1].Digest.String())
+		setLink(w, metaPrefix+rt.name+"/_manifests", next)
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", out)
+	return nil
+}
+
+func (s *Server) metaManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	m, err := s.reg.ManifestInfo(r.Context(), rt.name, rt.ref)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
+	return nil
+}
+
+func (s *Server) patchManifest(w http.ResponseWriter, r *http.Request, rt route) error {
+	p, err := readPatch(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.reg.UpdateManifest(r.Context(), rt.name, rt.ref, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
+	return nil
+}
+
+func errBadRequest(format string, args ...any) error {
+	return errcode.New(errcode.Unsupported, format, args...).WithStatus(http.StatusBadRequest)
+}
+
+// readPatch reads a body of changeable attributes: {"writeEnabled": false, ...}.
+func readPatch(r *http.Request) (registry.AttributesPatch, error) {
+	var p registry.AttributesPatch
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return p, errBadRequest("the body must be a JSON object of deleteEnabled, writeEnabled, readEnabled and listEnabled booleans")
+	}
+	if dec.More() {
+		return p, errBadRequest("trailing data after the JSON object")
+	}
+	return p, nil
+}
+
+func boolParam(q url.Values, name string) (*bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return nil, errBadRequest("%s must be true or false", name)
+	}
+	return &b, nil
+}
+
+// setLink adds the Link header of the next page.
+func setLink(w http.ResponseWriter, path string, q url.Values) {
+	w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
+}
