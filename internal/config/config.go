@@ -118,18 +118,12 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	if f := fs.Lookup("config"); f != nil && f.Changed {
 		path = f.Value.String()
 	}
+	v := reflect.ValueOf(&c).Elem()
 	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
-			return nil, fmt.Errorf("config: %s: %w", path, err)
+		if err := loadFile(v, path); err != nil {
+			return nil, err
 		}
 	}
-	v := reflect.ValueOf(&c).Elem()
 	for _, s := range settings() {
 		if val, ok := os.LookupEnv(s.env); ok {
 			if err := set(v.FieldByIndex(s.index), val); err != nil {
@@ -145,6 +139,65 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	return &c, c.validate()
+}
+
+// loadFile sets what the YAML file at path sets. Values go through set, as those of
+// variables and flags do, so that every error names its setting.
+func loadFile(v reflect.Value, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) { // an empty file
+			return nil
+		}
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
+		return nil // only comments
+	}
+	byKey := map[string]setting{}
+	for _, s := range settings() {
+		byKey[s.key] = s
+	}
+	var walk func(n *yaml.Node, prefix string) error
+	walk = func(n *yaml.Node, prefix string) error {
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("config: %s: line %d: %s must be a mapping", path, n.Line, strings.TrimSuffix(prefix, "."))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			key := prefix + k.Value
+			if s, ok := byKey[key]; ok {
+				if val.Kind != yaml.ScalarNode {
+					return fmt.Errorf("config: %s: line %d: %s must be a single value", path, val.Line, key)
+				}
+				if err := set(v.FieldByIndex(s.index), val.Value); err != nil {
+					return fmt.Errorf("config: %s: line %d: %s: %w", path, val.Line, key, err)
+				}
+				continue
+			}
+			if !hasPrefix(byKey, key+".") {
+				return fmt.Errorf("config: %s: line %d: unknown setting %s", path, k.Line, key)
+			}
+			if err := walk(val, key+"."); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(doc.Content[0], "")
+}
+
+func hasPrefix(byKey map[string]setting, prefix string) bool {
+	for k := range byKey {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func set(v reflect.Value, s string) error {
@@ -174,11 +227,13 @@ func set(v reflect.Value, s string) error {
 }
 
 func (c *Config) validate() error {
+	c.Log.Format = strings.ToLower(c.Log.Format)
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
 		return fmt.Errorf("config: log.format must be text or json, not %q", c.Log.Format)
 	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -186,6 +241,9 @@ func (c *Config) validate() error {
 	}
 	if c.Uploads.TTL <= 0 {
 		return errors.New("config: uploads.ttl must be positive")
+	}
+	if c.Shutdown.Timeout <= 0 {
+		return errors.New("config: shutdown.timeout must be positive")
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data-dir must be set")

@@ -121,7 +121,8 @@ func Parse(contentType string, body []byte) (*Manifest, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, invalid("not a JSON manifest: %s", jsonReason(err))
 	}
-	if dec.More() {
+	// dec.More is no test for this: it stops at a stray '}' or ']'.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, invalid("trailing data after the JSON object")
 	}
 	if w.FSLayers != nil {
@@ -210,7 +211,7 @@ func resolveMediaType(contentType string, w *wire) (string, error) {
 	}
 	switch {
 	case header != "" && w.MediaType != "" && header != w.MediaType:
-		return "", invalid("Content-Type %q differs from the manifest's mediaType %q", header, w.MediaType)
+		return "", invalid("Content-Type %q differs from the manifest's mediaType %q", truncate(header), truncate(w.MediaType))
 	case header != "":
 	case w.MediaType != "":
 		header = w.MediaType
@@ -222,7 +223,7 @@ func resolveMediaType(contentType string, w *wire) (string, error) {
 		return "", invalid("no media type: set Content-Type or the manifest's mediaType")
 	}
 	if _, ok := kinds[header]; !ok {
-		return "", invalid("unsupported manifest media type %q", header)
+		return "", invalid("unsupported manifest media type %q", truncate(header))
 	}
 	return header, nil
 }
