@@ -1,0 +1,226 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/blobstore/fs"
+	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/registry"
+)
+
+// The hot paths of the API, measured in process through the real handler, registry
+// and stores: what one request costs the server, without a network in the way.
+
+func benchServer(b *testing.B) *Server {
+	b.Helper()
+	dir := b.TempDir()
+	blobs, err := fs.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	meta, err := sqlite.Open(context.Background(), filepath.Join(dir, "graft.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { meta.Close() })
+	return New(registry.New(blobs, meta, registry.Options{Cascade: true}), Options{})
+}
+
+func do(b *testing.B, s *Server, method, target, contentType string, body []byte, want int) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != want {
+		b.Fatalf("%s %s: %d, want %d: %s", method, target, rec.Code, want, rec.Body.String())
+	}
+	return rec
+}
+
+// pushBlob pushes content monolithically and returns its descriptor.
+func pushBlob(b *testing.B, s *Server, repo, mediaType string, content []byte) ocispec.Descriptor {
+	d := digest.FromBytes(content)
+	do(b, s, "POST", "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), "application/octet-stream", content, http.StatusCreated)
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(content))}
+}
+
+// image returns an image manifest on config and layer, made distinct by note.
+func image(config, layer ocispec.Descriptor, note string, subject *ocispec.Descriptor, artifactType string) []byte {
+	m := ocispec.Manifest{
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: artifactType,
+		Config:       config,
+		Layers:       []ocispec.Descriptor{layer},
+		Subject:      subject,
+		Annotations:  map[string]string{"org.example.note": note},
+	}
+	m.SchemaVersion = 2
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func imageBlobs(b *testing.B, s *Server, repo string) (config, layer ocispec.Descriptor) {
+	config = pushBlob(b, s, repo, ocispec.MediaTypeImageConfig, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
+	l := make([]byte, 4096)
+	rand.Read(l)
+	layer = pushBlob(b, s, repo, ocispec.MediaTypeImageLayerGzip, l)
+	return config, layer
+}
+
+// BenchmarkManifestPut: distinct manifests under distinct tags from parallel clients,
+// as regbench's manifest-put does.
+func BenchmarkManifestPut(b *testing.B) {
+	s := benchServer(b)
+	config, layer := imageBlobs(b, s, "bench/put")
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			body := image(config, layer, fmt.Sprint(i), nil, "")
+			do(b, s, "PUT", fmt.Sprintf("/v2/bench/put/manifests/t%07d", i), ocispec.MediaTypeImageManifest, body, http.StatusCreated)
+		}
+	})
+}
+
+// BenchmarkManifestGet: GET by tag over 1000 tags from parallel clients.
+func BenchmarkManifestGet(b *testing.B) {
+	s := benchServer(b)
+	config, layer := imageBlobs(b, s, "bench/get")
+	const tags = 1000
+	for i := range tags {
+		do(b, s, "PUT", fmt.Sprintf("/v2/bench/get/manifests/t%07d", i), ocispec.MediaTypeImageManifest,
+			image(config, layer, fmt.Sprint(i), nil, ""), http.StatusCreated)
+	}
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1) % tags
+			req := httptest.NewRequest("GET", fmt.Sprintf("/v2/bench/get/manifests/t%07d", i), nil)
+			req.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("GET: %d", rec.Code)
+			}
+		}
+	})
+}
+
+// BenchmarkListings: the index queries of the API in a repository holding a subject
+// with 1000 referrers (half of artifact type A) and 100 or 10000 unrelated manifests.
+// Each answer's cost should follow its size, not the repository's: the figures of a
+// query should not change between the two sizes.
+func BenchmarkListings(b *testing.B) {
+	for _, filler := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("filler=%d", filler), func(b *testing.B) {
+			s := benchServer(b)
+			repo := "bench/referrers"
+			config, layer := imageBlobs(b, s, repo)
+			subject := image(config, layer, "subject", nil, "")
+			do(b, s, "PUT", "/v2/"+repo+"/manifests/subject", ocispec.MediaTypeImageManifest, subject, http.StatusCreated)
+			sd := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(subject), Size: int64(len(subject))}
+			for i := range 1000 {
+				at := "application/vnd.example.a"
+				if i%2 == 1 {
+					at = "application/vnd.example.b"
+				}
+				body := image(config, layer, fmt.Sprint("ref", i), &sd, at)
+				do(b, s, "PUT", "/v2/"+repo+"/manifests/"+digest.FromBytes(body).String(), ocispec.MediaTypeImageManifest, body, http.StatusCreated)
+			}
+			for i := range filler {
+				body := image(config, layer, fmt.Sprint("filler", i), nil, "")
+				do(b, s, "PUT", "/v2/"+repo+"/manifests/"+digest.FromBytes(body).String(), ocispec.MediaTypeImageManifest, body, http.StatusCreated)
+			}
+			ref := sd.Digest.String()
+			for _, q := range []struct {
+				name, path string
+				want       int
+				count      func([]byte) int
+			}{
+				{"referrers", "/v2/" + repo + "/referrers/" + ref, 1000, countIndex},
+				{"referrers-artifactType", "/v2/" + repo + "/referrers/" + ref + "?artifactType=application/vnd.example.a", 500, countIndex},
+				{"oras-referrers", "/oras/artifacts/v1/" + repo + "/manifests/" + ref + "/referrers", 1000, countField("references")},
+				{"oras-referrers-artifactType", "/oras/artifacts/v1/" + repo + "/manifests/" + ref + "/referrers?artifactType=application/vnd.example.a", 500, countField("references")},
+				{"metadata-hasSubject", "/graft/v1/" + repo + "/_manifests?hasSubject=true&n=1000", 1000, countField("manifests")},
+				{"metadata-artifactType", "/graft/v1/" + repo + "/_manifests?artifactType=application/vnd.example.a&n=1000", 500, countField("manifests")},
+				{"metadata-tagged", "/graft/v1/" + repo + "/_manifests?tagged=true&n=1000", 1, countField("manifests")},
+			} {
+				b.Run(q.name, func(b *testing.B) {
+					rec := do(b, s, "GET", q.path, "", nil, http.StatusOK)
+					if n := q.count(rec.Body.Bytes()); n != q.want {
+						b.Fatalf("%d entries, want %d", n, q.want)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						do(b, s, "GET", q.path, "", nil, http.StatusOK)
+					}
+				})
+			}
+		})
+	}
+}
+
+func countIndex(body []byte) int {
+	var idx ocispec.Index
+	if json.Unmarshal(body, &idx) != nil {
+		return -1
+	}
+	return len(idx.Manifests)
+}
+
+func countField(name string) func([]byte) int {
+	return func(body []byte) int {
+		var v map[string]json.RawMessage
+		var list []json.RawMessage
+		if json.Unmarshal(body, &v) != nil || json.Unmarshal(v[name], &list) != nil {
+			return -1
+		}
+		return len(list)
+	}
+}
+
+// BenchmarkBlobPush: a 64 MiB monolithic upload over loopback HTTP: hashing, writing,
+// fsync and rename.
+func BenchmarkBlobPush(b *testing.B) {
+	s := benchServer(b)
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	blob := make([]byte, 64<<20)
+	rand.Read(blob)
+	b.SetBytes(int64(len(blob)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		blob[0] = byte(i) // a new blob each time: a known one would be deduplicated
+		blob[1] = byte(i >> 8)
+		d := digest.FromBytes(blob)
+		resp, err := http.Post(ts.URL+"/v2/bench/blob/blobs/uploads/?digest="+d.String(), "application/octet-stream", bytes.NewReader(blob))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("push: %s", resp.Status)
+		}
+	}
+}
