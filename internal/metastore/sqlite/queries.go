@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -180,29 +181,76 @@ func (r reader) BlobRepository(ctx context.Context, d digest.Digest) (string, er
 }
 
 func (r reader) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, `SELECT 1 FROM repo_blobs
-		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest = ?`, repo, ds)
+	return r.missing(ctx, `SELECT digest FROM repo_blobs
+		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest IN `, repo, ds)
 }
 
 func (r reader) MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, `SELECT 1 FROM manifests
-		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest = ?`, repo, ds)
+	return r.missing(ctx, `SELECT digest FROM manifests
+		WHERE repo_id = (SELECT id FROM repos WHERE name = ?) AND digest IN `, repo, ds)
 }
 
-// missing runs the point query for each digest: in-process lookups cost microseconds,
-// and one prepared statement serves every list length.
+// missing returns those of ds that query, completed with an IN list, does not find.
 func (r reader) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	found := map[digest.Digest]bool{}
+	err := inChunks(ds, func(chunk []digest.Digest) error {
+		args := append([]any{repo}, digestArgs(chunk)...)
+		rows, err := r.q.query(ctx, query+placeholders(len(chunk)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d digest.Digest
+			if err := rows.Scan(&d); err != nil {
+				return err
+			}
+			found[d] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metastore: %w", err)
+	}
 	var out []digest.Digest
 	for _, d := range ds {
-		var one int
-		switch err := r.q.queryRow(ctx, query, repo, d.String()).Scan(&one); {
-		case errors.Is(err, sql.ErrNoRows):
+		if !found[d] {
 			out = append(out, d)
-		case err != nil:
-			return nil, fmt.Errorf("metastore: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// maxIn bounds the length of an IN list, and so the number of distinct statements
+// the cache holds for one query.
+const maxIn = 64
+
+// inChunks calls fn with successive parts of ds of at most maxIn digests.
+func inChunks(ds []digest.Digest, fn func([]digest.Digest) error) error {
+	for len(ds) > 0 {
+		n := min(len(ds), maxIn)
+		if err := fn(ds[:n]); err != nil {
+			return err
+		}
+		ds = ds[n:]
+	}
+	return nil
+}
+
+// placeholders returns "(?, ?, …)" with n question marks.
+func placeholders(n int) string {
+	return "(?" + strings.Repeat(", ?", n-1) + ")"
+}
+
+func digestArgs(ds []digest.Digest) []any {
+	args := make([]any, len(ds))
+	for i, d := range ds {
+		args[i] = d.String()
+	}
+	return args
 }
 
 func (r reader) RepositoryExists(ctx context.Context, repo string) (bool, error) {
@@ -347,7 +395,12 @@ func (r reader) StaleUploads(ctx context.Context, t time.Time, n int) ([]metasto
 // txn implements metastore.Tx inside the writer's transaction.
 type txn struct {
 	reader
+	// pending are the changes of the current op to repository counters, written once
+	// by flush when the op succeeds.
+	pending map[int64]*repoDelta
 }
+
+type repoDelta struct{ manifests, tags, size int64 }
 
 var _ metastore.Tx = (*txn)(nil)
 
@@ -363,12 +416,32 @@ func (t *txn) repoID(ctx context.Context, repo string, create bool) (int64, erro
 	return id, notFound(err)
 }
 
-// addToRepo adjusts the counters of repository id and marks it updated.
-func (t *txn) addToRepo(ctx context.Context, id, manifests, tags, size int64) error {
-	_, err := t.q.exec(ctx, `UPDATE repos SET manifest_count = manifest_count + ?, tag_count = tag_count + ?,
-		size = size + ?, updated = ? WHERE id = ?`, manifests, tags, size, time.Now().UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("metastore: %w", err)
+// addToRepo adds to the counters of repository id, and marks it updated, when the
+// op succeeds.
+func (t *txn) addToRepo(id, manifests, tags, size int64) {
+	if t.pending == nil {
+		t.pending = map[int64]*repoDelta{}
+	}
+	d := t.pending[id]
+	if d == nil {
+		d = &repoDelta{}
+		t.pending[id] = d
+	}
+	d.manifests += manifests
+	d.tags += tags
+	d.size += size
+}
+
+// flush writes the pending counter changes: one statement per repository the op
+// touched, however many rows it wrote.
+func (t *txn) flush(ctx context.Context) error {
+	now := time.Now().UnixNano()
+	for id, d := range t.pending {
+		_, err := t.q.exec(ctx, `UPDATE repos SET manifest_count = manifest_count + ?, tag_count = tag_count + ?,
+			size = size + ?, updated = ? WHERE id = ?`, d.manifests, d.tags, d.size, now, id)
+		if err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
 	}
 	return nil
 }
@@ -389,7 +462,7 @@ func (t *txn) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 		return fmt.Errorf("metastore: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		return t.addToRepo(ctx, id, 0, 0, size)
+		t.addToRepo(id, 0, 0, size)
 	}
 	return nil
 }
@@ -405,7 +478,8 @@ func (t *txn) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) erro
 	if _, err := t.q.exec(ctx, `DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?`, id, d.String()); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	return t.addToRepo(ctx, id, 0, 0, -size)
+	t.addToRepo(id, 0, 0, -size)
+	return nil
 }
 
 func affected(res sql.Result, err error) error {
@@ -429,16 +503,9 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if !m.Updated.IsZero() {
 		now = m.Updated
 	}
-	var id int64
-	err = t.q.queryRow(ctx, `SELECT id FROM manifests WHERE repo_id = ? AND digest = ?`, repo, m.Digest.String()).Scan(&id)
-	if err == nil {
-		if _, err = t.q.exec(ctx, `UPDATE manifests SET updated = ? WHERE id = ?`, now.UnixNano(), id); err != nil {
-			return fmt.Errorf("metastore: %w", err)
-		}
-		return t.addToRepo(ctx, repo, 0, 0, 0)
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return notFound(err)
+	created := now
+	if !m.Created.IsZero() {
+		created = m.Created
 	}
 	var subject, annots sql.NullString
 	if m.Subject != "" {
@@ -455,31 +522,43 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if m.Platform != nil {
 		p = *m.Platform
 	}
-	created := now
-	if !m.Created.IsZero() {
-		created = m.Created
-	}
 	total, err := t.totalSize(ctx, repo, m)
 	if err != nil {
 		return err
 	}
+	var id int64
 	err = t.q.queryRow(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
 		config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
-		created, updated, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		created, updated, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (repo_id, digest) DO NOTHING RETURNING id`,
 		repo, m.Digest.String(), m.MediaType, m.Size, total, m.ArtifactType, m.ConfigMediaType, subject, annots,
 		p.OS, p.Architecture, p.Variant, created.UnixNano(), now.UnixNano(), m.Content).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) { // stored already: only the time moves
+		_, err = t.q.exec(ctx, `UPDATE manifests SET updated = ? WHERE repo_id = ? AND digest = ?`,
+			now.UnixNano(), repo, m.Digest.String())
+		if err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
+		t.addToRepo(repo, 0, 0, 0)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	if err := t.addToRepo(ctx, repo, 1, 0, m.Size); err != nil {
-		return err
-	}
-	for _, ref := range m.References {
-		if _, err := t.q.exec(ctx, `INSERT INTO manifest_refs (manifest_id, digest, size, is_manifest)
-			VALUES (?, ?, ?, ?) ON CONFLICT (manifest_id, digest) DO NOTHING`,
-			id, ref.Digest.String(), ref.Size, ref.Manifest); err != nil {
+	t.addToRepo(repo, 1, 0, m.Size)
+	refs := m.References
+	for len(refs) > 0 {
+		n := min(len(refs), maxIn)
+		args := make([]any, 0, 4*n)
+		for _, ref := range refs[:n] {
+			args = append(args, id, ref.Digest.String(), ref.Size, ref.Manifest)
+		}
+		_, err := t.q.exec(ctx, `INSERT INTO manifest_refs (manifest_id, digest, size, is_manifest) VALUES `+
+			strings.Repeat("(?, ?, ?, ?), ", n-1)+`(?, ?, ?, ?) ON CONFLICT (manifest_id, digest) DO NOTHING`, args...)
+		if err != nil {
 			return fmt.Errorf("metastore: %w", err)
 		}
+		refs = refs[n:]
 	}
 	return nil
 }
@@ -487,23 +566,51 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 // totalSize is m's size plus the stored sizes of the blobs it names and the total
 // sizes of its children in repository repo.
 func (t *txn) totalSize(ctx context.Context, repo int64, m *metastore.Manifest) (int64, error) {
-	total := m.Size
+	var blobs, children []digest.Digest
+	declared := map[digest.Digest]int64{}
 	for _, ref := range m.References {
-		var size int64
-		var err error
 		if ref.Manifest {
-			err = t.q.queryRow(ctx, `SELECT total_size FROM manifests WHERE repo_id = ? AND digest = ?`,
-				repo, ref.Digest.String()).Scan(&size)
+			children = append(children, ref.Digest)
 		} else {
-			err = t.q.queryRow(ctx, `SELECT size FROM blobs WHERE digest = ?`, ref.Digest.String()).Scan(&size)
+			blobs = append(blobs, ref.Digest)
 		}
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			size = ref.Size // not pushed (a non-distributable layer): as the manifest says
-		case err != nil:
-			return 0, fmt.Errorf("metastore: %w", err)
+		declared[ref.Digest] = ref.Size
+	}
+	sizes := map[digest.Digest]int64{}
+	scan := func(query string, args []any) error {
+		rows, err := t.q.query(ctx, query, args...)
+		if err != nil {
+			return err
 		}
-		total += size
+		defer rows.Close()
+		for rows.Next() {
+			var d digest.Digest
+			var size int64
+			if err := rows.Scan(&d, &size); err != nil {
+				return err
+			}
+			sizes[d] = size
+		}
+		return rows.Err()
+	}
+	err := inChunks(blobs, func(c []digest.Digest) error {
+		return scan(`SELECT digest, size FROM blobs WHERE digest IN `+placeholders(len(c)), digestArgs(c))
+	})
+	if err == nil {
+		err = inChunks(children, func(c []digest.Digest) error {
+			return scan(`SELECT digest, total_size FROM manifests WHERE repo_id = ? AND digest IN `+placeholders(len(c)),
+				append([]any{repo}, digestArgs(c)...))
+		})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("metastore: %w", err)
+	}
+	total := m.Size
+	for d, size := range declared {
+		if s, ok := sizes[d]; ok {
+			size = s // what is stored, not what the manifest claims
+		}
+		total += size // a blob never pushed (non-distributable) counts as declared
 	}
 	return total, nil
 }
@@ -515,9 +622,7 @@ func (t *txn) DeleteManifest(ctx context.Context, repo string, d digest.Digest) 
 	if err != nil {
 		return notFound(err)
 	}
-	if err := t.addToRepo(ctx, repoID, -1, -tags, -size); err != nil {
-		return err
-	}
+	t.addToRepo(repoID, -1, -tags, -size)
 	for _, q := range []string{
 		`DELETE FROM tags WHERE manifest_id = ?`,
 		`DELETE FROM manifest_refs WHERE manifest_id = ?`,
@@ -532,48 +637,33 @@ func (t *txn) DeleteManifest(ctx context.Context, repo string, d digest.Digest) 
 
 func (t *txn) SetTag(ctx context.Context, repo, tag string, d digest.Digest) error {
 	var repoID, id int64
-	err := t.q.queryRow(ctx, `SELECT r.id, m.id FROM manifests m JOIN repos r ON r.id = m.repo_id
-		WHERE r.name = ? AND m.digest = ?`, repo, d.String()).Scan(&repoID, &id)
+	var old sql.NullInt64
+	err := t.q.queryRow(ctx, `SELECT m.repo_id, m.id,
+		(SELECT t.manifest_id FROM tags t WHERE t.repo_id = m.repo_id AND t.name = ?)
+		FROM repos r JOIN manifests m ON m.repo_id = r.id WHERE r.name = ? AND m.digest = ?`,
+		tag, repo, d.String()).Scan(&repoID, &id, &old)
 	if err != nil {
 		return notFound(err)
 	}
-	now := time.Now().UnixNano()
-	var old int64
-	err = t.q.queryRow(ctx, `SELECT manifest_id FROM tags WHERE repo_id = ? AND name = ?`, repoID, tag).Scan(&old)
-	switch {
-	case err == nil && old == id:
+	if old.Valid && old.Int64 == id {
 		return nil
-	case err == nil:
-		if _, err := t.q.exec(ctx, `UPDATE tags SET manifest_id = ?, updated = ? WHERE repo_id = ? AND name = ?`,
-			id, now, repoID, tag); err != nil {
-			return fmt.Errorf("metastore: %w", err)
-		}
-		if err := t.addTags(ctx, old, -1); err != nil {
-			return err
-		}
-		if err := t.addToRepo(ctx, repoID, 0, 0, 0); err != nil {
-			return err
-		}
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := t.q.exec(ctx, `INSERT INTO tags (repo_id, name, manifest_id, updated) VALUES (?, ?, ?, ?)`,
-			repoID, tag, id, now); err != nil {
-			return fmt.Errorf("metastore: %w", err)
-		}
-		if err := t.addToRepo(ctx, repoID, 0, 1, 0); err != nil {
-			return err
-		}
-	default:
+	}
+	now := time.Now().UnixNano()
+	if _, err := t.q.exec(ctx, `INSERT INTO tags (repo_id, name, manifest_id, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT (repo_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated = excluded.updated`,
+		repoID, tag, id, now); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	return t.addTags(ctx, id, 1)
-}
-
-// addTags adjusts the tag count of manifest id, which a tag change also marks updated.
-func (t *txn) addTags(ctx context.Context, id, n int64) error {
-	_, err := t.q.exec(ctx, `UPDATE manifests SET tag_count = tag_count + ?, updated = ? WHERE id = ?`,
-		n, time.Now().UnixNano(), id)
-	if err != nil {
+	// The new target gains a tag; a moved tag's old target loses one. Both count as
+	// updated.
+	if _, err := t.q.exec(ctx, `UPDATE manifests SET tag_count = tag_count + IIF(id = ?, 1, -1), updated = ?
+		WHERE id IN (?, ?)`, id, now, id, old.Int64); err != nil {
 		return fmt.Errorf("metastore: %w", err)
+	}
+	if old.Valid {
+		t.addToRepo(repoID, 0, 0, 0)
+	} else {
+		t.addToRepo(repoID, 0, 1, 0)
 	}
 	return nil
 }
@@ -588,10 +678,12 @@ func (t *txn) DeleteTag(ctx context.Context, repo, tag string) error {
 	if _, err := t.q.exec(ctx, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, repoID, tag); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	if err := t.addTags(ctx, id, -1); err != nil {
-		return err
+	if _, err := t.q.exec(ctx, `UPDATE manifests SET tag_count = tag_count - 1, updated = ? WHERE id = ?`,
+		time.Now().UnixNano(), id); err != nil {
+		return fmt.Errorf("metastore: %w", err)
 	}
-	return t.addToRepo(ctx, repoID, 0, -1, 0)
+	t.addToRepo(repoID, 0, -1, 0)
+	return nil
 }
 
 func (t *txn) SetRepositoryAttributes(ctx context.Context, repo string, a metastore.Attributes) error {

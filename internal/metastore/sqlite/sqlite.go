@@ -199,6 +199,10 @@ func (s *Store) commit(batch []*op) {
 			return
 		}
 		o.err = run(o, t)
+		if o.err == nil {
+			o.err = t.flush(ctx)
+		}
+		t.pending = nil
 		if o.err != nil {
 			if _, err := c.exec(ctx, "ROLLBACK TO op"); err != nil {
 				s.abort(batch, fmt.Errorf("metastore: roll back: %w", err))
