@@ -57,17 +57,17 @@ type Blob struct {
 type Uploader interface {
 	// NewUpload starts an empty upload session and opens it.
 	NewUpload(ctx context.Context) (Upload, error)
-	// Resume opens the existing session id, waiting for whoever has it open; it
-	// returns ErrNotFound for an unknown session and ErrInvalidID for an ID this
-	// store would never issue.
+	// Resume opens the existing session id, waiting for whoever has it open until ctx
+	// ends; it returns ErrNotFound for an unknown session and ErrInvalidID for an ID
+	// this store would never issue.
 	Resume(ctx context.Context, id string) (Upload, error)
 	// Uploads calls fn with the ID and the time of the last write of every session,
 	// so that stale ones can be cancelled.
 	Uploads(ctx context.Context, fn func(id string, modified time.Time) error) error
 }
 
-// Upload is an open upload session. Exactly one of Commit, Cancel or Close ends the
-// caller's use of it.
+// Upload is an open upload session. Commit, Cancel or Close ends the caller's use of it;
+// Close after Commit or Cancel does nothing, so `defer u.Close()` is always right.
 type Upload interface {
 	// ID names the session for Resume.
 	ID() string

@@ -7,15 +7,21 @@
 //	uploads/<id>/state                               its size and sha256 state
 //
 // A blob appears under blobs/ by rename(2) only after its digest was verified and its
-// file and directory fsynced, so a crash never leaves a partial blob there. The hash
-// state lets a commit skip re-reading the upload; when it is stale (a crash between a
-// write and its state update), Commit hashes the data file again.
+// file and directory fsynced, so a crash never leaves a partial blob there.
+//
+// The hash state lets a commit skip re-reading the upload. Neither it nor the data is
+// fsynced before the commit, so it is trusted only while it provably describes the
+// data: it must cover exactly the data's size and have been written since the machine
+// last booted (a process crash keeps the page cache; a power loss may not). Otherwise,
+// and before refusing a digest, Commit hashes the data file again.
 package fs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	_ "crypto/sha512" // sha384 and sha512 digests
 	"encoding"
 	"encoding/binary"
 	"encoding/hex"
@@ -39,13 +45,16 @@ import (
 type Store struct {
 	blobs   string
 	uploads string
+	// epoch names this boot of the machine (or, where that is unknown, this Store):
+	// hash states written in another epoch are not trusted.
+	epoch []byte
 }
 
 var _ blobstore.Store = (*Store)(nil)
 
 // Open opens the store rooted at dir, creating it when needed.
 func Open(dir string) (*Store, error) {
-	s := &Store{blobs: filepath.Join(dir, "blobs"), uploads: filepath.Join(dir, "uploads")}
+	s := &Store{blobs: filepath.Join(dir, "blobs"), uploads: filepath.Join(dir, "uploads"), epoch: bootID()}
 	for _, d := range []string{s.blobs, s.uploads} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("blobstore: %w", err)
@@ -146,6 +155,17 @@ func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) e
 	return nil
 }
 
+// bootID identifies the current boot of the machine; where the kernel does not say,
+// a random value stands for this process.
+func bootID() []byte {
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return bytes.TrimSpace(b)
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return []byte(hex.EncodeToString(b))
+}
+
 func notFound(err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		return blobstore.ErrNotFound
@@ -183,7 +203,7 @@ func (s *Store) NewUpload(_ context.Context) (blobstore.Upload, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("blobstore: new upload: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("blobstore: lock upload: %w", err)
@@ -197,7 +217,7 @@ func (s *Store) NewUpload(_ context.Context) (blobstore.Upload, error) {
 }
 
 // Resume implements blobstore.Uploader.
-func (s *Store) Resume(_ context.Context, id string) (blobstore.Upload, error) {
+func (s *Store) Resume(ctx context.Context, id string) (blobstore.Upload, error) {
 	if !validID(id) {
 		return nil, blobstore.ErrInvalidID
 	}
@@ -207,9 +227,9 @@ func (s *Store) Resume(_ context.Context, id string) (blobstore.Upload, error) {
 	if err != nil {
 		return nil, notFound(err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lock(ctx, f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("blobstore: lock upload: %w", err)
+		return nil, err
 	}
 	// Whoever held the lock before may have committed or cancelled the upload: the
 	// file is then no longer the upload's data.
@@ -222,6 +242,29 @@ func (s *Store) Resume(_ context.Context, id string) (blobstore.Upload, error) {
 	u := &upload{s: s, id: id, dir: dir, f: f, size: held.Size(), h: sha256.New()}
 	u.loadState()
 	return u, nil
+}
+
+// lock takes f's exclusive lock, waiting for its holder until ctx ends. A blocking
+// flock(2) could not be abandoned, and would pin a thread per waiter.
+func lock(ctx context.Context, f *os.File) error {
+	wait := time.Millisecond
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return fmt.Errorf("blobstore: lock upload: %w", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // Uploads implements blobstore.Uploader.
@@ -259,6 +302,7 @@ type upload struct {
 	// h is the sha256 of the first size bytes when hashed is true.
 	h      hash.Hash
 	hashed bool
+	done   bool // committed, cancelled or closed
 }
 
 func (u *upload) ID() string  { return u.id }
@@ -278,7 +322,7 @@ func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 	var err error
 	for {
 		var n int
-		n, err = io.ReadFull(r, buf)
+		n, err = fill(r, buf)
 		if n > 0 {
 			if u.hashed {
 				u.h.Write(buf[:n])
@@ -289,7 +333,7 @@ func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 			}
 			off += int64(n)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if err == io.EOF {
 			err = nil
 			break
 		}
@@ -317,14 +361,32 @@ func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// The state file: the size the hash covers (8 bytes, big endian), then the marshaled
-// sha256 state. It is replaced by rename, so it is either the old or the new state.
+// fill reads from r into buf until buf is full or r ends. Only r's own io.EOF ends it
+// well: io.ReadFull would also take an io.ErrUnexpectedEOF from r (a client that went
+// away mid-body) for a clean end.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// The state file: the size the hash covers (8 bytes, big endian), the length of the
+// epoch it was written in (1 byte) and that epoch, then the marshaled sha256 state. It
+// is replaced by rename, so it is either the old or the new state.
 func (u *upload) saveState() error {
 	state, err := u.h.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil || !u.hashed {
 		return nil // nothing to keep: Commit re-hashes
 	}
-	buf := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(state)), uint64(u.size))
+	buf := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(u.s.epoch)+len(state)), uint64(u.size))
+	buf = append(buf, byte(len(u.s.epoch)))
+	buf = append(buf, u.s.epoch...)
 	buf = append(buf, state...)
 	tmp := filepath.Join(u.dir, "state.tmp")
 	if err := os.WriteFile(tmp, buf, 0o644); err != nil {
@@ -338,28 +400,30 @@ func (u *upload) saveState() error {
 
 func (u *upload) loadState() {
 	buf, err := os.ReadFile(filepath.Join(u.dir, "state"))
-	if err != nil || len(buf) < 8 || int64(binary.BigEndian.Uint64(buf)) != u.size {
+	if err != nil || len(buf) < 9 || int64(binary.BigEndian.Uint64(buf)) != u.size {
 		return
 	}
-	u.hashed = u.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(buf[8:]) == nil
+	n := int(buf[8])
+	if len(buf) < 9+n || !bytes.Equal(buf[9:9+n], u.s.epoch) {
+		return // written before a reboot: the data may not be what it describes
+	}
+	u.hashed = u.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(buf[9+n:]) == nil
 }
 
 func (u *upload) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 	if err := d.Validate(); err != nil {
 		return 0, blobstore.ErrDigestMismatch
 	}
-	var got digest.Digest
-	if d.Algorithm() == digest.SHA256 && u.hashed {
-		got = digest.NewDigest(digest.SHA256, u.h)
-	} else {
+	fast := d.Algorithm() == digest.SHA256 && u.hashed
+	if !fast || digest.NewDigest(digest.SHA256, u.h) != d {
+		// No running hash, or it disagrees: the data decides, read back in full.
 		v := d.Algorithm().Hash()
 		if _, err := io.Copy(v, io.NewSectionReader(u.f, 0, u.size)); err != nil {
 			return 0, fmt.Errorf("blobstore: hash upload: %w", err)
 		}
-		got = digest.NewDigest(d.Algorithm(), v)
-	}
-	if got != d {
-		return 0, blobstore.ErrDigestMismatch
+		if digest.NewDigest(d.Algorithm(), v) != d {
+			return 0, blobstore.ErrDigestMismatch
+		}
 	}
 	dest, _ := u.s.path(d)
 	if _, err := os.Stat(dest); err == nil {
@@ -382,6 +446,10 @@ func (u *upload) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 }
 
 func (u *upload) Cancel(context.Context) error {
+	if u.done {
+		return nil
+	}
+	u.done = true
 	err := os.RemoveAll(u.dir)
 	u.f.Close()
 	if err != nil {
@@ -390,7 +458,13 @@ func (u *upload) Cancel(context.Context) error {
 	return nil
 }
 
-func (u *upload) Close() error { return u.f.Close() }
+func (u *upload) Close() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	return u.f.Close()
+}
 
 // mkdirAllSync creates dir and its missing parents, fsyncing the parent of each
 // directory it creates so that the new entries survive a crash.
