@@ -194,11 +194,12 @@ func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *oc
 		return nil
 	}
 	defer b.Close()
+	// An image config names its platform with the fields and JSON keys of a platform.
 	var p ocispec.Platform
 	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil || p.OS == "" && p.Architecture == "" {
 		return nil
 	}
-	return &ocispec.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	return &p
 }
 
 // Page is a page of a listing.

@@ -46,9 +46,11 @@ func repository(rp *metastore.Repository) repositoryJSON {
 }
 
 type platformJSON struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant,omitempty"`
+	OS           string   `json:"os"`
+	Architecture string   `json:"architecture"`
+	Variant      string   `json:"variant,omitempty"`
+	OSVersion    string   `json:"osVersion,omitempty"`
+	OSFeatures   []string `json:"osFeatures,omitempty"`
 }
 
 type manifestJSON struct {
@@ -77,7 +79,8 @@ func manifestInfo(m *registry.ManifestInfo) manifestJSON {
 		out.Tags = []string{}
 	}
 	if p := m.Platform; p != nil {
-		out.Platform = &platformJSON{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+		out.Platform = &platformJSON{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant,
+			OSVersion: p.OSVersion, OSFeatures: p.OSFeatures}
 	}
 	return out
 }

@@ -24,7 +24,7 @@ type reader struct {
 // repository (joined as r).
 const metaColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_count, m.artifact_type,
 	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
-	m.platform_variant, m.created, m.updated,
+	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
 	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
 	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled`
 
@@ -37,11 +37,13 @@ func scanManifest(repo string, s interface{ Scan(...any) error }, withContent bo
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   sql.NullString
 		os, arch, variant string
+		osVersion         string
+		osFeatures        sql.NullString
 		created, updated  int64
 		a, ra             = &m.Attributes, &m.RepoAttributes
 	)
 	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
-		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &created, &updated,
+		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &osVersion, &osFeatures, &created, &updated,
 		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
 		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled}
 	if withContent {
@@ -57,7 +59,12 @@ func scanManifest(repo string, s interface{ Scan(...any) error }, withContent bo
 		}
 	}
 	if os != "" || arch != "" {
-		m.Platform = &ocispec.Platform{OS: os, Architecture: arch, Variant: variant}
+		m.Platform = &ocispec.Platform{OS: os, Architecture: arch, Variant: variant, OSVersion: osVersion}
+		if osFeatures.Valid {
+			if err := json.Unmarshal([]byte(osFeatures.String), &m.Platform.OSFeatures); err != nil {
+				return nil, fmt.Errorf("metastore: platform of %s: %w", m.Digest, err)
+			}
+		}
 	}
 	m.Created = time.Unix(0, created).UTC()
 	m.Updated = time.Unix(0, updated).UTC()
@@ -519,8 +526,16 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 		annots = sql.NullString{String: string(b), Valid: true}
 	}
 	var p ocispec.Platform
+	var osFeatures sql.NullString
 	if m.Platform != nil {
 		p = *m.Platform
+		if len(p.OSFeatures) > 0 {
+			b, err := json.Marshal(p.OSFeatures)
+			if err != nil {
+				return fmt.Errorf("metastore: %w", err)
+			}
+			osFeatures = sql.NullString{String: string(b), Valid: true}
+		}
 	}
 	total, err := t.totalSize(ctx, repo, m)
 	if err != nil {
@@ -529,10 +544,11 @@ func (t *txn) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	var id int64
 	err = t.q.queryRow(ctx, `INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
 		config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
-		created, updated, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		platform_os_version, platform_os_features, created, updated, content)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repo_id, digest) DO NOTHING RETURNING id`,
 		repo, m.Digest.String(), m.MediaType, m.Size, total, m.ArtifactType, m.ConfigMediaType, subject, annots,
-		p.OS, p.Architecture, p.Variant, created.UnixNano(), now.UnixNano(), m.Content).Scan(&id)
+		p.OS, p.Architecture, p.Variant, p.OSVersion, osFeatures, created.UnixNano(), now.UnixNano(), m.Content).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) { // stored already: only the time moves
 		_, err = t.q.exec(ctx, `UPDATE manifests SET updated = ? WHERE repo_id = ? AND digest = ?`,
 			now.UnixNano(), repo, m.Digest.String())

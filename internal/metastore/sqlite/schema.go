@@ -46,6 +46,8 @@ CREATE TABLE manifests (
 	platform_os TEXT NOT NULL DEFAULT '',
 	platform_architecture TEXT NOT NULL DEFAULT '',
 	platform_variant TEXT NOT NULL DEFAULT '',
+	platform_os_version TEXT NOT NULL DEFAULT '',
+	platform_os_features TEXT,
 	created INTEGER NOT NULL,
 	updated INTEGER NOT NULL,
 	delete_enabled INTEGER NOT NULL DEFAULT 1,
