@@ -26,8 +26,15 @@ type Chunk struct {
 	Length int64
 }
 
-// RangeError is an out-of-order chunk: the upload holds Size bytes.
-type RangeError struct{ Size int64 }
+// RangeError is an out-of-order chunk: the upload holds Size bytes, which the client
+// needs to resume. It wraps the spec error the client is answered with.
+type RangeError struct {
+	Size int64
+	Err  *errcode.Error
+}
+
+func (e *RangeError) Error() string { return e.Err.Error() }
+func (e *RangeError) Unwrap() error { return e.Err }
 
 func errUploadUnknown() error {
 	return errcode.New(errcode.BlobUploadUnknown, "upload session unknown")
@@ -107,24 +114,55 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 
 func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) error {
 	if c.Start >= 0 && c.Start != u.Size() {
-		return &errcode.Error{
+		return &RangeError{Size: u.Size(), Err: &errcode.Error{
 			Code:    errcode.BlobUploadInvalid,
 			Message: fmt.Sprintf("chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()),
 			Status:  http.StatusRequestedRangeNotSatisfiable,
-			Detail:  RangeError{Size: u.Size()},
-		}
+		}}
 	}
-	n, err := u.Append(ctx, c.Body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	body := c.Body
+	if c.Length >= 0 {
+		// Checked while reading, so that a wrong length fails the append, which
+		// then keeps nothing of the chunk.
+		body = &exactReader{r: c.Body, left: c.Length}
+	}
+	_, err := u.Append(ctx, body)
+	var le *lengthError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &le):
+		return errcode.New(errcode.SizeInvalid, "the chunk does not hold the %d bytes declared; nothing of it was kept", c.Length)
+	default:
 		return errcode.New(errcode.BlobUploadInvalid, "reading the chunk failed; nothing of it was kept")
 	}
-	if c.Length >= 0 && n != c.Length {
-		return errcode.New(errcode.SizeInvalid, "the chunk holds %d bytes, %d were declared", n, c.Length)
+}
+
+// exactReader yields what r does, failing when r holds more or fewer than left bytes.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+type lengthError struct{}
+
+func (*lengthError) Error() string { return "the body's length is not the declared one" }
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > e.left+1 {
+		p = p[:e.left+1] // one byte more than allowed shows a body too long
 	}
-	return nil
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	switch {
+	case e.left < 0:
+		return 0, &lengthError{}
+	case err == io.EOF && e.left > 0:
+		return n, &lengthError{}
+	}
+	return n, err
 }
 
 // FinishUpload adds the last chunk c, which may be empty, to upload id of repo, checks

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -99,8 +100,8 @@ func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, rt route) e
 // withUploadState adds to an out-of-order answer where the upload stands, so that the
 // client can resume.
 func withUploadState(w http.ResponseWriter, rt route, err error) error {
-	e := errcode.As(err)
-	if re, ok := e.Detail.(registry.RangeError); ok {
+	var re *registry.RangeError
+	if errors.As(err, &re) {
 		h := w.Header()
 		h.Set("Location", uploadLocation(rt.name, rt.ref))
 		h.Set("Range", uploadRange(re.Size))
