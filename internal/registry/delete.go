@@ -23,10 +23,10 @@ type Deleted struct {
 
 // DeleteManifest deletes ref from repo. Deleting a tag removes only the tag. Deleting a
 // digest removes the manifest and its tags and, when the registry cascades, its graph:
-// every manifest whose subject is in the graph, and every child of an index in the graph
-// that is untagged and listed by no index outside it, recursively. Nothing outside the
-// graph is touched; blobs it alone used are left for garbage collection. A locked
-// manifest is never removed: naming it is DENIED, and a cascade stops at it.
+// every manifest whose subject is in the graph, and every untagged child of an index in
+// the graph, recursively, but none that an index outside the graph lists. Nothing
+// outside the graph is touched; blobs it alone used are left for garbage collection. A
+// locked manifest is never removed: naming it is DENIED, and a cascade stops at it.
 func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Deleted, error) {
 	if err := checkName(repo); err != nil {
 		return nil, err
@@ -102,12 +102,21 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 
 // cascade returns root and the graph under it in repo, root first, and the locked
 // manifests it stopped at.
+//
+// A referrer joins the graph with its subject, and a child of an index with the index
+// when it is untagged; either only once every index that lists it is in the graph too,
+// so that nothing outside the graph loses a child. Candidates are looked at again
+// whenever the graph has grown.
 func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
 	in := map[digest.Digest]bool{}
 	seen := map[digest.Digest]bool{}
+	type candidate struct {
+		d     digest.Digest
+		child bool // of an index, not a referrer
+	}
 	var (
-		queue    = []digest.Digest{root}
-		children []digest.Digest // of indexes in the graph, not yet taken
+		queue   = []digest.Digest{root}
+		pending []candidate
 	)
 	for len(queue) > 0 {
 		for len(queue) > 0 {
@@ -137,7 +146,7 @@ func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Dige
 					return nil, nil, err
 				}
 				for _, ref := range refs {
-					queue = append(queue, ref.Digest)
+					pending = append(pending, candidate{d: ref.Digest})
 				}
 				if len(refs) < ReferrersPage {
 					break
@@ -146,38 +155,38 @@ func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Dige
 			}
 			if parsed, err := manifest.Parse(m.MediaType, m.Content); err == nil {
 				for _, c := range parsed.Manifests {
-					children = append(children, c.Digest)
+					pending = append(pending, candidate{d: c.Digest, child: true})
 				}
 			}
 		}
-		// A child joins the graph once every index listing it is in the graph, so
-		// children are looked at again whenever the graph has grown.
-		rest := children[:0]
-		for _, c := range children {
-			if seen[c] {
+		rest := pending[:0]
+		for _, c := range pending {
+			if seen[c.d] {
 				continue
 			}
-			ok, err := onlyUsedBy(ctx, tx, repo, c, in)
+			ok, err := onlyUsedBy(ctx, tx, repo, c.d, in, c.child)
 			if err != nil {
 				return nil, nil, err
 			}
 			if ok {
-				queue = append(queue, c)
+				queue = append(queue, c.d)
 			} else {
 				rest = append(rest, c)
 			}
 		}
-		children = rest
+		pending = rest
 	}
 	return graph, locked, nil
 }
 
-// onlyUsedBy reports whether manifest c of repo is untagged and listed only by
-// indexes in graph.
-func onlyUsedBy(ctx context.Context, tx metastore.Tx, repo string, c digest.Digest, graph map[digest.Digest]bool) (bool, error) {
-	tags, err := tx.TagsOf(ctx, repo, c)
-	if err != nil || len(tags) > 0 {
-		return false, err
+// onlyUsedBy reports whether manifest c of repo is listed only by indexes in graph
+// and, when untagged is set, has no tag.
+func onlyUsedBy(ctx context.Context, tx metastore.Tx, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
+	if untagged {
+		tags, err := tx.TagsOf(ctx, repo, c)
+		if err != nil || len(tags) > 0 {
+			return false, err
+		}
 	}
 	parents, err := tx.Parents(ctx, repo, c)
 	if err != nil {
