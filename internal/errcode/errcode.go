@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-
-	specv1 "github.com/opencontainers/distribution-spec/specs-go/v1"
 )
 
 // Code is an error code of the distribution spec, with the HTTP status the spec gives it.
@@ -98,17 +96,24 @@ func Is(err error, c Code) bool {
 	return errors.As(err, &e) && e.Code == c
 }
 
+// ErrorResponse is the spec's error body. It mirrors specs-go's ErrorResponse, whose
+// detail is a string: the spec allows any JSON there, which is what clients get here.
+type ErrorResponse struct {
+	Errors []ErrorInfo `json:"errors"`
+}
+
+// ErrorInfo is one error of an ErrorResponse.
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Detail  any    `json:"detail,omitempty"`
+}
+
 // Body is the spec's JSON error body for errs.
-func Body(errs ...*Error) specv1.ErrorResponse {
-	body := specv1.ErrorResponse{Errors: make([]specv1.ErrorInfo, 0, len(errs))}
+func Body(errs ...*Error) ErrorResponse {
+	body := ErrorResponse{Errors: make([]ErrorInfo, 0, len(errs))}
 	for _, e := range errs {
-		info := specv1.ErrorInfo{Code: e.Code.Name, Message: e.Message}
-		if e.Detail != nil {
-			// ErrorInfo's Detail is a string in specs-go; structured detail is
-			// rendered as text so the body stays within the spec's shape.
-			info.Detail = fmt.Sprint(e.Detail)
-		}
-		body.Errors = append(body.Errors, info)
+		body.Errors = append(body.Errors, ErrorInfo{Code: e.Code.Name, Message: e.Message, Detail: e.Detail})
 	}
 	return body
 }
