@@ -25,23 +25,39 @@ var (
 	buildErr  error
 )
 
-// Binary returns the path of a graft binary built from this module.
+// Binary returns the path of a graft binary built from this module. Every test
+// process builds it again (go's build cache makes that quick), into one directory per
+// user, and installs it by rename so that processes running at once never see a
+// partial file.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "graftest-bin-")
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("graftest-%d", os.Getuid()))
+		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
+			return
+		}
+		name := "graft"
+		if raceEnabled {
+			name += "-race"
+		}
+		binPath = filepath.Join(dir, name)
+		tmp, err := os.CreateTemp(dir, name+".*")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "graft")
-		args := []string{"build", "-o", binPath}
+		tmp.Close()
+		args := []string{"build", "-o", tmp.Name()}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
 		args = append(args, "github.com/graft-registry/graft/cmd/graft")
 		out, err := exec.Command("go", args...).CombinedOutput()
+		if err == nil {
+			err = os.Rename(tmp.Name(), binPath)
+		}
 		if err != nil {
+			os.Remove(tmp.Name())
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
