@@ -41,6 +41,9 @@ func (r *Registry) StatBlob(ctx context.Context, repo, ref string) (digest.Diges
 		// through the blob endpoint expect.
 		m, merr := r.meta.Manifest(ctx, repo, d)
 		if merr == nil {
+			if err := checkManifestRead(m); err != nil {
+				return "", 0, err
+			}
 			return d, m.Size, nil
 		}
 		if errors.Is(merr, metastore.ErrNotFound) {
@@ -70,6 +73,9 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, ref string) (*Blob, error
 	if errors.Is(err, metastore.ErrNotFound) {
 		m, merr := r.meta.Manifest(ctx, repo, d)
 		if merr == nil {
+			if err := checkManifestRead(m); err != nil {
+				return nil, err
+			}
 			return &Blob{Digest: d, Blob: &blobstore.Blob{
 				ReadSeekCloser: nopCloser{bytes.NewReader(m.Content)}, Size: m.Size}}, nil
 		}

@@ -86,8 +86,8 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 		if err != nil {
 			return err
 		}
-		if !m.Attributes.WriteEnabled {
-			return errDenied("tag %s names manifest %s, which is locked for writes", tag, m.Digest)
+		if !deletable(m.Attributes) {
+			return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
 		}
 		return tx.DeleteTag(ctx, repo, tag)
 	})

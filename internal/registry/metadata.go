@@ -108,6 +108,9 @@ func (r *Registry) ManifestList(ctx context.Context, repo string, f metastore.Fi
 
 // ManifestInfo returns the metadata of manifest ref (a tag or digest) of repo.
 func (r *Registry) ManifestInfo(ctx context.Context, repo, ref string) (*ManifestInfo, error) {
+	if _, err := r.Repository(ctx, repo); err != nil {
+		return nil, err
+	}
 	d, err := r.resolve(ctx, r.meta, repo, ref)
 	if err != nil {
 		return nil, err
@@ -172,6 +175,9 @@ func (r *Registry) UpdateRepository(ctx context.Context, repo string, p Attribut
 
 // UpdateManifest changes the attributes of manifest ref (a tag or digest) of repo.
 func (r *Registry) UpdateManifest(ctx context.Context, repo, ref string, p AttributesPatch) (*ManifestInfo, error) {
+	if _, err := r.Repository(ctx, repo); err != nil {
+		return nil, err
+	}
 	var d digest.Digest
 	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
 		var err error

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -193,18 +194,51 @@ func errBadRequest(format string, args ...any) error {
 	return errcode.New(errcode.Unsupported, format, args...).WithStatus(http.StatusBadRequest)
 }
 
-// readPatch reads a body of changeable attributes: {"writeEnabled": false, ...}.
+// readPatch reads a body of changeable attributes: {"writeEnabled": false, ...}. It is
+// strict where encoding/json is lenient: names match exactly, values are true or false
+// (not null), and nothing follows the object.
 func readPatch(r *http.Request) (registry.AttributesPatch, error) {
 	var p registry.AttributesPatch
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return p, errBadRequest("the body must be a JSON object of deleteEnabled, writeEnabled, readEnabled and listEnabled booleans")
+	bad := errBadRequest("the body must be a JSON object of deleteEnabled, writeEnabled, readEnabled and listEnabled booleans")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return p, bad
 	}
-	if dec.More() {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return p, bad
+	}
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return p, errBadRequest("trailing data after the JSON object")
 	}
+	dst := map[string]**bool{
+		"deleteEnabled": &p.DeleteEnabled, "writeEnabled": &p.WriteEnabled,
+		"readEnabled": &p.ReadEnabled, "listEnabled": &p.ListEnabled,
+	}
+	for name, raw := range fields {
+		field, ok := dst[name]
+		if !ok {
+			return p, errBadRequest("unknown attribute %q", clipName(name))
+		}
+		var v bool
+		switch string(bytes.TrimSpace(raw)) {
+		case "true":
+			v = true
+		case "false":
+		default:
+			return p, errBadRequest("%s must be true or false", name)
+		}
+		*field = &v
+	}
 	return p, nil
+}
+
+func clipName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 func boolParam(q url.Values, name string) (*bool, error) {
