@@ -290,7 +290,7 @@ func (r *Registry) Referrers(ctx context.Context, repo, ref, artifactType string
 			return nil, err
 		}
 	}
-	if n <= 0 || n > ReferrersPage {
+	if n <= 0 || n > ReferrersPage { // 0: the client did not ask
 		n = ReferrersPage
 	}
 	descs, err := r.meta.Referrers(ctx, repo, d, strings.TrimSpace(artifactType), from, n+1)

@@ -97,6 +97,12 @@ func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (int64, er
 
 // AppendUpload adds c to upload id of repo and returns the upload's size.
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int64, error) {
+	if err := checkName(repo); err != nil {
+		return 0, err
+	}
+	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+		return 0, internal("append upload", err)
+	}
 	u, err := r.resume(ctx, repo, id)
 	if err != nil {
 		return 0, err
@@ -171,6 +177,12 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ref string, c Chu
 	d, err := parseDigest(ref)
 	if err != nil {
 		return "", err
+	}
+	if err := checkName(repo); err != nil {
+		return "", err
+	}
+	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+		return "", internal("finish upload", err)
 	}
 	u, err := r.resume(ctx, repo, id)
 	if err != nil {
@@ -266,14 +278,13 @@ func (r *Registry) ExpireUploads(ctx context.Context) (int, error) {
 			return n, internal("expire uploads", err)
 		}
 		for _, s := range stale {
-			if u, err := r.blobs.Resume(ctx, s.ID); err == nil {
-				u.Cancel(ctx)
-			}
-			err := r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, s.ID) })
-			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+			expired, err := r.expire(ctx, s.ID, cutoff)
+			if err != nil {
 				return n, internal("expire uploads", err)
 			}
-			n++
+			if expired {
+				n++
+			}
 		}
 		if len(stale) < 100 {
 			break
@@ -296,6 +307,31 @@ func (r *Registry) ExpireUploads(ctx context.Context) (int, error) {
 		return n, internal("expire uploads", err)
 	}
 	return n, nil
+}
+
+// expire cancels upload id unless it was written after cutoff. The session is
+// looked at again once its lock is held: a PATCH that held it while the stale list was
+// made has written to it since.
+func (r *Registry) expire(ctx context.Context, id string, cutoff time.Time) (bool, error) {
+	u, err := r.blobs.Resume(ctx, id)
+	if err == nil {
+		defer u.Close()
+		rec, err := r.meta.Upload(ctx, id)
+		if err == nil && rec.Modified.After(cutoff) {
+			return false, nil
+		}
+		if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+			return false, err
+		}
+		u.Cancel(ctx)
+	} else if !errors.Is(err, blobstore.ErrNotFound) && !errors.Is(err, blobstore.ErrInvalidID) {
+		return false, err
+	}
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, id) })
+	if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+		return false, err
+	}
+	return true, nil
 }
 
 // RunJanitor expires stale uploads every interval until ctx ends.

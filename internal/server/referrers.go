@@ -6,13 +6,18 @@ import (
 	"strconv"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/registry"
 )
 
 func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route) error {
 	q := r.URL.Query()
-	n, err := strconv.Atoi(q.Get("n"))
-	if err != nil {
-		n = 0 // the page size the registry picks
+	n := 0 // the page size the registry picks
+	if v := q.Get("n"); v != "" {
+		var err error
+		if n, err = registry.PageSize(v); err != nil {
+			return err
+		}
 	}
 	artifactType := q.Get("artifactType")
 	res, err := s.reg.Referrers(r.Context(), rt.name, rt.ref, artifactType, q.Get("last"), n)

@@ -22,7 +22,7 @@ type Server struct {
 	reg     *registry.Registry
 	log     *slog.Logger
 	metrics *metrics
-	handler http.Handler
+	promh   http.Handler
 }
 
 // Options configure a Server.
@@ -40,7 +40,6 @@ func New(reg *registry.Registry, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{reg: reg, log: log}
-	mux := http.NewServeMux()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
@@ -48,15 +47,19 @@ func New(reg *registry.Registry, opts Options) *Server {
 		opts.Registerer, gatherer = r, r
 	}
 	s.metrics = newMetrics(opts.Registerer)
-	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.Handle("/", http.HandlerFunc(s.serveAPI))
-	s.handler = mux
+	s.promh = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return s
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. It takes paths as they come: http.ServeMux would
+// clean "a/../b" and answer with a redirect to another repository, which clients
+// follow with the same method and body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.handler.ServeHTTP(w, r)
+	if r.URL.Path == "/metrics" {
+		s.promh.ServeHTTP(w, r)
+		return
+	}
+	s.serveAPI(w, r)
 }
 
 type handlerFunc func(http.ResponseWriter, *http.Request, route) error

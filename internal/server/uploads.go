@@ -88,7 +88,7 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request, rt route) 
 func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	c, err := chunk(r)
 	if err != nil {
-		return err
+		return s.withStatus(w, r, rt, err)
 	}
 	size, err := s.reg.AppendUpload(r.Context(), rt.name, rt.ref, c)
 	if err != nil {
@@ -110,6 +110,18 @@ func withUploadState(w http.ResponseWriter, rt route, err error) error {
 	return err
 }
 
+// withStatus adds to the refusal of a malformed chunk where its upload stands, as an
+// out-of-order chunk's has, so that the client can resume either way.
+func (s *Server) withStatus(w http.ResponseWriter, r *http.Request, rt route, err error) error {
+	if size, serr := s.reg.UploadStatus(r.Context(), rt.name, rt.ref); serr == nil {
+		h := w.Header()
+		h.Set("Location", uploadLocation(rt.name, rt.ref))
+		h.Set("Range", uploadRange(size))
+		h.Set("Docker-Upload-UUID", rt.ref)
+	}
+	return err
+}
+
 func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	ref := r.URL.Query().Get("digest")
 	if ref == "" {
@@ -117,7 +129,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, rt route) 
 	}
 	c, err := chunk(r)
 	if err != nil {
-		return err
+		return s.withStatus(w, r, rt, err)
 	}
 	d, err := s.reg.FinishUpload(r.Context(), rt.name, rt.ref, ref, c)
 	if err != nil {

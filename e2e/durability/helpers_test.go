@@ -1,0 +1,756 @@
+// Package durability holds end-to-end tests of what graft keeps when things go wrong:
+// a process killed at any moment, bad or truncated input, concurrent writers, restarts
+// and expiring upload sessions. Every test drives a real `graft serve` over raw
+// net/http, so that each request and answer is visible.
+package durability
+
+import (
+	"bufio"
+	"bytes"
+	_ "crypto/sha512" // the blob store names sha384 and sha512 blobs too
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/graftest"
+)
+
+// pollTimeout bounds how long a test waits for a condition it polls. It is generous:
+// the tests may run under the race detector on a loaded machine.
+const pollTimeout = 90 * time.Second
+
+// response is an answer read in full.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) String() string {
+	body := r.Body
+	if len(body) > 512 {
+		body = body[:512]
+	}
+	var hdr []string
+	for k, v := range r.Header {
+		if k != "Date" {
+			hdr = append(hdr, k+": "+strings.Join(v, ", "))
+		}
+	}
+	slices.Sort(hdr)
+	return fmt.Sprintf("%d [%s] %q", r.Status, strings.Join(hdr, "; "), body)
+}
+
+// api sends requests to a server. It follows no redirects, so that every answer the
+// server gives is the one a test sees.
+type api struct {
+	srv *graftest.Server
+	hc  *http.Client
+}
+
+func newAPI(s *graftest.Server) *api {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	tr.DisableCompression = true
+	return &api{srv: s, hc: &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		Timeout: 5 * time.Minute,
+	}}
+}
+
+// close drops the api's idle connections, which a killed server left dead.
+func (a *api) close() { a.hc.CloseIdleConnections() }
+
+func (a *api) url(path string) string {
+	if strings.HasPrefix(path, "http://") {
+		return path
+	}
+	return a.srv.URL + path
+}
+
+// try sends a request; hdr holds header names and values in turn.
+func (a *api) try(method, path string, body io.Reader, hdr ...string) (*response, error) {
+	req, err := http.NewRequest(method, a.url(path), body)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// do sends a request with body (none when nil) and fails the test if no answer comes.
+func (a *api) do(t testing.TB, method, path string, body []byte, hdr ...string) *response {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	resp, err := a.try(method, path, r, hdr...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+// want fails the test unless r has status.
+func want(t testing.TB, what string, r *response, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("%s: got %s, want status %d", what, r, status)
+	}
+}
+
+// errorBody is the spec's error answer.
+type errorBody struct {
+	Errors []struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  any    `json:"detail"`
+	} `json:"errors"`
+}
+
+// errorCode returns the code of the first error of an error answer, or "".
+func errorCode(r *response) string {
+	var e errorBody
+	if json.Unmarshal(r.Body, &e) != nil || len(e.Errors) == 0 {
+		return ""
+	}
+	return e.Errors[0].Code
+}
+
+// checkError reports, without stopping the test, whether r is the spec's error answer
+// with status and code (HEAD answers carry no body, so only their status is checked),
+// and whether it leaks anything of the server's insides.
+func (a *api) checkError(t testing.TB, what string, method string, r *response, status int, code string) bool {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("%s: got %s, want status %d %s", what, r, status, code)
+		return false
+	}
+	ok := true
+	if method != http.MethodHead {
+		var e errorBody
+		if err := json.Unmarshal(r.Body, &e); err != nil || len(e.Errors) == 0 {
+			t.Errorf("%s: the answer is not a spec error body: %s", what, r)
+			return false
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: error body has Content-Type %q", what, ct)
+			ok = false
+		}
+		if e.Errors[0].Code != code {
+			t.Errorf("%s: got code %s, want %s: %s", what, e.Errors[0].Code, code, r)
+			ok = false
+		}
+	}
+	return a.checkNoLeak(t, what, r) && ok
+}
+
+// wantError is checkError that stops the test.
+func (a *api) wantError(t testing.TB, what, method string, r *response, status int, code string) {
+	t.Helper()
+	if !a.checkError(t, what, method, r, status, code) {
+		t.FailNow()
+	}
+}
+
+// leaks are texts that only an internal error would put in an answer.
+var leaks = []string{"open ", "no such file", "blobstore:", "metastore:", "sqlite", "goroutine ", "panic"}
+
+// checkNoLeak reports whether r's body is free of file paths and Go error text.
+func (a *api) checkNoLeak(t testing.TB, what string, r *response) bool {
+	t.Helper()
+	body := string(r.Body)
+	if strings.Contains(body, a.srv.DataDir) {
+		t.Errorf("%s: the answer shows the data directory: %s", what, r)
+		return false
+	}
+	for _, l := range leaks {
+		if strings.Contains(strings.ToLower(body), l) {
+			t.Errorf("%s: the answer holds %q: %s", what, l, r)
+			return false
+		}
+	}
+	return true
+}
+
+// checkNoPanic fails the test if the server logged a panic.
+func checkNoPanic(t testing.TB, s *graftest.Server) {
+	t.Helper()
+	for _, line := range strings.Split(s.Log(), "\n") {
+		if strings.Contains(strings.ToLower(line), "panic") {
+			t.Errorf("the server logged a panic: %s", line)
+		}
+	}
+}
+
+// checkAlive fails the test unless the server answers the base endpoint.
+func (a *api) checkAlive(t testing.TB) {
+	t.Helper()
+	r, err := a.try(http.MethodGet, "/v2/", nil)
+	if err != nil {
+		t.Fatalf("the server stopped answering: %v\n%s", err, a.srv.Log())
+	}
+	want(t, "GET /v2/", r, http.StatusOK)
+}
+
+// withQuery returns location with key=value added to its query.
+func withQuery(location string, kv ...string) string {
+	u, err := url.Parse(location)
+	if err != nil {
+		panic(err)
+	}
+	q := u.Query()
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Add(kv[i], kv[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// uploadEnd parses an upload's Range header ("0-<last byte>") and returns the number of
+// bytes it says the upload holds. "0-0" is both an empty upload and a one-byte one, as
+// in distribution; ambiguous reports that.
+func uploadEnd(rng string) (size int64, ambiguous bool, err error) {
+	first, last, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
+	if !ok || first != "0" {
+		return 0, false, fmt.Errorf("malformed upload Range %q", rng)
+	}
+	end, err := strconv.ParseInt(last, 10, 64)
+	if err != nil || end < 0 {
+		return 0, false, fmt.Errorf("malformed upload Range %q", rng)
+	}
+	if end == 0 {
+		return 0, true, nil
+	}
+	return end + 1, false, nil
+}
+
+// rangeOf is the Range header of an upload holding size bytes, as the server writes it.
+func rangeOf(size int64) string {
+	return "0-" + strconv.FormatInt(max(size-1, 0), 10)
+}
+
+// startUpload opens an upload session in repo and returns its location.
+func (a *api) startUpload(t testing.TB, repo string) string {
+	t.Helper()
+	r := a.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil)
+	want(t, "POST upload", r, http.StatusAccepted)
+	loc := r.Header.Get("Location")
+	if loc == "" || r.Header.Get("Range") != "0-0" {
+		t.Fatalf("POST upload: no Location or wrong Range: %s", r)
+	}
+	return loc
+}
+
+// patch appends chunk at offset start of the upload at loc and checks the answer.
+func (a *api) patch(t testing.TB, loc string, start int64, chunk []byte) *response {
+	t.Helper()
+	end := start + int64(len(chunk)) - 1
+	r := a.do(t, http.MethodPatch, loc, chunk, "Content-Type", "application/octet-stream",
+		"Content-Range", fmt.Sprintf("%d-%d", start, end))
+	want(t, "PATCH upload", r, http.StatusAccepted)
+	if got := r.Header.Get("Range"); got != rangeOf(end+1) {
+		t.Fatalf("PATCH upload: Range %q, want %q", got, rangeOf(end+1))
+	}
+	return r
+}
+
+// uploadStatus returns the Range an upload reports.
+func (a *api) uploadStatus(t testing.TB, loc string) string {
+	t.Helper()
+	r := a.do(t, http.MethodGet, loc, nil)
+	want(t, "GET upload status", r, http.StatusNoContent)
+	return r.Header.Get("Range")
+}
+
+// pushBlob uploads data to repo in one request and returns its digest.
+func (a *api) pushBlob(t testing.TB, repo string, data []byte) digest.Digest {
+	t.Helper()
+	d := digest.FromBytes(data)
+	r := a.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), data,
+		"Content-Type", "application/octet-stream")
+	want(t, "monolithic upload of "+d.String(), r, http.StatusCreated)
+	if r.Header.Get("Docker-Content-Digest") != d.String() {
+		t.Fatalf("monolithic upload: Docker-Content-Digest %q, want %s", r.Header.Get("Docker-Content-Digest"), d)
+	}
+	return d
+}
+
+// checkBlob checks that repo serves data as its blob: HEAD gives its size and digest,
+// GET its bytes.
+func (a *api) checkBlob(t testing.TB, repo string, data []byte) bool {
+	t.Helper()
+	d := digest.FromBytes(data)
+	path := "/v2/" + repo + "/blobs/" + d.String()
+	r, err := a.try(http.MethodHead, path, nil)
+	if err != nil {
+		t.Errorf("HEAD %s: %v", path, err)
+		return false
+	}
+	if r.Status != http.StatusOK || r.Header.Get("Content-Length") != strconv.Itoa(len(data)) ||
+		r.Header.Get("Docker-Content-Digest") != d.String() {
+		t.Errorf("HEAD %s: got %s, want 200 with Content-Length %d", path, r, len(data))
+		return false
+	}
+	r, err = a.try(http.MethodGet, path, nil)
+	if err != nil {
+		t.Errorf("GET %s: %v", path, err)
+		return false
+	}
+	if r.Status != http.StatusOK {
+		t.Errorf("GET %s: got %s", path, r)
+		return false
+	}
+	if got := digest.FromBytes(r.Body); got != d {
+		t.Errorf("GET %s: %d bytes that hash to %s", path, len(r.Body), got)
+		return false
+	}
+	return true
+}
+
+// checkNoBlob checks that repo does not serve blob d.
+func (a *api) checkNoBlob(t testing.TB, repo string, d digest.Digest) {
+	t.Helper()
+	path := "/v2/" + repo + "/blobs/" + d.String()
+	r := a.do(t, http.MethodGet, path, nil)
+	a.checkError(t, "GET "+path, http.MethodGet, r, http.StatusNotFound, "BLOB_UNKNOWN")
+}
+
+// putManifest pushes body as manifest ref of repo, tagged with tags too.
+func (a *api) putManifest(t testing.TB, repo, ref, mediaType string, body []byte, tags ...string) digest.Digest {
+	t.Helper()
+	path := "/v2/" + repo + "/manifests/" + ref
+	for i, tag := range tags {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		path += sep + "tag=" + url.QueryEscape(tag)
+	}
+	r := a.do(t, http.MethodPut, path, body, "Content-Type", mediaType)
+	want(t, "PUT "+path, r, http.StatusCreated)
+	d := digest.FromBytes(body)
+	if r.Header.Get("Docker-Content-Digest") != d.String() {
+		t.Fatalf("PUT %s: Docker-Content-Digest %q, want %s", path, r.Header.Get("Docker-Content-Digest"), d)
+	}
+	return d
+}
+
+// getManifest fetches manifest ref of repo and checks that its bytes hash to the
+// digest the server names; it returns nil for MANIFEST_UNKNOWN.
+func (a *api) getManifest(t testing.TB, repo, ref string) *response {
+	t.Helper()
+	path := "/v2/" + repo + "/manifests/" + ref
+	r := a.do(t, http.MethodGet, path, nil, "Accept", strings.Join(manifestTypes, ", "))
+	if r.Status == http.StatusNotFound {
+		a.checkError(t, "GET "+path, http.MethodGet, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
+		return nil
+	}
+	want(t, "GET "+path, r, http.StatusOK)
+	if got, named := digest.FromBytes(r.Body), r.Header.Get("Docker-Content-Digest"); got.String() != named {
+		t.Errorf("GET %s: the bytes hash to %s, the server says %s", path, got, named)
+	}
+	if strings.Contains(ref, ":") && digest.FromBytes(r.Body).String() != ref {
+		t.Errorf("GET %s: the bytes hash to %s", path, digest.FromBytes(r.Body))
+	}
+	return r
+}
+
+var manifestTypes = []string{ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
+	"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
+
+// catalog lists every repository, following the pages.
+func (a *api) catalog(t testing.TB) []string {
+	t.Helper()
+	var repos []string
+	path := "/v2/_catalog?n=100"
+	for path != "" {
+		r := a.do(t, http.MethodGet, path, nil)
+		want(t, "GET "+path, r, http.StatusOK)
+		var page struct {
+			Repositories []string `json:"repositories"`
+		}
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, r)
+		}
+		repos = append(repos, page.Repositories...)
+		path = nextLink(r)
+	}
+	return repos
+}
+
+// tagList lists the tags of repo, following the pages; nil when the repository is
+// unknown.
+func (a *api) tagList(t testing.TB, repo string) []string {
+	t.Helper()
+	tags := []string{}
+	path := "/v2/" + repo + "/tags/list?n=100"
+	for path != "" {
+		r := a.do(t, http.MethodGet, path, nil)
+		if r.Status == http.StatusNotFound && errorCode(r) == "NAME_UNKNOWN" {
+			return nil
+		}
+		want(t, "GET "+path, r, http.StatusOK)
+		var page struct {
+			Name string   `json:"name"`
+			Tags []string `json:"tags"`
+		}
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, r)
+		}
+		tags = append(tags, page.Tags...)
+		path = nextLink(r)
+	}
+	return tags
+}
+
+// nextLink returns the target of a rel="next" Link header, or "".
+func nextLink(r *response) string {
+	l := r.Header.Get("Link")
+	if l == "" {
+		return ""
+	}
+	start, end := strings.IndexByte(l, '<'), strings.IndexByte(l, '>')
+	if start < 0 || end < start {
+		return ""
+	}
+	return l[start+1 : end]
+}
+
+// referrers lists the referrers of subject in repo.
+func (a *api) referrers(t testing.TB, repo string, subject digest.Digest) []ocispec.Descriptor {
+	t.Helper()
+	var out []ocispec.Descriptor
+	path := "/v2/" + repo + "/referrers/" + subject.String()
+	for path != "" {
+		r := a.do(t, http.MethodGet, path, nil)
+		want(t, "GET "+path, r, http.StatusOK)
+		var idx ocispec.Index
+		if err := json.Unmarshal(r.Body, &idx); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, r)
+		}
+		out = append(out, idx.Manifests...)
+		path = nextLink(r)
+	}
+	return out
+}
+
+// blobDesc is the descriptor of data as a blob of mediaType.
+func blobDesc(mediaType string, data []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
+}
+
+// imageManifest is an OCI image manifest; artifactType and subject make it an artifact.
+func imageManifest(config ocispec.Descriptor, layers []ocispec.Descriptor, artifactType string, subject *ocispec.Descriptor) []byte {
+	if layers == nil {
+		layers = []ocispec.Descriptor{}
+	}
+	m := ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: artifactType,
+		Config:       config,
+		Layers:       layers,
+		Subject:      subject,
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// imageConfig is an image config that names a platform; nonce makes it unique.
+func imageConfig(nonce string) []byte {
+	b, err := json.Marshal(map[string]any{
+		"architecture": "amd64",
+		"os":           "linux",
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{}},
+		"config":       map[string]any{"Labels": map[string]string{"nonce": nonce}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// pushImage pushes a small image (config and one layer) to repo under ref and returns
+// the manifest's bytes.
+func (a *api) pushImage(t testing.TB, repo, ref, nonce string) []byte {
+	t.Helper()
+	config := imageConfig(nonce)
+	layer := []byte("layer of " + nonce)
+	a.pushBlob(t, repo, config)
+	a.pushBlob(t, repo, layer)
+	m := imageManifest(blobDesc(ocispec.MediaTypeImageConfig, config),
+		[]ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, layer)}, "", nil)
+	a.putManifest(t, repo, ref, ocispec.MediaTypeImageManifest, m)
+	return m
+}
+
+// blobFiles walks dataDir/blobs, checks that every file there is a complete blob
+// (its bytes hash to the digest its path names) and that nothing else is there, and
+// returns the blobs with their sizes.
+func blobFiles(t testing.TB, dataDir string) map[digest.Digest]int64 {
+	t.Helper()
+	root := filepath.Join(dataDir, "blobs")
+	out := map[digest.Digest]int64{}
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if rel == "." {
+			return nil
+		}
+		if e.IsDir() {
+			if len(parts) > 2 || len(parts) == 1 && !digest.Algorithm(parts[0]).Available() ||
+				len(parts) == 2 && len(parts[1]) != 2 {
+				t.Errorf("unexpected directory in the blob store: %s", rel)
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if len(parts) != 3 || !e.Type().IsRegular() {
+			t.Errorf("unexpected file in the blob store: %s", rel)
+			return nil
+		}
+		d := digest.NewDigestFromEncoded(digest.Algorithm(parts[0]), parts[2])
+		if d.Validate() != nil || !strings.HasPrefix(parts[2], parts[1]) {
+			t.Errorf("unexpected file in the blob store: %s", rel)
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		v := d.Verifier()
+		n, err := io.Copy(v, f)
+		if err != nil {
+			return err
+		}
+		if !v.Verified() {
+			t.Errorf("blob file %s: its %d bytes do not hash to %s", rel, n, d)
+		}
+		out[d] = n
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("walking the blob store: %v", err)
+	}
+	return out
+}
+
+// uploadDirs lists the sessions under dataDir/uploads.
+func uploadDirs(t testing.TB, dataDir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dataDir, "uploads"))
+	if err != nil {
+		t.Fatalf("reading the uploads directory: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// checkDataDirLayout fails the test if dataDir holds anything besides the blob store,
+// the upload sessions and the database.
+func checkDataDirLayout(t testing.TB, dataDir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		t.Fatalf("reading the data directory: %v", err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "blobs", "uploads", "graft.db", "graft.db-wal", "graft.db-shm", "graft.db-journal":
+		default:
+			t.Errorf("unexpected entry in the data directory: %s", e.Name())
+		}
+	}
+}
+
+// snapshot is what a test checks a bad request did not change.
+type snapshot struct {
+	repos   []string
+	blobs   map[digest.Digest]int64
+	uploads []string
+}
+
+func (a *api) snapshot(t testing.TB) snapshot {
+	t.Helper()
+	return snapshot{repos: a.catalog(t), blobs: blobFiles(t, a.srv.DataDir), uploads: uploadDirs(t, a.srv.DataDir)}
+}
+
+// checkUnchanged fails the test if the catalog, the blob store or (with uploads set)
+// the upload sessions differ from before, or the data directory holds anything new.
+func (a *api) checkUnchanged(t testing.TB, what string, before snapshot, uploads bool) {
+	t.Helper()
+	after := a.snapshot(t)
+	if !slices.Equal(before.repos, after.repos) {
+		t.Errorf("%s: the catalog changed from %q to %q", what, before.repos, after.repos)
+	}
+	if len(before.blobs) != len(after.blobs) {
+		t.Errorf("%s: the blob store changed from %v to %v", what, before.blobs, after.blobs)
+	}
+	for d := range after.blobs {
+		if _, ok := before.blobs[d]; !ok {
+			t.Errorf("%s: blob %s appeared in the blob store", what, d)
+		}
+	}
+	if uploads && !slices.Equal(before.uploads, after.uploads) {
+		t.Errorf("%s: the upload sessions changed from %q to %q", what, before.uploads, after.uploads)
+	}
+	checkDataDirLayout(t, a.srv.DataDir)
+}
+
+// rawExchange sends head (a request line and headers, without the blank line that ends
+// them) and then body over a connection of its own, half-closes it when cut is set
+// (the server sees the body end early), and returns what the server answered. The
+// server has finished with the request when it returns: it closed the connection or
+// answered in full.
+func rawExchange(t testing.TB, addr, head string, body io.Reader, cut bool) (*response, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(pollTimeout))
+	written := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(conn, head+"\r\n\r\n")
+		if err == nil {
+			_, err = io.Copy(conn, body)
+		}
+		if cut {
+			conn.(*net.TCPConn).CloseWrite()
+		}
+		written <- err
+	}()
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		<-written
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if cut {
+		// The server closes a connection whose request body ended early: wait for
+		// that, so that the handler is done when the caller looks.
+		io.Copy(io.Discard, br)
+	}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// seed returns the seed of a randomized test: the value of the environment variable
+// env, else the time.
+func seed(t testing.TB, env string) uint64 {
+	t.Helper()
+	s := uint64(time.Now().UnixNano())
+	if v := os.Getenv(env); v != "" {
+		var err error
+		if s, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", env, v, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", s, env, s)
+	return s
+}
+
+// randomBytes returns n bytes from rng.
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := rng.Uint64()
+		for j := i; j < min(i+8, n); j++ {
+			b[j] = byte(v)
+			v >>= 8
+		}
+	}
+	return b
+}
+
+// poll calls cond until it returns true, failing the test after pollTimeout.
+func poll(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(pollTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after %v", what, pollTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pacedReader yields data in small pieces, waiting between them, and stops at hold
+// until release is closed, so that a request can be caught in the middle of its body.
+type pacedReader struct {
+	data    []byte
+	off     int
+	piece   int
+	pause   time.Duration
+	hold    int           // offset at which to wait for release
+	reached chan struct{} // closed when hold is reached
+	release chan struct{}
+	held    bool
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.off >= len(p.data) {
+		return 0, io.EOF
+	}
+	if p.off == p.hold && !p.held {
+		p.held = true
+		close(p.reached)
+		<-p.release
+	}
+	end := min(p.off+p.piece, len(p.data), p.off+len(b))
+	if p.off < p.hold {
+		end = min(end, p.hold)
+	}
+	time.Sleep(p.pause)
+	n := copy(b, p.data[p.off:end])
+	p.off += n
+	return n, nil
+}
