@@ -37,6 +37,11 @@ type Reader interface {
 	// TaggedManifest returns the manifest that tag names in repo, with its content,
 	// or ErrNotFound.
 	TaggedManifest(ctx context.Context, repo, tag string) (*Manifest, error)
+	// Content returns what a pull of manifest d of repo serves, or ErrNotFound: a
+	// lookup that reads no more than a pull needs.
+	Content(ctx context.Context, repo string, d digest.Digest) (*Content, error)
+	// TaggedContent returns what a pull of tag in repo serves, or ErrNotFound.
+	TaggedContent(ctx context.Context, repo, tag string) (*Content, error)
 	// Blob returns the size of blob d when repo may read it, or ErrNotFound.
 	Blob(ctx context.Context, repo string, d digest.Digest) (int64, error)
 	// BlobRepository returns a repository that may read blob d, or ErrNotFound.
@@ -167,6 +172,19 @@ type Manifest struct {
 	RepoAttributes Attributes
 	Created        time.Time
 	Updated        time.Time
+}
+
+// Content is a manifest as a pull serves it, with the attributes that decide whether
+// it may be pulled.
+type Content struct {
+	Digest    digest.Digest
+	MediaType string
+	Size      int64
+	// Bytes are the manifest exactly as pushed.
+	Bytes []byte
+	// ReadEnabled is the manifest's attribute; RepoReadEnabled its repository's.
+	ReadEnabled     bool
+	RepoReadEnabled bool
 }
 
 // Reference is a blob or child manifest a manifest names.

@@ -39,9 +39,9 @@ func (r *Registry) StatBlob(ctx context.Context, repo, ref string) (digest.Diges
 	if errors.Is(err, metastore.ErrNotFound) {
 		// A manifest is a blob of its repository too, as clients that fetch one
 		// through the blob endpoint expect.
-		m, merr := r.meta.Manifest(ctx, repo, d)
+		m, merr := r.meta.Content(ctx, repo, d)
 		if merr == nil {
-			if err := checkManifestRead(m); err != nil {
+			if err := checkManifestRead(repo, m); err != nil {
 				return "", 0, err
 			}
 			return d, m.Size, nil
@@ -71,13 +71,13 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, ref string) (*Blob, error
 	}
 	_, err = r.meta.Blob(ctx, repo, d)
 	if errors.Is(err, metastore.ErrNotFound) {
-		m, merr := r.meta.Manifest(ctx, repo, d)
+		m, merr := r.meta.Content(ctx, repo, d)
 		if merr == nil {
-			if err := checkManifestRead(m); err != nil {
+			if err := checkManifestRead(repo, m); err != nil {
 				return nil, err
 			}
 			return &Blob{Digest: d, Blob: &blobstore.Blob{
-				ReadSeekCloser: nopCloser{bytes.NewReader(m.Content)}, Size: m.Size}}, nil
+				ReadSeekCloser: nopCloser{bytes.NewReader(m.Bytes)}, Size: m.Size}}, nil
 		}
 		if errors.Is(merr, metastore.ErrNotFound) {
 			return nil, errBlobUnknown(ref)

@@ -66,13 +66,14 @@ func checkRepoDelete(ctx context.Context, rd metastore.Reader, repo string) erro
 	return nil
 }
 
-// checkManifestRead refuses a pull of m when it or its repository is read-locked.
-func checkManifestRead(m *metastore.Manifest) error {
-	if !m.RepoAttributes.ReadEnabled {
-		return errDenied("repository %s is locked for reads", m.Repo)
+// checkManifestRead refuses a pull of c, of repository repo, when it or the
+// repository is read-locked.
+func checkManifestRead(repo string, c *metastore.Content) error {
+	if !c.RepoReadEnabled {
+		return errDenied("repository %s is locked for reads", repo)
 	}
-	if !m.Attributes.ReadEnabled {
-		return errDenied("manifest %s is locked for reads", m.Digest)
+	if !c.ReadEnabled {
+		return errDenied("manifest %s is locked for reads", c.Digest)
 	}
 	return nil
 }

@@ -25,13 +25,13 @@ func errManifestUnknown(ref string) error {
 	return errcode.New(errcode.ManifestUnknown, "manifest %s is not in the repository", clip(ref))
 }
 
-// GetManifest returns manifest ref (a tag or a digest) of repo, with its content.
-func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastore.Manifest, error) {
+// GetManifest returns manifest ref (a tag or a digest) of repo as a pull serves it.
+func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastore.Content, error) {
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
 	var (
-		m   *metastore.Manifest
+		m   *metastore.Content
 		err error
 	)
 	if reference.IsDigest(ref) {
@@ -39,12 +39,12 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastor
 		if perr != nil {
 			return nil, perr
 		}
-		m, err = r.meta.Manifest(ctx, repo, d)
+		m, err = r.meta.Content(ctx, repo, d)
 	} else {
 		if !reference.ValidTag(ref) {
 			return nil, errManifestUnknown(ref)
 		}
-		m, err = r.meta.TaggedManifest(ctx, repo, ref)
+		m, err = r.meta.TaggedContent(ctx, repo, ref)
 	}
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -52,7 +52,7 @@ func (r *Registry) GetManifest(ctx context.Context, repo, ref string) (*metastor
 	if err != nil {
 		return nil, internal("get manifest", err)
 	}
-	if err := checkManifestRead(m); err != nil {
+	if err := checkManifestRead(repo, m); err != nil {
 		return nil, err
 	}
 	return m, nil

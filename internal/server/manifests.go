@@ -32,7 +32,7 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		w.Write(m.Content)
+		w.Write(m.Bytes)
 	}
 	return nil
 }

@@ -93,6 +93,29 @@ func (r reader) TaggedManifest(ctx context.Context, repo, tag string) (*metastor
 		WHERE r.name = ? AND t.name = ?`, repo, tag), true)
 }
 
+// contentColumns are what a pull reads: a few columns, the content last.
+const contentColumns = `m.digest, m.media_type, m.size, m.read_enabled, r.read_enabled, m.content`
+
+func scanContent(s interface{ Scan(...any) error }) (*metastore.Content, error) {
+	var c metastore.Content
+	if err := s.Scan(&c.Digest, &c.MediaType, &c.Size, &c.ReadEnabled, &c.RepoReadEnabled, &c.Bytes); err != nil {
+		return nil, notFound(err)
+	}
+	return &c, nil
+}
+
+func (r reader) Content(ctx context.Context, repo string, d digest.Digest) (*metastore.Content, error) {
+	return scanContent(r.q.queryRow(ctx, `SELECT `+contentColumns+`
+		FROM manifests m JOIN repos r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.digest = ?`, repo, d.String()))
+}
+
+func (r reader) TaggedContent(ctx context.Context, repo, tag string) (*metastore.Content, error) {
+	return scanContent(r.q.queryRow(ctx, `SELECT `+contentColumns+`
+		FROM repos r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.id = t.manifest_id
+		WHERE r.name = ? AND t.name = ?`, repo, tag))
+}
+
 func (r reader) Tag(ctx context.Context, repo, tag string) (*metastore.Manifest, error) {
 	return scanManifest(repo, r.q.queryRow(ctx, `SELECT `+metaColumns+`
 		FROM repos r JOIN tags t ON t.repo_id = r.id JOIN manifests m ON m.id = t.manifest_id

@@ -6,6 +6,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"PlatformRoundTrip", testPlatformRoundTrip},
 		{"PutManifestAgain", testPutManifestAgain},
+		{"Content", testContent},
 		{"ManifestsPerRepository", testManifestsPerRepository},
 		{"Tags", testTags},
 		{"TagOrder", testTagOrder},
@@ -1757,4 +1759,48 @@ func testUpdateSerializable(t *testing.T, s metastore.Store) {
 	if tags, err := s.Tags(ctx, "r", "", 1000); err != nil || !slices.Equal(tags, want) {
 		t.Errorf("Tags = %v, %v\nwant %v", tags, err, want)
 	}
+}
+
+// testContent: the pull lookups serve a manifest's bytes with its read attributes and
+// those of its repository, by digest and by tag, only in the manifest's repository.
+func testContent(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	m := image("r", "content")
+	put(t, s, m, image("other", "elsewhere"))
+	setTag(t, s, "r", "v1", m.Digest)
+	check := func(what string, c *metastore.Content, err error, read, repoRead bool) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if c.Digest != m.Digest || c.MediaType != m.MediaType || c.Size != m.Size || !bytes.Equal(c.Bytes, m.Content) {
+			t.Errorf("%s = {%s %s %d %d bytes}, want {%s %s %d %d bytes}", what,
+				c.Digest, c.MediaType, c.Size, len(c.Bytes), m.Digest, m.MediaType, m.Size, len(m.Content))
+		}
+		if c.ReadEnabled != read || c.RepoReadEnabled != repoRead {
+			t.Errorf("%s: ReadEnabled %v, RepoReadEnabled %v; want %v, %v", what, c.ReadEnabled, c.RepoReadEnabled, read, repoRead)
+		}
+	}
+	c, err := s.Content(ctx, "r", m.Digest)
+	check("Content", c, err, true, true)
+	c, err = s.TaggedContent(ctx, "r", "v1")
+	check("TaggedContent", c, err, true, true)
+
+	locked := metastore.Enabled
+	locked.ReadEnabled = false
+	update(t, s, func(tx metastore.Tx) error { return tx.SetManifestAttributes(ctx, "r", m.Digest, locked) })
+	c, err = s.Content(ctx, "r", m.Digest)
+	check("Content of a read-locked manifest", c, err, false, true)
+	update(t, s, func(tx metastore.Tx) error { return tx.SetRepositoryAttributes(ctx, "r", locked) })
+	c, err = s.TaggedContent(ctx, "r", "v1")
+	check("TaggedContent in a read-locked repository", c, err, false, false)
+
+	_, err = s.Content(ctx, "other", m.Digest)
+	wantNotFound(t, "Content through another repository", err)
+	_, err = s.TaggedContent(ctx, "other", "v1")
+	wantNotFound(t, "TaggedContent through another repository", err)
+	_, err = s.Content(ctx, "r", digest.FromString("never pushed"))
+	wantNotFound(t, "Content of an unknown manifest", err)
+	_, err = s.TaggedContent(ctx, "r", "v2")
+	wantNotFound(t, "TaggedContent of an unknown tag", err)
 }
