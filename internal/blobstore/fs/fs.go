@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -308,38 +309,114 @@ type upload struct {
 func (u *upload) ID() string  { return u.id }
 func (u *upload) Size() int64 { return u.size }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// Appends move data through a ring of buffers and three goroutines: one reads the
+// body into buffers, the caller writes them, one more hashes them. A body read in
+// turn with the work would leave the socket full and the sender waiting for as long
+// as each buffer takes to hash and write; overlapped, an upload costs about the
+// slowest of the three per byte.
+const (
+	bufSize  = 256 << 10
+	bufCount = 8
+	// writebackEvery is how many written bytes start their writeback to disk.
+	writebackEvery = 8 << 20
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// chunk is a buffer the reader filled, and how its read ended.
+type chunk struct {
+	b   []byte
+	err error
+}
+
+// shared is a buffer being written and hashed at once: the last of the two to be done
+// with it frees it.
+type shared struct {
+	b    []byte
+	refs atomic.Int32
+}
 
 func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 	var saved []byte
 	if u.hashed {
 		saved, _ = u.h.(encoding.BinaryMarshaler).MarshalBinary()
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	// A buffer is filled by the reader alone, then only read, by the writer and the
+	// hasher at once, and goes back to free when both are done. Every channel holds
+	// all the buffers, so no send ever blocks.
+	free := make(chan []byte, bufCount)
+	for range bufCount {
+		free <- *bufPool.Get().(*[]byte)
+	}
+	filled := make(chan chunk, bufCount)
+	var stop atomic.Bool
+	go func() {
+		defer close(filled)
+		for {
+			b := <-free
+			if stop.Load() {
+				free <- b
+				return
+			}
+			n, err := fill(r, b)
+			filled <- chunk{b[:n], err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	release := func(s *shared) {
+		if s.refs.Add(-1) == 0 {
+			free <- s.b[:cap(s.b)]
+		}
+	}
+	var jobs chan *shared
+	var hashed chan struct{}
+	if u.hashed {
+		jobs, hashed = make(chan *shared, bufCount), make(chan struct{})
+		go func() {
+			defer close(hashed)
+			for s := range jobs {
+				u.h.Write(s.b)
+				release(s)
+			}
+		}()
+	}
 	off := u.size
+	flushed := off // start of the bytes whose writeback has not been started
 	var err error
-	for {
-		var n int
-		n, err = fill(r, buf)
-		if n > 0 {
-			if u.hashed {
-				u.h.Write(buf[:n])
-			}
-			if _, werr := u.f.WriteAt(buf[:n], off); werr != nil {
-				err = fmt.Errorf("blobstore: write upload: %w", werr)
-				break
-			}
-			off += int64(n)
+	for c := range filled {
+		if c.err != nil && c.err != io.EOF && err == nil {
+			err = c.err
 		}
-		if err == io.EOF {
-			err = nil
-			break
+		if len(c.b) == 0 || err != nil {
+			free <- c.b[:cap(c.b)]
+			continue
 		}
-		if err != nil {
-			break
+		s := &shared{b: c.b}
+		s.refs.Store(1)
+		if jobs != nil {
+			s.refs.Store(2)
+			jobs <- s // hashed while it is written: both only read it
 		}
+		if _, werr := u.f.WriteAt(c.b, off); werr != nil {
+			err = fmt.Errorf("blobstore: write upload: %w", werr)
+			stop.Store(true)
+		}
+		off += int64(len(c.b))
+		release(s)
+		if off-flushed >= writebackEvery && err == nil {
+			startWriteback(u.f, flushed, off-flushed)
+			flushed = off
+		}
+	}
+	if jobs != nil {
+		close(jobs)
+		<-hashed
+	}
+	for range bufCount {
+		b := <-free
+		bufPool.Put(&b)
 	}
 	if err != nil {
 		// all or nothing: drop what this call wrote
