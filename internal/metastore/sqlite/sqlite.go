@@ -97,10 +97,15 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(0)")
-	q.Add("_pragma", "cache_size(-16384)") // 16 MiB per connection
+	// Readers read the database through one shared mapping, so their own page
+	// caches stay small: a cache per connection would hold a copy of the same hot
+	// pages eight times over.
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
 		q.Add("_pragma", "mmap_size(268435456)")
+		q.Add("_pragma", "cache_size(-1024)") // 1 MiB
+	} else {
+		q.Add("_pragma", "cache_size(-16384)") // 16 MiB for the writer
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
