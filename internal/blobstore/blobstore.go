@@ -45,8 +45,7 @@ type Reader interface {
 	Open(ctx context.Context, d digest.Digest) (*Blob, error)
 }
 
-// Blob is an open blob. Its reader may be an *os.File, which net/http sends with
-// sendfile(2): pass it on unwrapped.
+// Blob is an open blob.
 type Blob struct {
 	io.ReadSeekCloser
 	Size int64

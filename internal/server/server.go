@@ -189,7 +189,7 @@ func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
 }
 
 // statusWriter records the status and size of an answer. It passes ReadFrom through,
-// so that blobs still go out with sendfile(2).
+// so that net/http's own copy path serves blobs.
 type statusWriter struct {
 	http.ResponseWriter
 	status  int
