@@ -2,12 +2,8 @@ package server
 
 import (
 	"net/http"
-	"net/url"
-	"strconv"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/graft-registry/graft/internal/registry"
 )
 
 // The legacy ORAS artifacts API, which early ORAS clients and the notation prototype
@@ -22,25 +18,9 @@ type orasReferrers struct {
 }
 
 func (s *Server) orasReferrers(w http.ResponseWriter, r *http.Request, rt route) error {
-	q := r.URL.Query()
-	n := registry.ReferrersPage
-	if v := q.Get("n"); v != "" {
-		var err error
-		if n, err = registry.PageSize(v); err != nil {
-			return err
-		}
-	}
-	artifactType := q.Get("artifactType")
-	res, err := s.reg.Referrers(r.Context(), rt.name, rt.ref, artifactType, q.Get("last"), n)
+	res, _, err := s.referrerPage(w, r, rt, "/oras/artifacts/v1/"+rt.name+"/manifests/"+rt.ref+"/referrers")
 	if err != nil {
 		return err
-	}
-	if res.Next != "" {
-		next := url.Values{"last": {res.Next.String()}, "n": {strconv.Itoa(len(res.Index.Manifests))}}
-		if artifactType != "" {
-			next.Set("artifactType", artifactType)
-		}
-		w.Header().Set("Link", "</oras/artifacts/v1/"+rt.name+"/manifests/"+rt.ref+"/referrers?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, r, http.StatusOK, "application/json", orasReferrers{References: res.Index.Manifests})
 	return nil

@@ -11,22 +11,33 @@ import (
 )
 
 func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route) error {
+	res, artifactType, err := s.referrerPage(w, r, rt, "/v2/"+rt.name+"/referrers/"+rt.ref)
+	if err != nil {
+		return err
+	}
+	if artifactType != "" {
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	writeJSON(w, r, http.StatusOK, ocispec.MediaTypeImageIndex, res.Index)
+	return nil
+}
+
+// referrerPage answers the query of a referrers listing, of the OCI or the legacy ORAS
+// API, whose path is path: a page of `n` after `last`, of `artifactType` when given,
+// with the Link of the next page, which keeps the query.
+func (s *Server) referrerPage(w http.ResponseWriter, r *http.Request, rt route, path string) (*registry.Referrers, string, error) {
 	q := r.URL.Query()
 	n := 0 // the page size the registry picks
 	if v := q.Get("n"); v != "" {
 		var err error
 		if n, err = registry.PageSize(v); err != nil {
-			return err
+			return nil, "", err
 		}
 	}
 	artifactType := q.Get("artifactType")
 	res, err := s.reg.Referrers(r.Context(), rt.name, rt.ref, artifactType, q.Get("last"), n)
 	if err != nil {
-		return err
-	}
-	h := w.Header()
-	if artifactType != "" {
-		h.Set("OCI-Filters-Applied", "artifactType")
+		return nil, "", err
 	}
 	if res.Next != "" {
 		next := url.Values{"last": {res.Next.String()}}
@@ -36,8 +47,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route) err
 		if n > 0 {
 			next.Set("n", strconv.Itoa(n))
 		}
-		h.Set("Link", "</v2/"+rt.name+"/referrers/"+rt.ref+"?"+next.Encode()+`>; rel="next"`)
+		setLink(w, path, next)
 	}
-	writeJSON(w, r, http.StatusOK, ocispec.MediaTypeImageIndex, res.Index)
-	return nil
+	return res, artifactType, nil
 }
