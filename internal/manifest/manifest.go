@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"mime"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -50,21 +49,6 @@ var kinds = map[string]Kind{
 	MediaTypeDockerManifestList:    Index,
 	MediaTypeArtifact:              Artifact,
 	MediaTypeORASArtifact:          Artifact,
-}
-
-// IsManifestType reports whether mediaType is one the registry stores as a manifest.
-func IsManifestType(mediaType string) bool {
-	_, ok := kinds[mediaType]
-	return ok
-}
-
-// MediaTypes lists the manifest media types the registry accepts.
-func MediaTypes() []string {
-	return []string{
-		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
-		MediaTypeDockerManifest, MediaTypeDockerManifestList,
-		MediaTypeArtifact, MediaTypeORASArtifact,
-	}
 }
 
 // Manifest is what the registry needs to know of a parsed manifest.
@@ -289,16 +273,4 @@ func truncate(s string) string {
 		return s[:80] + "…"
 	}
 	return s
-}
-
-// Descriptor returns the descriptor of a manifest with these bytes, as the referrers API
-// lists it.
-func (m *Manifest) Descriptor(d digest.Digest, size int64) ocispec.Descriptor {
-	return ocispec.Descriptor{
-		MediaType:    m.MediaType,
-		Digest:       d,
-		Size:         size,
-		ArtifactType: m.ArtifactType,
-		Annotations:  m.Annotations,
-	}
 }

@@ -555,49 +555,6 @@ func TestParseOnlyOneJSONValue(t *testing.T) {
 	}
 }
 
-func TestDescriptor(t *testing.T) {
-	body := encode(t, with(image(ocispec.MediaTypeImageManifest), "artifactType", sbomType, "annotations", map[string]string{"k": "v"}))
-	m, err := manifest.Parse(ocispec.MediaTypeImageManifest, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := digest.FromBytes(body)
-	got := m.Descriptor(d, int64(len(body)))
-	want := ocispec.Descriptor{
-		MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(body)),
-		ArtifactType: sbomType, Annotations: map[string]string{"k": "v"},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Descriptor = %+v, want %+v", got, want)
-	}
-}
-
-func TestMediaTypes(t *testing.T) {
-	types := manifest.MediaTypes()
-	want := []string{
-		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
-		manifest.MediaTypeDockerManifest, manifest.MediaTypeDockerManifestList,
-		manifest.MediaTypeArtifact, manifest.MediaTypeORASArtifact,
-	}
-	if !reflect.DeepEqual(slices.Sorted(slices.Values(types)), slices.Sorted(slices.Values(want))) {
-		t.Errorf("MediaTypes() = %q, want %q", types, want)
-	}
-	for _, mt := range types {
-		if !manifest.IsManifestType(mt) {
-			t.Errorf("IsManifestType(%q) = false for a listed type", mt)
-		}
-	}
-	for _, mt := range []string{
-		"", "application/json", ocispec.MediaTypeImageConfig, ocispec.MediaTypeImageLayerGzip,
-		ocispec.MediaTypeDescriptor, "application/vnd.docker.distribution.manifest.v1+prettyjws",
-		strings.ToUpper(ocispec.MediaTypeImageManifest), ocispec.MediaTypeImageManifest + "; charset=utf-8",
-	} {
-		if manifest.IsManifestType(mt) {
-			t.Errorf("IsManifestType(%q) = true", mt)
-		}
-	}
-}
-
 func TestErrorMessage(t *testing.T) {
 	err := &manifest.Error{Reason: "because"}
 	if got, want := err.Error(), "invalid manifest: because"; got != want {
