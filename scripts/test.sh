@@ -43,33 +43,34 @@ stage go-bench-smoke go test -run '^$' -bench . -benchtime 1x -timeout 20m ./...
 stage build go build -o "$work/graft" ./cmd/graft
 
 # fresh_graft NAME: starts `graft serve` with no flags in an empty directory of its own
-# (so ./graft-data is fresh) and prints its address. GRAFT_ADDR picks a free port:
-# another program may hold 5000 here.
+# (so ./graft-data is fresh) and sets addr to where it listens. GRAFT_ADDR picks a free
+# port: another program may hold 5000 here. (Not run as $(...): the server would hold
+# the substitution's pipe open, and its PID would be lost with the subshell.)
 fresh_graft() {
-  local dir=$work/$1 addr=""
+  local dir=$work/$1
+  addr=""
   mkdir -p "$dir"
-  (cd "$dir" && GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json exec "$work/graft" serve) 2>"$dir/log" &
+  (cd "$dir" && GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json exec "$work/graft" serve) >"$dir/stdout" 2>"$dir/log" &
   pids+=($!)
   for _ in $(seq 1 300); do
     addr=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/\1/p' "$dir/log" | head -n 1)
-    [ -n "$addr" ] && break
+    [ -n "$addr" ] && return 0
     sleep 0.1
   done
-  [ -n "$addr" ] || { echo "graft serve did not start:" >&2; cat "$dir/log" >&2; return 1; }
-  echo "$addr"
+  echo "graft serve did not start:" >&2
+  cat "$dir/log" >&2
+  return 1
 }
 
 conformance() { # PROFILE
-  local addr
-  addr=$(fresh_graft "conformance-$1")
+  fresh_graft "conformance-$1"
   OCI_RESULTS_DIR=$work/conformance-$1/report "$shared/tools/conformance.sh" "http://$addr" "$1"
 }
 stage conformance-stable conformance stable
 stage conformance-dev conformance dev
 
 workflows() {
-  local addr
-  addr=$(fresh_graft workflows)
+  fresh_graft workflows
   "$shared/acceptance/seed-workflows.sh" "$addr"
 }
 stage seed-workflows workflows
