@@ -26,16 +26,6 @@ type Chunk struct {
 	Length int64
 }
 
-// RangeError is an out-of-order chunk: the upload holds Size bytes, which the client
-// needs to resume. It wraps the spec error the client is answered with.
-type RangeError struct {
-	Size int64
-	Err  *errcode.Error
-}
-
-func (e *RangeError) Error() string { return e.Err.Error() }
-func (e *RangeError) Unwrap() error { return e.Err }
-
 func errUploadUnknown() error {
 	return errcode.New(errcode.BlobUploadUnknown, "upload session unknown")
 }
@@ -63,10 +53,16 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error)
 	return u.ID(), nil
 }
 
-// resume opens upload id of repo.
-func (r *Registry) resume(ctx context.Context, repo, id string) (blobstore.Upload, error) {
+// resume opens upload id of repo; to write to it when write is set, which a write lock
+// on repo refuses.
+func (r *Registry) resume(ctx context.Context, repo, id string, write bool) (blobstore.Upload, error) {
 	if err := checkName(repo); err != nil {
 		return nil, err
+	}
+	if write {
+		if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
+			return nil, internal("resume upload", err)
+		}
 	}
 	rec, err := r.meta.Upload(ctx, id)
 	if errors.Is(err, metastore.ErrNotFound) || err == nil && rec.Repo != repo {
@@ -87,7 +83,7 @@ func (r *Registry) resume(ctx context.Context, repo, id string) (blobstore.Uploa
 
 // UploadStatus returns the number of bytes upload id of repo holds.
 func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (int64, error) {
-	u, err := r.resume(ctx, repo, id)
+	u, err := r.resume(ctx, repo, id, false)
 	if err != nil {
 		return 0, err
 	}
@@ -97,13 +93,7 @@ func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (int64, er
 
 // AppendUpload adds c to upload id of repo and returns the upload's size.
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int64, error) {
-	if err := checkName(repo); err != nil {
-		return 0, err
-	}
-	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
-		return 0, internal("append upload", err)
-	}
-	u, err := r.resume(ctx, repo, id)
+	u, err := r.resume(ctx, repo, id, true)
 	if err != nil {
 		return 0, err
 	}
@@ -120,11 +110,11 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 
 func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) error {
 	if c.Start >= 0 && c.Start != u.Size() {
-		return &RangeError{Size: u.Size(), Err: &errcode.Error{
+		return &errcode.Error{
 			Code:    errcode.BlobUploadInvalid,
 			Message: fmt.Sprintf("chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()),
 			Status:  http.StatusRequestedRangeNotSatisfiable,
-		}}
+		}
 	}
 	body := c.Body
 	if c.Length >= 0 {
@@ -178,13 +168,7 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ref string, c Chu
 	if err != nil {
 		return "", err
 	}
-	if err := checkName(repo); err != nil {
-		return "", err
-	}
-	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
-		return "", internal("finish upload", err)
-	}
-	u, err := r.resume(ctx, repo, id)
+	u, err := r.resume(ctx, repo, id, true)
 	if err != nil {
 		return "", err
 	}
@@ -252,7 +236,7 @@ func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, 
 
 // CancelUpload discards upload id of repo.
 func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
-	u, err := r.resume(ctx, repo, id)
+	u, err := r.resume(ctx, repo, id, false) // discarding bytes writes nothing
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -87,32 +86,21 @@ func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request, rt route) 
 
 func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, rt route) error {
 	c, err := chunk(r)
-	if err != nil {
-		return s.withStatus(w, r, rt, err)
+	if err == nil {
+		var size int64
+		if size, err = s.reg.AppendUpload(r.Context(), rt.name, rt.ref, c); err == nil {
+			return uploadAccepted(w, rt.name, rt.ref, size, http.StatusAccepted)
+		}
 	}
-	size, err := s.reg.AppendUpload(r.Context(), rt.name, rt.ref, c)
-	if err != nil {
-		return withUploadState(w, rt, err)
-	}
-	return uploadAccepted(w, rt.name, rt.ref, size, http.StatusAccepted)
+	return s.withUploadState(w, r, rt, err)
 }
 
-// withUploadState adds to an out-of-order answer where the upload stands, so that the
-// client can resume.
-func withUploadState(w http.ResponseWriter, rt route, err error) error {
-	var re *registry.RangeError
-	if errors.As(err, &re) {
-		h := w.Header()
-		h.Set("Location", uploadLocation(rt.name, rt.ref))
-		h.Set("Range", uploadRange(re.Size))
-		h.Set("Docker-Upload-UUID", rt.ref)
+// withUploadState adds to a 416 answer (a chunk out of order or a malformed
+// Content-Range) where the upload stands, so that the client can resume from there.
+func (s *Server) withUploadState(w http.ResponseWriter, r *http.Request, rt route, err error) error {
+	if errcode.As(err).HTTPStatus() != http.StatusRequestedRangeNotSatisfiable {
+		return err
 	}
-	return err
-}
-
-// withStatus adds to the refusal of a malformed chunk where its upload stands, as an
-// out-of-order chunk's has, so that the client can resume either way.
-func (s *Server) withStatus(w http.ResponseWriter, r *http.Request, rt route, err error) error {
 	if size, serr := s.reg.UploadStatus(r.Context(), rt.name, rt.ref); serr == nil {
 		h := w.Header()
 		h.Set("Location", uploadLocation(rt.name, rt.ref))
@@ -128,14 +116,13 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, rt route) 
 		return errcode.New(errcode.DigestInvalid, "the digest query parameter is required")
 	}
 	c, err := chunk(r)
-	if err != nil {
-		return s.withStatus(w, r, rt, err)
+	if err == nil {
+		var d digest.Digest
+		if d, err = s.reg.FinishUpload(r.Context(), rt.name, rt.ref, ref, c); err == nil {
+			return blobCreated(w, rt.name, d)
+		}
 	}
-	d, err := s.reg.FinishUpload(r.Context(), rt.name, rt.ref, ref, c)
-	if err != nil {
-		return withUploadState(w, rt, err)
-	}
-	return blobCreated(w, rt.name, d)
+	return s.withUploadState(w, r, rt, err)
 }
 
 func (s *Server) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) error {
