@@ -50,9 +50,8 @@ type Reader interface {
 	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
 	// MissingManifests returns those of ds that are not manifests of repo.
 	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
-	// RepositoryExists reports whether repo has ever had content.
-	RepositoryExists(ctx context.Context, repo string) (bool, error)
-	// Repository returns repo with its counts and attributes, or ErrNotFound.
+	// Repository returns repo with its counts and attributes, or ErrNotFound. A
+	// repository exists once it has had content; queries never create one.
 	Repository(ctx context.Context, repo string) (*Repository, error)
 	// RepositoryList returns up to n repositories after `after`, in lexical order,
 	// listed or not.

@@ -230,12 +230,8 @@ func (r *Registry) Tags(ctx context.Context, repo, last string, n int) (*Page, e
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
-	exists, err := r.meta.RepositoryExists(ctx, repo)
-	if err != nil {
-		return nil, internal("list tags", err)
-	}
-	if !exists {
-		return nil, errcode.New(errcode.NameUnknown, "repository %s is not known", repo)
+	if _, err := r.Repository(ctx, repo); err != nil {
+		return nil, err
 	}
 	if n == 0 {
 		return &Page{Items: []string{}}, nil

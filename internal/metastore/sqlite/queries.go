@@ -283,18 +283,6 @@ func digestArgs(ds []digest.Digest) []any {
 	return args
 }
 
-func (r reader) RepositoryExists(ctx context.Context, repo string) (bool, error) {
-	var one int
-	err := r.q.queryRow(ctx, `SELECT 1 FROM repos WHERE name = ?`, repo).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("metastore: %w", err)
-	}
-	return true, nil
-}
-
 func (r reader) strings(ctx context.Context, query string, args ...any) ([]string, error) {
 	rows, err := r.q.query(ctx, query, args...)
 	if err != nil {
