@@ -81,8 +81,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		d := time.Since(start)
 		s.metrics.observe(rt.kind, r.Method, sw.status, d)
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"bytes", sw.written, "duration", d)
+		if s.log.Enabled(r.Context(), slog.LevelDebug) { // spares every request the arguments
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				"bytes", sw.written, "duration", d)
+		}
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	h := s.handlerFor(rt, r.Method)
