@@ -16,8 +16,12 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// ErrNotFound is returned when what a call names does not exist.
-var ErrNotFound = errors.New("metastore: not found")
+var (
+	// ErrNotFound is returned when what a call names does not exist.
+	ErrNotFound = errors.New("metastore: not found")
+	// ErrExists is returned when what a call would create exists already.
+	ErrExists = errors.New("metastore: already exists")
+)
 
 // Store is a metadata store.
 type Store interface {
@@ -26,6 +30,13 @@ type Store interface {
 	// Transactions are serializable. fn may be called more than once (to retry a
 	// conflict), so it must not act outside tx; the error fn returns is returned as is.
 	Update(ctx context.Context, fn func(tx Tx) error) error
+	// SweepBlob forgets blob d and calls del to remove its bytes, when no repository
+	// may read d and no one linked or claimed d at or after t. LinkBlob and ClaimBlob
+	// of d wait until SweepBlob returns, so that a blob an upload claimed before
+	// committing it to the blob store is never removed under it. del may run again
+	// after a failure, so it must accept bytes already gone. SweepBlob reports whether
+	// it removed d.
+	SweepBlob(ctx context.Context, d digest.Digest, t time.Time, del func(context.Context) error) (bool, error)
 	Close() error
 }
 
@@ -79,20 +90,45 @@ type Reader interface {
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// StaleUploads returns up to n upload sessions last written before t.
 	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+
+	// Nodes returns up to n manifests of repo, in digest order after `after`, as
+	// garbage collection sees them.
+	Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]Node, error)
+	// UnreferencedBlobs returns up to n blobs, in digest order after `after`, that repo
+	// may read, that no manifest of repo names, and whose link was made or last
+	// released before t.
+	UnreferencedBlobs(ctx context.Context, repo string, t time.Time, after digest.Digest, n int) ([]digest.Digest, error)
+	// UnlinkedBlobs returns up to n blobs the store knows of (linked or claimed once)
+	// that no repository may read, in digest order after `after`.
+	UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
+
+	// Token returns the access token name, or ErrNotFound.
+	Token(ctx context.Context, name string) (*Token, error)
+	// Tokens returns every access token, in name order.
+	Tokens(ctx context.Context) ([]Token, error)
 }
 
 // Tx is a read-write transaction.
 type Tx interface {
 	Reader
 	// LinkBlob records that blob d, of size bytes, is in the blob store and that repo
-	// may read it, creating repo when needed.
+	// may read it, creating repo when needed. Linking again restarts the link's grace
+	// period (see UnreferencedBlobs).
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// ClaimBlob records that blob d, of size bytes, is about to be committed to the
+	// blob store: a SweepBlob that started before the claim has finished, and none
+	// with an earlier t will remove d.
+	ClaimBlob(ctx context.Context, d digest.Digest, size int64) error
+	// UnlinkUnreferenced takes blob d from repo when no manifest of repo names it and
+	// its link was made or last released before t, and reports whether it did.
+	UnlinkUnreferenced(ctx context.Context, repo string, d digest.Digest, t time.Time) (bool, error)
 	// UnlinkBlob takes blob d from repo, or returns ErrNotFound.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	// PutManifest stores m in m.Repo, creating the repository when needed. Storing a
 	// manifest that exists only updates its Updated time.
 	PutManifest(ctx context.Context, m *Manifest) error
 	// DeleteManifest removes manifest d and its tags from repo, or returns ErrNotFound.
+	// The links of the blobs d named are released: their grace period restarts.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// SetTag points tag at manifest d of repo, which must exist.
 	SetTag(ctx context.Context, repo, tag string, d digest.Digest) error
@@ -109,6 +145,10 @@ type Tx interface {
 	// SetManifestAttributes sets the attributes of manifest d of repo, or returns
 	// ErrNotFound.
 	SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a Attributes) error
+	// CreateToken stores tok, or returns ErrExists when a token has its name.
+	CreateToken(ctx context.Context, tok *Token) error
+	// DeleteToken removes the token name, or returns ErrNotFound.
+	DeleteToken(ctx context.Context, name string) error
 }
 
 // Attributes are what may be done with a repository or a manifest, as teams know them
@@ -210,4 +250,32 @@ type Upload struct {
 	Repo     string
 	Created  time.Time
 	Modified time.Time
+}
+
+// Node is a manifest as garbage collection sees it: what keeps it and what it keeps.
+type Node struct {
+	Digest digest.Digest
+	// Subject is the manifest it refers to, or "".
+	Subject digest.Digest
+	// Children are the manifests it lists (an index's manifests).
+	Children []digest.Digest
+	Tagged   bool
+	// DeleteEnabled is the manifest's own attribute; a locked manifest stays.
+	DeleteEnabled bool
+	Updated       time.Time
+}
+
+// Token is a repository-scoped access token: a name that works as a user name, a
+// secret known by its hash only, and what it may do where.
+type Token struct {
+	Name string
+	// Hash is the hash of the secret; the store never sees the secret itself.
+	Hash string
+	// Repositories are the repository name patterns the token works for.
+	Repositories []string
+	// Actions are what the token may do there: pull, push, delete.
+	Actions []string
+	Created time.Time
+	// Expires is when the token stops working; the zero time is never.
+	Expires time.Time
 }

@@ -474,14 +474,19 @@ func (t *txn) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 		ON CONFLICT (digest) DO NOTHING`, d.String(), size, now); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
-	res, err := t.q.exec(ctx, `INSERT INTO repo_blobs (repo_id, digest, created) VALUES (?, ?, ?)
-		ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), now)
+	// Linking again restarts the link's grace period.
+	res, err := t.q.exec(ctx, `UPDATE repo_blobs SET created = ? WHERE repo_id = ? AND digest = ?`, now, id, d.String())
 	if err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		t.addToRepo(id, 0, 0, size)
+		return nil
 	}
+	if _, err := t.q.exec(ctx, `INSERT INTO repo_blobs (repo_id, digest, created) VALUES (?, ?, ?)`,
+		id, d.String(), now); err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
+	t.addToRepo(id, 0, 0, size)
 	return nil
 }
 
@@ -650,6 +655,13 @@ func (t *txn) DeleteManifest(ctx context.Context, repo string, d digest.Digest) 
 		return notFound(err)
 	}
 	t.addToRepo(repoID, -1, -tags, -size)
+	// The blobs d named lose a reference: a collector gives them a new grace period, so
+	// that a client that saw them in the repository may still push a manifest naming them.
+	if _, err := t.q.exec(ctx, `UPDATE repo_blobs SET created = ? WHERE repo_id = ? AND digest IN
+		(SELECT digest FROM manifest_refs WHERE manifest_id = ? AND is_manifest = 0)`,
+		time.Now().UnixNano(), repoID, id); err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
 	for _, q := range []string{
 		`DELETE FROM tags WHERE manifest_id = ?`,
 		`DELETE FROM manifest_refs WHERE manifest_id = ?`,

@@ -88,4 +88,15 @@ CREATE TABLE uploads (
 	modified INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX uploads_by_modified ON uploads (modified);
+`, `
+-- version 2: access tokens; garbage collection reads repo_blobs.created as the time a
+-- link was made or last released, and blobs.created as the time a blob was last claimed.
+CREATE TABLE tokens (
+	name TEXT PRIMARY KEY,
+	hash TEXT NOT NULL,
+	repositories TEXT NOT NULL,
+	actions TEXT NOT NULL,
+	created INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+) WITHOUT ROWID;
 `}

@@ -56,6 +56,10 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"UpdateVisibility", testUpdateVisibility},
 		{"UpdateConcurrent", testUpdateConcurrent},
 		{"UpdateSerializable", testUpdateSerializable},
+		{"Nodes", testNodes},
+		{"UnreferencedBlobs", testUnreferencedBlobs},
+		{"SweepBlob", testSweepBlob},
+		{"Tokens", testTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
