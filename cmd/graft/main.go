@@ -34,6 +34,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(serveCommand(), versionCommand())
+	root.AddCommand(gcCommand())
 	return root
 }
 

@@ -84,3 +84,20 @@ type Upload interface {
 	// Close releases the session, which stays resumable.
 	Close() error
 }
+
+// Putter is a Store that can write a blob whose digest is known before its bytes in one
+// pass, with no upload session to copy from: an object store streams it straight to
+// where it stays.
+type Putter interface {
+	// Put stores what r yields as blob d. It checks the digest before the blob becomes
+	// visible and returns ErrDigestMismatch, storing nothing, when it does not match.
+	// A blob d that already exists is kept.
+	Put(ctx context.Context, d digest.Digest, r io.Reader) (int64, error)
+}
+
+// Redirector is a Store whose blobs clients may fetch from elsewhere, by a URL that
+// works for a while without credentials.
+type Redirector interface {
+	// URL returns where blob d may be fetched for ttl.
+	URL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
+}

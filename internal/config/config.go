@@ -39,6 +39,33 @@ type Config struct {
 	Shutdown struct {
 		Timeout time.Duration `yaml:"timeout" usage:"how long shutdown waits for requests in flight"`
 	} `yaml:"shutdown"`
+	// Storage names where blobs live: the data dir unless an S3 bucket is set.
+	Storage struct {
+		S3 struct {
+			Endpoint       string `yaml:"endpoint" usage:"S3 endpoint URL (empty: AWS)"`
+			Region         string `yaml:"region" usage:"S3 region"`
+			Bucket         string `yaml:"bucket" usage:"S3 bucket for blobs; setting it stores blobs in S3 instead of the data dir"`
+			Prefix         string `yaml:"prefix" usage:"key prefix of everything graft stores in the bucket"`
+			ForcePathStyle bool   `yaml:"force-path-style" usage:"address the bucket in the path, not the host name (MinIO, Versity, Ceph)"`
+			AccessKey      string `yaml:"access-key" usage:"S3 access key (default: the AWS credential chain)"`
+			SecretKey      string `yaml:"secret-key" usage:"S3 secret key (default: the AWS credential chain)"`
+			PartSize       int    `yaml:"part-size" usage:"bytes per part of a multipart upload, at least 5 MiB (0: the default)"`
+			Redirect       bool   `yaml:"redirect" usage:"answer blob pulls with a redirect to a presigned S3 URL"`
+		} `yaml:"s3"`
+	} `yaml:"storage"`
+	// Metadata names where the facts live: SQLite in the data dir unless a PostgreSQL
+	// URL is set.
+	Metadata struct {
+		Postgres struct {
+			URL      string `yaml:"url" usage:"PostgreSQL connection URL; setting it keeps metadata in PostgreSQL instead of the data dir"`
+			MaxConns int    `yaml:"max-conns" usage:"most connections to PostgreSQL per replica (0: the driver's default)"`
+		} `yaml:"postgres"`
+	} `yaml:"metadata"`
+	GC struct {
+		Interval        time.Duration `yaml:"interval" usage:"run garbage collection this often while serving (0: never)"`
+		Delay           time.Duration `yaml:"delay" usage:"grace period: blobs and manifests younger than this are never collected"`
+		OrphanReferrers string        `yaml:"orphan-referrers" usage:"referrers whose subject is gone: delete or keep"`
+	} `yaml:"gc"`
 }
 
 // Default returns the configuration graft runs with when nothing is set.
@@ -50,6 +77,8 @@ func Default() Config {
 	c.Delete.Cascade = true
 	c.Uploads.TTL = 24 * time.Hour
 	c.Shutdown.Timeout = 30 * time.Second
+	c.GC.Delay = time.Hour
+	c.GC.OrphanReferrers = "delete"
 	return c
 }
 
@@ -169,7 +198,7 @@ func loadFile(v reflect.Value, path string) error {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
-			key := prefix + k.Value
+			key := prefix + kebab(k.Value)
 			if s, ok := byKey[key]; ok {
 				if val.Kind != yaml.ScalarNode {
 					return fmt.Errorf("config: %s: line %d: %s must be a single value", path, val.Line, key)
@@ -180,7 +209,7 @@ func loadFile(v reflect.Value, path string) error {
 				continue
 			}
 			if !hasPrefix(byKey, key+".") {
-				return fmt.Errorf("config: %s: line %d: unknown setting %s", path, k.Line, key)
+				return fmt.Errorf("config: %s: line %d: unknown setting %s", path, k.Line, prefix+k.Value)
 			}
 			if err := walk(val, key+"."); err != nil {
 				return err
@@ -189,6 +218,22 @@ func loadFile(v reflect.Value, path string) error {
 		return nil
 	}
 	return walk(doc.Content[0], "")
+}
+
+// kebab spells a key of the file as the settings do, so that the camel case keys
+// users know from other tools' files (forcePathStyle) work too.
+func kebab(key string) string {
+	var b strings.Builder
+	for i, r := range key {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func hasPrefix(byKey map[string]setting, prefix string) bool {
@@ -247,6 +292,17 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data-dir must be set")
+	}
+	switch c.GC.OrphanReferrers {
+	case "delete", "keep":
+	default:
+		return fmt.Errorf("config: gc.orphan-referrers must be delete or keep, not %q", c.GC.OrphanReferrers)
+	}
+	if c.GC.Delay < 0 || c.GC.Interval < 0 {
+		return errors.New("config: gc.delay and gc.interval must not be negative")
+	}
+	if p := c.Storage.S3.PartSize; p != 0 && p < 5<<20 {
+		return fmt.Errorf("config: storage.s3.part-size must be at least 5 MiB (5242880), not %d", p)
 	}
 	return nil
 }

@@ -143,8 +143,12 @@ func (s setting) another(prev string) string {
 		pool = []string{"true", "false"}
 	case s.typ == "duration":
 		pool = []string{"1m0s", "2h0m0s", "3s"}
+	case s.key == "storage.s3.part-size":
+		pool = []string{"8388608", "16777216"}
 	case s.typ == "int":
 		pool = []string{"11", "12"}
+	case s.key == "gc.orphan-referrers":
+		pool = []string{"keep", "delete"}
 	case s.key == "log.format":
 		pool = []string{"json", "text"}
 	case s.key == "log.level":
@@ -430,5 +434,16 @@ func TestInvalidFlagValues(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), s.flag) {
 			t.Errorf("--%s=%s: %v, want an error naming the flag", s.flag, bad, err)
 		}
+	}
+}
+
+// TestCamelCaseKeys: the file accepts the camel case spelling users know from other
+// tools' files for every kebab case key.
+func TestCamelCaseKeys(t *testing.T) {
+	clearEnv(t)
+	path := writeFile(t, "storage:\n  s3:\n    forcePathStyle: true\n    partSize: 8388608\nmetadata:\n  postgres:\n    maxConns: 7\ngc:\n  orphanReferrers: keep\n")
+	c := load(t, parseFlags(t, "--config="+path))
+	if !c.Storage.S3.ForcePathStyle || c.Storage.S3.PartSize != 8<<20 || c.Metadata.Postgres.MaxConns != 7 || c.GC.OrphanReferrers != "keep" {
+		t.Errorf("camel case keys not applied: %+v %+v %+v", c.Storage.S3, c.Metadata.Postgres, c.GC)
 	}
 }

@@ -5,18 +5,12 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/graft-registry/graft/internal/blobstore/fs"
 	"github.com/graft-registry/graft/internal/config"
-	"github.com/graft-registry/graft/internal/metastore/sqlite"
-	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 )
 
@@ -25,25 +19,12 @@ import (
 // the stores. A request cut off by the timeout never leaves anything half-written
 // visible: blobs and manifests become visible only by their final atomic step.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	blobs, err := fs.Open(cfg.DataDir)
+	st, err := Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer blobs.Close()
-	meta, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "graft.db"))
-	if err != nil {
-		return err
-	}
-	defer meta.Close()
-
-	reg := registry.New(blobs, meta, registry.Options{
-		Cascade:   cfg.Delete.Cascade,
-		UploadTTL: cfg.Uploads.TTL,
-		Logger:    log,
-	})
+	defer st.Close()
+	reg := NewRegistry(st, cfg, log)
 	srv := &http.Server{
 		Handler:           server.New(reg, server.Options{Logger: log}),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -55,12 +36,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("graft registry listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir,
+	log.Info("graft registry listening", "addr", ln.Addr().String(), "blobs", st.BlobsAt, "metadata", st.MetaAt,
 		"cascade", cfg.Delete.Cascade)
 
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
 	go reg.RunJanitor(janitorCtx, min(cfg.Uploads.TTL/4, time.Hour))
+	if cfg.GC.Interval > 0 {
+		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -117,7 +117,8 @@ type Tx interface {
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
 	// ClaimBlob records that blob d, of size bytes, is about to be committed to the
 	// blob store: a SweepBlob that started before the claim has finished, and none
-	// with an earlier t will remove d.
+	// with an earlier t will remove d. The size may be a guess (0 when unknown):
+	// LinkBlob records the real one.
 	ClaimBlob(ctx context.Context, d digest.Digest, size int64) error
 	// UnlinkUnreferenced takes blob d from repo when no manifest of repo names it and
 	// its link was made or last released before t, and reports whether it did.

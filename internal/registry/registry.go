@@ -37,6 +37,10 @@ type Registry struct {
 	opts  Options
 	log   *slog.Logger
 	now   func() time.Time
+	gcm   *gcMetrics
+	// gcPaused, when set, runs between a collection's mark and its sweep of each phase
+	// (manifests, links, blobs), so that tests can race it deterministically.
+	gcPaused func(phase, repo string)
 }
 
 // New returns a registry over blobs and meta.
@@ -48,7 +52,7 @@ func New(blobs blobstore.Store, meta metastore.Store, opts Options) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{blobs: blobs, meta: meta, opts: opts, log: log, now: time.Now}
+	return &Registry{blobs: blobs, meta: meta, opts: opts, log: log, now: time.Now, gcm: newGCMetrics()}
 }
 
 // Pagination limits of the listing endpoints.

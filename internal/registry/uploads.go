@@ -173,6 +173,14 @@ func (r *Registry) FinishUpload(ctx context.Context, repo, id, ref string, c Chu
 		return "", err
 	}
 	defer u.Close()
+	if p, ok := r.blobs.(blobstore.Putter); ok && u.Size() == 0 && c.Start <= 0 {
+		// The whole blob comes in this request: write it once, where it stays.
+		if err := r.put(ctx, p, repo, d, c, id); err != nil {
+			return "", err
+		}
+		u.Cancel(ctx)
+		return d, nil
+	}
 	if err := r.append(ctx, u, c); err != nil {
 		return "", err
 	}
@@ -191,6 +199,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 		return "", internal("put blob", err)
 	}
+	if p, ok := r.blobs.(blobstore.Putter); ok {
+		return d, r.put(ctx, p, repo, d, c, "")
+	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
 		return "", internal("put blob", err)
@@ -203,21 +214,52 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	return d, r.commit(ctx, u, repo, d, "")
 }
 
-// commit makes u blob d of repo and forgets session id (if any). A wrong digest
-// discards the upload: nothing of it is stored.
-func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, d digest.Digest, id string) error {
-	size, err := u.Commit(ctx, d)
-	if errors.Is(err, blobstore.ErrDigestMismatch) {
-		u.Cancel(ctx)
-		if id != "" {
-			r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, id) })
-		}
+// put stores what c holds as blob d of repo in one pass, and forgets session id (if
+// any). A wrong digest stores nothing.
+func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d digest.Digest, c Chunk, id string) error {
+	body := c.Body
+	if c.Length >= 0 {
+		body = &exactReader{r: c.Body, left: c.Length}
+	}
+	if err := r.claim(ctx, d, max(c.Length, 0)); err != nil {
+		return err
+	}
+	size, err := p.Put(ctx, d, body)
+	var le *lengthError
+	switch {
+	case err == nil:
+	case errors.Is(err, blobstore.ErrDigestMismatch):
+		r.forgetUpload(ctx, id)
 		return errcode.New(errcode.DigestInvalid, "the uploaded content does not match digest %s", d)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &le):
+		return errcode.New(errcode.SizeInvalid, "the body does not hold the %d bytes declared; nothing of it was kept", c.Length)
+	default:
+		return internal("put blob", err)
 	}
+	return r.link(ctx, repo, d, size, id)
+}
+
+// claim tells a garbage collector that blob d is about to be committed, so that it
+// does not remove the bytes between the commit and the link.
+func (r *Registry) claim(ctx context.Context, d digest.Digest, size int64) error {
+	err := r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, size) })
 	if err != nil {
-		return internal("commit upload", err)
+		return internal("claim blob", err)
 	}
-	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
+	return nil
+}
+
+func (r *Registry) forgetUpload(ctx context.Context, id string) {
+	if id != "" {
+		r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, id) })
+	}
+}
+
+// link lets repo read blob d, now in the blob store, and forgets session id (if any).
+func (r *Registry) link(ctx context.Context, repo string, d digest.Digest, size int64, id string) error {
+	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
@@ -232,6 +274,24 @@ func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, 
 		return internal("commit upload", err)
 	}
 	return nil
+}
+
+// commit makes u blob d of repo and forgets session id (if any). A wrong digest
+// discards the upload: nothing of it is stored.
+func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, d digest.Digest, id string) error {
+	if err := r.claim(ctx, d, u.Size()); err != nil {
+		return err
+	}
+	size, err := u.Commit(ctx, d)
+	if errors.Is(err, blobstore.ErrDigestMismatch) {
+		u.Cancel(ctx)
+		r.forgetUpload(ctx, id)
+		return errcode.New(errcode.DigestInvalid, "the uploaded content does not match digest %s", d)
+	}
+	if err != nil {
+		return internal("commit upload", err)
+	}
+	return r.link(ctx, repo, d, size, id)
 }
 
 // CancelUpload discards upload id of repo.

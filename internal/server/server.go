@@ -47,6 +47,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 		opts.Registerer, gatherer = r, r
 	}
 	s.metrics = newMetrics(opts.Registerer)
+	opts.Registerer.MustRegister(reg.Collectors()...)
 	s.promh = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return s
 }

@@ -470,8 +470,9 @@ func (t *txn) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 		return err
 	}
 	now := time.Now().UnixNano()
+	// A claim may have recorded a size the upload did not know yet.
 	if _, err := t.q.exec(ctx, `INSERT INTO blobs (digest, size, created) VALUES (?, ?, ?)
-		ON CONFLICT (digest) DO NOTHING`, d.String(), size, now); err != nil {
+		ON CONFLICT (digest) DO UPDATE SET size = excluded.size`, d.String(), size, now); err != nil {
 		return fmt.Errorf("metastore: %w", err)
 	}
 	// Linking again restarts the link's grace period.
