@@ -34,7 +34,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(serveCommand(), versionCommand())
-	root.AddCommand(gcCommand())
+	root.AddCommand(gcCommand(), migrateCommand())
 	return root
 }
 

@@ -170,6 +170,16 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 	return &c, c.validate()
 }
 
+// File builds a configuration from the defaults and the YAML file at path alone, with
+// no variables or flags: the other side of a command that works on two registries.
+func File(path string) (*Config, error) {
+	c := Default()
+	if err := loadFile(reflect.ValueOf(&c).Elem(), path); err != nil {
+		return nil, err
+	}
+	return &c, c.validate()
+}
+
 // loadFile sets what the YAML file at path sets. Values go through set, as those of
 // variables and flags do, so that every error names its setting.
 func loadFile(v reflect.Value, path string) error {
