@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/graft-registry/graft/internal/client"
+)
+
+// clientCommands are graft's verbs as a client of any OCI registry. Each top-level
+// command carries the flags every client verb shares, since the root command is the
+// server's as much as the client's.
+func clientCommands() []*cobra.Command {
+	g := &clientFlags{}
+	cmds := []*cobra.Command{
+		loginCommand(g), logoutCommand(g),
+		pushCommand(g), attachCommand(g), pullCommand(g), copyCommand(g),
+		discoverCommand(g), deleteCommand(g),
+		manifestCommand(g), blobCommand(g), tagCommand(g), repoCommand(g),
+	}
+	for _, c := range cmds {
+		g.addTo(c)
+		c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+			exit(c, &client.UsageError{Err: err})
+			return err
+		})
+	}
+	return cmds
+}
+
+const exitCodesHelp = `Exit codes: 0 done; 1 failed; 2 wrong command line; 3 not found (repository,
+manifest, tag or blob); 4 authentication failed or refused (401, 403, locked);
+5 registry unreachable (connection, DNS, TLS, plain HTTP); 6 not confirmed;
+130 interrupted.`
+
+// clientFlags are the flags of every client verb.
+type clientFlags struct {
+	plainHTTP bool
+	insecure  bool
+	caFile    string
+	quiet     bool
+}
+
+func (g *clientFlags) addTo(c *cobra.Command) {
+	f := c.PersistentFlags()
+	f.BoolVar(&g.plainHTTP, "plain-http", false, "talk plain HTTP, not HTTPS (the default for localhost and 127.0.0.0/8; --plain-http=false forces HTTPS there)")
+	f.BoolVar(&g.insecure, "insecure", false, "do not verify the registry's TLS certificate")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM `file` of CA certificates to trust besides the system's")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or status lines, only the result")
+	if c.Long == "" {
+		c.Long = c.Short + "."
+	}
+	c.Long += "\n\n" + exitCodesHelp
+}
+
+// group is a command that only holds verbs: alone it prints its help, with an
+// unknown verb it is a usage error.
+func group(use, short string, verbs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(cobra.NoArgs),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(verbs...)
+	return cmd
+}
+
+// options are the client options the flags of cmd set.
+func (g *clientFlags) options(cmd *cobra.Command) *client.Options {
+	opts := &client.Options{
+		Insecure:  g.insecure,
+		CAFile:    g.caFile,
+		UserAgent: "graft/" + buildVersion(),
+	}
+	if cmd.Flags().Changed("plain-http") {
+		opts.PlainHTTP = &g.plainHTTP
+	}
+	return opts
+}
+
+// progress returns bars on stderr when it is a terminal and --quiet is not set.
+func (g *clientFlags) progress() *client.Progress {
+	if g.quiet || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	return client.NewProgress(os.Stderr)
+}
+
+// status prints a line for the person at the terminal, on stderr, unless --quiet.
+func (g *clientFlags) status(cmd *cobra.Command, format string, args ...any) {
+	if !g.quiet {
+		fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...)
+	}
+}
+
+// run adapts a verb to cobra: it gets a context that SIGINT and SIGTERM cancel, and a
+// failure ends the process with the verb's exit code and one line on stderr.
+func run(verb func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		err := verb(ctx, cmd, args)
+		stop()
+		if err != nil {
+			exit(cmd, err)
+		}
+		return nil
+	}
+}
+
+// args checks the positional arguments with check; a mistake is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			exit(cmd, &client.UsageError{Err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())})
+		}
+		return nil
+	}
+}
+
+// exit prints err in one line and ends the process with its exit code. main's own
+// error handling knows only code 1, so client verbs end here.
+func exit(cmd *cobra.Command, err error) {
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", cmd.CommandPath(), client.Describe(err))
+	os.Exit(client.ExitCode(err))
+}
+
+// addFormatFlag adds -o/--format to a verb that prints something scripts read.
+func addFormatFlag(f *pflag.FlagSet, p *string, def string, formats ...string) {
+	f.StringVarP(p, "format", "o", def, "output `format`: "+strings.Join(formats, ", "))
+}
+
+// checkFormat rejects a --format the verb does not know.
+func checkFormat(format string, formats ...string) error {
+	for _, f := range formats {
+		if format == f {
+			return nil
+		}
+	}
+	return &client.UsageError{Err: fmt.Errorf("unknown --format %q: want %s", format, strings.Join(formats, " or "))}
+}
+
+// confirm asks question on the terminal, after details, unless yes is set. Without a
+// terminal to ask on, the answer is no: a script must say --yes.
+func confirm(cmd *cobra.Command, yes bool, details, question string) error {
+	if yes {
+		return nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return fmt.Errorf("%s: no terminal to ask on: %w", question, client.ErrDeclined)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s%s? [y/N] ", details, question)
+	answer, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return fmt.Errorf("%s: %w", question, client.ErrDeclined)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graft-registry/graft/internal/client"
+)
+
+func discoverCommand(g *clientFlags) *cobra.Command {
+	var (
+		format string
+		opts   client.DiscoverOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "discover REF",
+		Short: "Show the referrers of a manifest: the artifact graph under it",
+		Long: `Show the manifests that refer to REF (whose subject is REF), and those that refer
+to them, recursively: signatures, SBOMs, attestations, signatures of SBOMs.
+
+On a registry without the referrers API the graph is read from the referrers tag
+schema (sha256-<hex> index tags) that graft copy, graft attach and oras write
+there. In an OCI layout (oci:DIR:TAG), from the subjects of its manifests.
+
+Formats: tree (default; types and digests, as oras discover -o tree), table (one
+row per referrer, depth first) and json (nested, as oras discover --format json).
+Referrers are sorted by artifact type, then digest, so that the same graph prints
+the same on every registry.`,
+		Example: `  graft discover localhost:5000/demo/app:v1
+  graft discover localhost:5000/demo/app:v1 -o json --artifact-type application/spdx+json`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
+			if err := checkFormat(format, client.FormatTree, client.FormatTable, client.FormatJSON); err != nil {
+				return err
+			}
+			if opts.Depth < 0 {
+				return &client.UsageError{Err: fmt.Errorf("--depth %d: want 0 (all) or more", opts.Depth)}
+			}
+			ref, err := client.ParseReference(a[0])
+			if err != nil {
+				return err
+			}
+			target, err := g.options(cmd).Open(ctx, ref, false)
+			if err != nil {
+				return err
+			}
+			root, err := client.Resolve(ctx, target, ref)
+			if err != nil {
+				return err
+			}
+			graph, err := client.Discover(ctx, target, root, opts)
+			if err != nil {
+				return fmt.Errorf("discovering the referrers of %s: %w", ref, err)
+			}
+			return client.WriteGraph(cmd.OutOrStdout(), format, ref.Repo(), graph)
+		}),
+	}
+	addFormatFlag(cmd.Flags(), &format, client.FormatTree, client.FormatTree, client.FormatTable, client.FormatJSON)
+	cmd.Flags().StringVar(&opts.ArtifactType, "artifact-type", "", "only the referrers of REF of this `type` (and what refers to those)")
+	cmd.Flags().IntVar(&opts.Depth, "depth", 0, "levels of referrers to show; 0 shows all")
+	return cmd
+}
+
+func deleteCommand(g *clientFlags) *cobra.Command {
+	var (
+		yes    bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "delete REF",
+		Short: "Delete a manifest and every referrer under it",
+		Long: `Delete the manifest REF names (by tag or digest) and its referrer graph: the
+artifacts attached to it, those attached to them, and so on.
+
+A graft registry deletes the graph itself in one request and says what it removed,
+keeping locked manifests (and what hangs under them): graft reports those and exits
+with code 4. On any other registry, or an OCI layout, graft walks the referrers and
+deletes them one by one, deepest first, so that an interrupted delete leaves no
+referrer whose subject is gone.
+
+graft lists what it will delete and asks first; --yes does not ask. Without a
+terminal to ask on, it deletes nothing unless --yes is given.`,
+		Example: `  graft delete localhost:5000/demo/app:v1 --yes`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
+			if err := checkFormat(format, formatText, formatJSON); err != nil {
+				return err
+			}
+			ref, err := client.ParseReference(a[0])
+			if err != nil {
+				return err
+			}
+			target, err := g.options(cmd).Open(ctx, ref, false)
+			if err != nil {
+				return err
+			}
+			root, err := client.Resolve(ctx, target, ref)
+			if err != nil {
+				return err
+			}
+			graph, err := client.Discover(ctx, target, root, client.DiscoverOptions{})
+			if err != nil {
+				return fmt.Errorf("discovering the referrers of %s: %w", ref, err)
+			}
+			var plan strings.Builder
+			fmt.Fprintf(&plan, "%s and the %d referrers under it:\n", ref.WithReference(root.Digest.String()), graph.Count())
+			for _, d := range graph.Plan() {
+				fmt.Fprintf(&plan, "  %s  %s\n", d.Digest, artifactLabel(d.ArtifactType, d.MediaType))
+			}
+			if err := confirm(cmd, yes, plan.String(), fmt.Sprintf("delete these %d manifests", graph.Count()+1)); err != nil {
+				return err
+			}
+			result, err := client.DeleteGraph(ctx, target, graph)
+			if err != nil {
+				return err
+			}
+			if err := printDeleted(cmd, format, result); err != nil {
+				return err
+			}
+			return lockedError(result)
+		}),
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	return cmd
+}
+
+func artifactLabel(artifactType, mediaType string) string {
+	if artifactType != "" {
+		return artifactType
+	}
+	return mediaType
+}
+
+// printDeleted prints the digests a delete removed, one a line, or the result as JSON.
+func printDeleted(cmd *cobra.Command, format string, result client.DeleteResult) error {
+	if format == formatJSON {
+		return client.WriteJSON(cmd.OutOrStdout(), result)
+	}
+	for _, d := range result.Deleted {
+		fmt.Fprintln(cmd.OutOrStdout(), d)
+	}
+	return nil
+}
+
+// lockedError is the failure of a delete that had to leave locked manifests.
+func lockedError(result client.DeleteResult) error {
+	if len(result.Locked) == 0 {
+		return nil
+	}
+	return fmt.Errorf("kept %d locked manifests (%s…) and what hangs under them: unlock them to delete them: %w",
+		len(result.Locked), result.Locked[0], client.ErrDenied)
+}

@@ -1,0 +1,150 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+)
+
+// Headers of graft's answer to a manifest DELETE (see internal/server): how many
+// manifests its cascade removed besides the one named, and at how many locked ones it
+// stopped. The body lists both.
+const (
+	headerCascadeDeleted = "Graft-Cascade-Deleted"
+	headerCascadeLocked  = "Graft-Cascade-Locked"
+)
+
+// DeleteResult is what a delete removed and what it had to leave.
+type DeleteResult struct {
+	// Deleted are the manifests removed, the root among them.
+	Deleted []digest.Digest `json:"deleted"`
+	// Locked are the manifests the registry refused to delete because they are locked,
+	// with what hangs under them.
+	Locked []digest.Digest `json:"locked"`
+	// ByServer says the registry removed the referrers itself (graft's cascade)
+	// rather than the client one by one.
+	ByServer bool `json:"byServer"`
+}
+
+// DeleteGraph deletes the manifest at graph's root and every referrer under it. A
+// graft registry cascades on its own: one DELETE, and its answer says what went. Any
+// other registry or an OCI layout gets one DELETE per manifest, referrers before their
+// subjects, so that an interrupted delete never leaves a referrer whose subject is
+// gone.
+func DeleteGraph(ctx context.Context, target Target, graph *Node) (DeleteResult, error) {
+	if repo, ok := target.(*remote.Repository); ok && serverCascades(ctx, repo) {
+		return deleteOnServer(ctx, repo, graph)
+	}
+	return deleteBottomUp(ctx, target, graph, DeleteResult{Deleted: []digest.Digest{}, Locked: []digest.Digest{}})
+}
+
+func deleteBottomUp(ctx context.Context, target Target, graph *Node, result DeleteResult) (DeleteResult, error) {
+	deleter, ok := target.(content.Deleter)
+	if !ok {
+		return result, fmt.Errorf("%T cannot delete", target)
+	}
+	for _, desc := range append(graph.BottomUp(), graph.Descriptor) {
+		if slices.Contains(result.Deleted, desc.Digest) || slices.Contains(result.Locked, desc.Digest) {
+			continue
+		}
+		err := deleter.Delete(ctx, desc)
+		if err != nil && !errors.Is(err, errdef.ErrNotFound) {
+			return result, fmt.Errorf("deleting %s (%s): %w", desc.Digest, artifactTypeOf(desc), err)
+		}
+		result.Deleted = append(result.Deleted, desc.Digest)
+	}
+	return result, nil
+}
+
+// serverCascades reports whether repo is in a graft registry, whose manifest DELETE
+// removes the referrers too. Only graft serves /graft/v1/<repository>.
+func serverCascades(ctx context.Context, repo *remote.Repository) bool {
+	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionPull)
+	scheme := "https"
+	if repo.PlainHTTP {
+		scheme = "http"
+	}
+	url := fmt.Sprintf("%s://%s/graft/v1/%s", scheme, repo.Reference.Host(), repo.Reference.Repository)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := repo.Client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Name string `json:"name"`
+	}
+	return resp.StatusCode == http.StatusOK &&
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info) == nil &&
+		info.Name == repo.Reference.Repository
+}
+
+// deleteOnServer deletes the root and reads what graft's cascade removed. A graft
+// configured not to cascade removes the root alone: the referrers left are then
+// deleted one by one, as anywhere else.
+func deleteOnServer(ctx context.Context, repo *remote.Repository, graph *Node) (DeleteResult, error) {
+	rec := &cascadeRecorder{Client: repo.Client}
+	repo.Client = rec
+	err := repo.Delete(ctx, graph.Descriptor)
+	repo.Client = rec.Client
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("deleting %s: %w", graph.Digest, err)
+	}
+	result := DeleteResult{Deleted: []digest.Digest{}, Locked: []digest.Digest{}, ByServer: rec.header.Get(headerCascadeDeleted) != ""}
+	if err := json.Unmarshal(rec.body, &result); err != nil || len(result.Deleted) == 0 {
+		// an answer without the cascade's body still deleted the root
+		result.Deleted = []digest.Digest{graph.Digest}
+	}
+	if len(result.Locked) > 0 {
+		return result, nil
+	}
+	return deleteBottomUp(ctx, repo, graph, result)
+}
+
+// cascadeRecorder keeps the headers and body of the answer to a manifest DELETE, which
+// oras-go checks and discards.
+type cascadeRecorder struct {
+	remote.Client
+	mu     sync.Mutex
+	header http.Header
+	body   []byte
+}
+
+func (c *cascadeRecorder) Do(req *http.Request) (*http.Response, error) {
+	resp, err := c.Client.Do(req)
+	if err != nil || req.Method != http.MethodDelete || resp.StatusCode != http.StatusAccepted {
+		return resp, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer to DELETE %s: %w", req.URL, err)
+	}
+	c.mu.Lock()
+	c.header, c.body = resp.Header.Clone(), body
+	c.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+// Plan lists the manifests DeleteGraph will delete, referrers first, for the question
+// asked before it.
+func (n *Node) Plan() []ocispec.Descriptor {
+	return append(n.BottomUp(), n.Descriptor)
+}
