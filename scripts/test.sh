@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite: go vet, the unit and end-to-end tests under the race detector,
 # the official OCI conformance suite (stable and dev profiles) and the supply-chain
-# workflows with real clients, each against a freshly started `graft serve` with no flags.
+# workflows with real clients, each against a freshly started `graft serve` with no flags,
+# and again against three scale-out replicas (S3 + PostgreSQL) behind a round-robin proxy.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh go         only go vet and go test -race ./...
 #
 # It needs Go; everything else (the conformance suite, oras, regctl, crane, cosign,
-# skopeo, jq) is built or installed by the team's scripts in ../shared on first use.
+# skopeo, jq, the S3 server, PostgreSQL) is built or installed by the team's scripts in
+# ../shared on first use.
 # Each stage prints a timing line: `== stage NAME: Ns`.
 set -euo pipefail
 
@@ -27,12 +29,26 @@ stage() { # NAME COMMAND...: runs COMMAND and prints how long it took
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-test.XXXXXX")
 pids=()
+dbs=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for db in "${dbs[@]}"; do psql -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# The scale-out deployment's servers: a real S3-compatible store and PostgreSQL on
+# loopback, for the Go tests (GRAFT_TEST_* variables) and the scale-out stages below.
+services() {
+  eval "$("$shared/services/s3.sh" start)"
+  eval "$("$shared/services/postgres.sh" start)"
+}
+stage services services
+# The real clients the Go tests drive (oras, regctl, crane, skopeo, cosign, CNCF
+# distribution), installed once here rather than inside a test's timeout.
+clients() { GRAFT_CLIENTS_BIN=$("$shared/tools/install-clients.sh" | tail -n 1); export GRAFT_CLIENTS_BIN; }
+stage clients clients
 
 stage vet go vet ./...
 stage go-test go test -race -count=1 -timeout 30m ./...
@@ -40,7 +56,7 @@ stage go-test go test -race -count=1 -timeout 30m ./...
 stage go-bench-smoke go test -run '^$' -bench . -benchtime 1x -timeout 20m ./...
 [ "$only" = go ] && exit 0
 
-stage build go build -o "$work/graft" ./cmd/graft
+stage build go build -o "$work/" ./cmd/graft ./internal/graftest/rrproxy
 
 # fresh_graft NAME: starts `graft serve` with no flags in an empty directory of its own
 # (so ./graft-data is fresh) and sets addr to where it listens. GRAFT_ADDR picks a free
@@ -74,4 +90,64 @@ workflows() {
   "$shared/acceptance/seed-workflows.sh" "$addr"
 }
 stage seed-workflows workflows
+
+# scaleout NAME: three replicas of `graft serve` on S3 + PostgreSQL (a fresh key prefix
+# and database of their own) behind rrproxy, which sends each request to the next
+# replica in turn; sets addr to the proxy's address.
+scaleout() {
+  local dir=$work/$1 db=graft_ci_$RANDOM$RANDOM urls=() i
+  mkdir -p "$dir"
+  psql -q -c "CREATE DATABASE $db" >/dev/null
+  dbs+=("$db")
+  cat >"$dir/graft.yaml" <<YAML
+storage:
+  s3:
+    endpoint: $GRAFT_TEST_S3_ENDPOINT
+    region: $GRAFT_TEST_S3_REGION
+    bucket: $GRAFT_TEST_S3_BUCKET
+    prefix: ci-$db/
+    forcePathStyle: true
+metadata:
+  postgres:
+    url: ${GRAFT_TEST_POSTGRES_URL%/*}/$db?sslmode=disable
+YAML
+  for i in 1 2 3; do
+    mkdir -p "$dir/replica$i"
+    (cd "$dir/replica$i" && GRAFT_CONFIG=$dir/graft.yaml GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json \
+      exec "$work/graft" serve) >"$dir/replica$i/stdout" 2>"$dir/replica$i/log" &
+    pids+=($!)
+    addr=""
+    for _ in $(seq 1 300); do
+      addr=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/\1/p' "$dir/replica$i/log" | head -n 1)
+      [ -n "$addr" ] && break
+      sleep 0.1
+    done
+    [ -n "$addr" ] || { echo "replica $i did not start:" >&2; cat "$dir/replica$i/log" >&2; return 1; }
+    urls+=("http://$addr")
+  done
+  "$work/rrproxy" "${urls[@]}" >"$dir/proxy" 2>&1 &
+  pids+=($!)
+  addr=""
+  for _ in $(seq 1 100); do
+    addr=$(sed -n 's/^listening on //p' "$dir/proxy")
+    [ -n "$addr" ] && return 0
+    sleep 0.1
+  done
+  echo "rrproxy did not start:" >&2
+  cat "$dir/proxy" >&2
+  return 1
+}
+
+scaleout_conformance() { # PROFILE
+  scaleout "scaleout-conformance-$1"
+  OCI_RESULTS_DIR=$work/scaleout-conformance-$1/report "$shared/tools/conformance.sh" "http://$addr" "$1"
+}
+stage scaleout-conformance-stable scaleout_conformance stable
+stage scaleout-conformance-dev scaleout_conformance dev
+
+scaleout_workflows() {
+  scaleout scaleout-workflows
+  "$shared/acceptance/seed-workflows.sh" "$addr"
+}
+stage scaleout-seed-workflows scaleout_workflows
 echo "all tests passed" >&2

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/graft-registry/graft/internal/blobstore"
 	"github.com/graft-registry/graft/internal/blobstore/fs"
+	"github.com/graft-registry/graft/internal/blobstore/s3"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -46,6 +49,26 @@ func Open(ctx context.Context, cfg *config.Config) (*Stores, error) {
 }
 
 func openBlobs(ctx context.Context, cfg *config.Config) (blobstore.Store, string, error) {
+	if c := cfg.Storage.S3; c.Bucket != "" {
+		b, err := s3.Open(ctx, s3.Options{
+			Endpoint:       c.Endpoint,
+			Region:         c.Region,
+			Bucket:         c.Bucket,
+			Prefix:         c.Prefix,
+			ForcePathStyle: c.ForcePathStyle,
+			AccessKey:      c.AccessKey,
+			SecretKey:      c.SecretKey,
+			PartSize:       int64(c.PartSize),
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		where := "s3://" + c.Bucket + "/" + c.Prefix
+		if c.Endpoint != "" {
+			where = c.Endpoint + "/" + c.Bucket + "/" + c.Prefix
+		}
+		return b, where, nil
+	}
 	b, err := fs.Open(cfg.DataDir)
 	if err != nil {
 		return nil, "", err
@@ -54,12 +77,28 @@ func openBlobs(ctx context.Context, cfg *config.Config) (blobstore.Store, string
 }
 
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {
+	if c := cfg.Metadata.Postgres; c.URL != "" {
+		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns)})
+		if err != nil {
+			return nil, "", err
+		}
+		return m, redact(c.URL), nil
+	}
 	path := filepath.Join(cfg.DataDir, "graft.db")
 	m, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, "", err
 	}
 	return m, path, nil
+}
+
+// redact is a connection URL without its password, for logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres"
+	}
+	return u.Redacted()
 }
 
 // Close closes both stores.
@@ -72,6 +111,7 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) *registry.Reg
 	return registry.New(st.Blobs, st.Meta, registry.Options{
 		Cascade:   cfg.Delete.Cascade,
 		UploadTTL: cfg.Uploads.TTL,
+		Redirect:  cfg.Storage.S3.Redirect,
 		Logger:    log,
 	})
 }

@@ -64,6 +64,9 @@ type Reader interface {
 	// Repository returns repo with its counts and attributes, or ErrNotFound. A
 	// repository exists once it has had content; queries never create one.
 	Repository(ctx context.Context, repo string) (*Repository, error)
+	// RepositoryAttributes returns the attributes of repo, or ErrNotFound: what a
+	// write checks, without the counts every concurrent write changes.
+	RepositoryAttributes(ctx context.Context, repo string) (Attributes, error)
 	// RepositoryList returns up to n repositories after `after`, in lexical order,
 	// listed or not.
 	RepositoryList(ctx context.Context, after string, n int) ([]Repository, error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -17,6 +18,9 @@ import (
 type Blob struct {
 	*blobstore.Blob
 	Digest digest.Digest
+	// URL, when set, is where the client fetches the blob instead (Options.Redirect);
+	// Blob is nil then.
+	URL string
 }
 
 func errBlobUnknown(d string) error {
@@ -87,6 +91,13 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, ref string) (*Blob, error
 	if err != nil {
 		return nil, internal("open blob", err)
 	}
+	if rd, ok := r.blobs.(blobstore.Redirector); ok && r.opts.Redirect {
+		u, err := rd.URL(ctx, d, redirectTTL)
+		if err != nil {
+			return nil, internal("blob URL", err)
+		}
+		return &Blob{Digest: d, URL: u}, nil
+	}
 	b, err := r.blobs.Open(ctx, d)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		r.log.Error("blob linked in a repository is missing from the blob store", "repo", repo, "digest", d)
@@ -97,6 +108,10 @@ func (r *Registry) OpenBlob(ctx context.Context, repo, ref string) (*Blob, error
 	}
 	return &Blob{Blob: b, Digest: d}, nil
 }
+
+// redirectTTL is how long a redirect to a blob stays valid: long enough for a slow
+// client to start the download, short enough that a leaked URL soon stops working.
+const redirectTTL = 15 * time.Minute
 
 type nopCloser struct{ io.ReadSeeker }
 

@@ -5,7 +5,10 @@ import (
 	"testing"
 
 	"github.com/graft-registry/graft/internal/blobstore/fs"
+	"github.com/graft-registry/graft/internal/blobstore/s3"
+	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/scaletest"
 )
 
 // deployment is a pair of stores a test runs the registry on.
@@ -17,7 +20,28 @@ type deployment struct {
 // deployments are the pairs of stores graft runs on: the embedded one always, the
 // scale-out one when the test environment names its servers.
 func deployments(t *testing.T) []deployment {
-	return []deployment{{name: "embedded", open: openEmbedded}}
+	return []deployment{{name: "embedded", open: openEmbedded}, {name: "scale-out", open: openScaleOut}}
+}
+
+// openScaleOut opens a fresh scale-out deployment: S3 and PostgreSQL, or skips.
+func openScaleOut(t *testing.T) *Registry {
+	t.Helper()
+	c := scaletest.NewS3(t)
+	url := scaletest.NewPostgres(t)
+	blobs, err := s3.Open(t.Context(), s3.Options{Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket,
+		Prefix: c.Prefix, ForcePathStyle: true, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := postgres.Open(t.Context(), postgres.Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		meta.Close()
+		blobs.Close()
+	})
+	return New(blobs, meta, Options{Cascade: true})
 }
 
 func openEmbedded(t *testing.T) *Registry {

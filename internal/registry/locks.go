@@ -23,14 +23,11 @@ func deletable(a metastore.Attributes) bool { return a.DeleteEnabled && a.WriteE
 // repoAttributes returns the attributes of repo, or Enabled for a repository that does
 // not exist yet.
 func repoAttributes(ctx context.Context, rd metastore.Reader, repo string) (metastore.Attributes, error) {
-	rp, err := rd.Repository(ctx, repo)
+	a, err := rd.RepositoryAttributes(ctx, repo)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return metastore.Enabled, nil
 	}
-	if err != nil {
-		return metastore.Attributes{}, err
-	}
-	return rp.Attributes, nil
+	return a, err
 }
 
 func checkRepoWrite(ctx context.Context, rd metastore.Reader, repo string) error {

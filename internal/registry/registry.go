@@ -27,7 +27,10 @@ type Options struct {
 	Cascade bool
 	// UploadTTL is how long an upload session may go unwritten before it is reclaimed.
 	UploadTTL time.Duration
-	Logger    *slog.Logger
+	// Redirect answers blob pulls with a URL of the blob store, when it has them
+	// (blobstore.Redirector), instead of the bytes.
+	Redirect bool
+	Logger   *slog.Logger
 }
 
 // Registry is the registry service.

@@ -123,8 +123,9 @@ func YAML(c *config.Config) string {
     forcePathStyle: true
     accessKey: %s
     secretKey: %s
+    redirect: %v
 metadata:
   postgres:
     url: %s
-`, s.Endpoint, s.Region, s.Bucket, s.Prefix, s.AccessKey, s.SecretKey, c.Metadata.Postgres.URL)
+`, s.Endpoint, s.Region, s.Bucket, s.Prefix, s.AccessKey, s.SecretKey, s.Redirect, c.Metadata.Postgres.URL)
 }

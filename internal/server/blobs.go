@@ -26,6 +26,11 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error
 	if err != nil {
 		return err
 	}
+	if b.URL != "" {
+		h.Set("Docker-Content-Digest", b.Digest.String())
+		http.Redirect(w, r, b.URL, http.StatusTemporaryRedirect)
+		return nil
+	}
 	defer b.Close()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", b.Digest.String())

@@ -16,6 +16,13 @@ import (
 
 // This file holds what garbage collection and access tokens need of the store.
 
+func (r reader) RepositoryAttributes(ctx context.Context, repo string) (metastore.Attributes, error) {
+	var a metastore.Attributes
+	err := r.q.queryRow(ctx, `SELECT delete_enabled, write_enabled, read_enabled, list_enabled
+		FROM repos WHERE name = ?`, repo).Scan(&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled)
+	return a, notFound(err)
+}
+
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {
 	rows, err := r.q.query(ctx, `SELECT m.digest, m.subject, m.tag_count, m.delete_enabled, m.updated,
 			(SELECT group_concat(mr.digest, ' ') FROM manifest_refs mr

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync/atomic"
@@ -351,4 +352,28 @@ func testTokens(t *testing.T, s metastore.Store) {
 func tokenEqual(a, b metastore.Token) bool {
 	return a.Name == b.Name && a.Hash == b.Hash && slices.Equal(a.Repositories, b.Repositories) &&
 		slices.Equal(a.Actions, b.Actions) && a.Created.Equal(b.Created) && a.Expires.Equal(b.Expires)
+}
+
+func testRepositoryAttributes(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	if _, err := s.RepositoryAttributes(ctx, "r"); !isNotFound(err) {
+		t.Errorf("RepositoryAttributes of a missing repository = %v, want ErrNotFound", err)
+	}
+	link(t, s, "r", 10, digest.FromString("x"))
+	if a, err := s.RepositoryAttributes(ctx, "r"); err != nil || a != metastore.Enabled {
+		t.Errorf("RepositoryAttributes of a new repository = %+v, %v; want everything enabled", a, err)
+	}
+	locked := metastore.Attributes{ReadEnabled: true, ListEnabled: true}
+	update(t, s, func(tx metastore.Tx) error {
+		if err := tx.SetRepositoryAttributes(ctx, "r", locked); err != nil {
+			return err
+		}
+		if a, err := tx.RepositoryAttributes(ctx, "r"); err != nil || a != locked {
+			return fmt.Errorf("RepositoryAttributes in the transaction that set them = %+v, %v", a, err)
+		}
+		return nil
+	})
+	if a, err := s.RepositoryAttributes(ctx, "r"); err != nil || a != locked {
+		t.Errorf("RepositoryAttributes = %+v, %v; want %+v", a, err, locked)
+	}
 }

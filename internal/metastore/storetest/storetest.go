@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"UnreferencedBlobs", testUnreferencedBlobs},
 		{"SweepBlob", testSweepBlob},
 		{"Tokens", testTokens},
+		{"RepositoryAttributes", testRepositoryAttributes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

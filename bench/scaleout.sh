@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Measures the scale-out deployment with the team's registry benchmark, side by side in
+# one run: graft embedded, graft on S3 + PostgreSQL with one replica and with three
+# behind a round-robin proxy, and CNCF distribution v3.1.2 on the same S3 server. Each
+# measurement starts fresh servers on empty storage (a new bucket prefix and database).
+#
+#   bench/scaleout.sh [blobs|ops|referrers|all]   (default all)
+#
+# It starts the S3 server and PostgreSQL with ../shared/services. Results: one regbench
+# line per measurement on stdout, JSON files in ${BENCH_OUT:-bench/results/scaleout-<date>}.
+# The plain multipart copy the blob figures compare with is a Go benchmark:
+#   go test -run '^$' -bench Plain -benchtime 3x ./internal/blobstore/s3
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+shared=${GRAFT_SHARED:-$root/../shared}
+what=${1:-all}
+out=${BENCH_OUT:-$here/results/scaleout-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/graft-bench.XXXXXX")
+dbs=()
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  for db in "${dbs[@]}"; do psql -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+eval "$("$shared/services/s3.sh" start)"
+eval "$("$shared/services/postgres.sh" start)"
+bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
+(cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy)
+R=$shared/tools/regbench.sh
+
+# serve NAME LOG ARGS...: starts graft serve on a free port; sets pid and url
+serve() {
+  local log=$work/$1.log
+  shift
+  GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$work/graft" serve "$@" 2>"$log" &
+  pid=$!
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
+    [ -n "$url" ] && return 0
+    sleep 0.1
+  done
+  cat "$log" >&2
+  return 1
+}
+
+# fresh_scaleout: a configuration file of a fresh scale-out deployment; sets conf, db
+fresh_scaleout() {
+  db=graft_bench_$RANDOM$RANDOM
+  psql -q -c "CREATE DATABASE $db" >/dev/null
+  dbs+=("$db")
+  conf=$work/$db.yaml
+  cat >"$conf" <<YAML
+storage:
+  s3:
+    endpoint: $GRAFT_TEST_S3_ENDPOINT
+    region: $GRAFT_TEST_S3_REGION
+    bucket: $GRAFT_TEST_S3_BUCKET
+    prefix: bench-$db/
+    forcePathStyle: true
+metadata:
+  postgres:
+    url: ${GRAFT_TEST_POSTGRES_URL%/*}/$db?sslmode=disable
+YAML
+}
+
+# start KIND: fresh servers of KIND (embedded, s3x1, s3x3, dist-s3); sets pid and url
+start() {
+  local urls=() i
+  case $1 in
+    embedded)
+      rm -rf "$work/embedded"; mkdir -p "$work/embedded"
+      serve embedded --data-dir "$work/embedded"
+      ;;
+    s3x1)
+      fresh_scaleout
+      serve s3x1 --config "$conf"
+      ;;
+    s3x3)
+      fresh_scaleout
+      for i in 1 2 3; do
+        serve "s3x3-$i" --config "$conf"
+        urls+=("$url")
+      done
+      "$work/rrproxy" "${urls[@]}" >"$work/proxy.out" 2>&1 &
+      pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
+      url=""
+      until [ -n "$url" ]; do sleep 0.1; url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out"); done
+      ;;
+    dist-s3)
+      cat >"$work/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  s3:
+    regionendpoint: $GRAFT_TEST_S3_ENDPOINT
+    region: $GRAFT_TEST_S3_REGION
+    bucket: $GRAFT_TEST_S3_BUCKET
+    rootdirectory: /dist-$RANDOM$RANDOM
+    accesskey: $AWS_ACCESS_KEY_ID
+    secretkey: $AWS_SECRET_ACCESS_KEY
+    forcepathstyle: true
+    secure: false
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:0
+  secret: regbench-anchor
+health:
+  storagedriver:
+    enabled: false
+YML
+      local port
+      while :; do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+      done
+      sed -i "s/addr: 127.0.0.1:0/addr: 127.0.0.1:$port/" "$work/dist.yml"
+      "$bin/registry" serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
+      pid=$!
+      url=http://127.0.0.1:$port
+      until curl -sf -o /dev/null "$url/v2/"; do sleep 0.1; done
+      ;;
+  esac
+}
+
+stop() {
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+
+measure() { # KIND LABEL ARGS...
+  local kind=$1 label=$2
+  shift 2
+  start "$kind"
+  echo "# $kind $label: $*"
+  "$R" -url "$url" -pid "$pid" -json "$out/$kind-$label.json" "$@" | sed "s/^/$kind  /"
+  stop
+}
+
+if [ "$what" = all ] || [ "$what" = blobs ]; then
+  for kind in embedded s3x1 dist-s3; do
+    measure "$kind" blobs -scenario blob-push,blob-pull -size 256MiB -reps 3
+  done
+fi
+if [ "$what" = all ] || [ "$what" = ops ]; then
+  for kind in embedded s3x1 s3x3 dist-s3; do
+    measure "$kind" ops -scenario manifest-put,manifest-get -d 10s
+  done
+fi
+if [ "$what" = all ] || [ "$what" = referrers ]; then
+  measure s3x1 referrers -scenario referrers -filler 1000,10000,100000
+fi
+echo "# results in $out"
