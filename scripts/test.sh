@@ -91,6 +91,12 @@ workflows() {
 }
 stage seed-workflows workflows
 
+# The same with authentication on: the conformance suite through the token flow, and
+# the seed workflows with credentials (e2e/auth/with-auth.sh says how it supplies them).
+stage conformance-auth-stable env GRAFT_BIN="$work/graft" GRAFT_SHARED="$shared" "$root/e2e/auth/with-auth.sh" conformance stable
+stage conformance-auth-dev env GRAFT_BIN="$work/graft" GRAFT_SHARED="$shared" "$root/e2e/auth/with-auth.sh" conformance dev
+stage seed-workflows-auth env GRAFT_BIN="$work/graft" GRAFT_SHARED="$shared" "$root/e2e/auth/with-auth.sh" seed-patched
+
 # scaleout NAME: three replicas of `graft serve` on S3 + PostgreSQL (a fresh key prefix
 # and database of their own) behind rrproxy, which sends each request to the next
 # replica in turn; sets addr to the proxy's address.

@@ -35,6 +35,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.AddCommand(serveCommand(), versionCommand())
 	root.AddCommand(gcCommand(), migrateCommand())
+	root.AddCommand(userCommand(), tokenCommand())
 	root.AddCommand(clientCommands()...)
 	return root
 }

@@ -66,6 +66,64 @@ type Config struct {
 		Delay           time.Duration `yaml:"delay" usage:"grace period: blobs and manifests younger than this are never collected"`
 		OrphanReferrers string        `yaml:"orphan-referrers" usage:"referrers whose subject is gone: delete or keep"`
 	} `yaml:"gc"`
+	// Auth is who may do what. With no users, client CA or policies, anyone may do
+	// anything, which graft serve allows on a loopback address only.
+	Auth Auth `yaml:"auth"`
+	// TLS serves HTTPS instead of plain HTTP.
+	TLS TLS `yaml:"tls"`
+}
+
+// Auth is the access control of graft serve: users, policies, tokens.
+type Auth struct {
+	Htpasswd          string `yaml:"htpasswd" usage:"htpasswd file of users with bcrypt passwords (--htpasswd for short); setting it turns authentication on"`
+	InsecureAnonymous bool   `yaml:"insecure-anonymous" usage:"let anyone do anything without credentials on an address other than loopback (--insecure-anonymous for short)"`
+	LoginFailures     int    `yaml:"login-failures" usage:"failed logins a source may make per minute before it is refused for the rest of the minute (0: no limit)"`
+	Token             struct {
+		Key        string        `yaml:"key" usage:"PEM private key that signs tokens (default: one generated in the data dir); replicas must share it"`
+		Realm      string        `yaml:"realm" usage:"token endpoint URL sent to clients (default: /auth/token on the host and scheme they used)"`
+		Service    string        `yaml:"service" usage:"service name: the audience and issuer of tokens"`
+		TTL        time.Duration `yaml:"ttl" usage:"how long an access token works"`
+		RefreshTTL time.Duration `yaml:"refresh-ttl" usage:"how long a refresh token (the identity token docker login keeps) works"`
+	} `yaml:"token"`
+	// Users, Groups, Admins and Policies are lists, set in the configuration file
+	// only. They are pointers so that a Config stays comparable with ==.
+	Users    *[]AuthUser          `yaml:"users,omitempty" config:"file"`
+	Groups   *map[string][]string `yaml:"groups,omitempty" config:"file"`
+	Admins   *[]string            `yaml:"admins,omitempty" config:"file"`
+	Policies *[]AuthPolicy        `yaml:"policies,omitempty" config:"file"`
+}
+
+// AuthUser is a user of the configuration file.
+type AuthUser struct {
+	Name string `yaml:"name"`
+	// Password is a bcrypt hash (graft user hash), never a password.
+	Password string   `yaml:"password"`
+	Groups   []string `yaml:"groups"`
+}
+
+// AuthPolicy grants actions on the repositories that match its patterns to the users
+// (names, group:NAME, or * for every user) it lists.
+type AuthPolicy struct {
+	Repositories  []string `yaml:"repositories"`
+	Pull          []string `yaml:"pull"`
+	Push          []string `yaml:"push"`
+	Delete        []string `yaml:"delete"`
+	AnonymousPull bool     `yaml:"anonymous-pull"`
+}
+
+// TLS is the certificate graft serve serves HTTPS with, and the CA of the client
+// certificates it accepts.
+type TLS struct {
+	Cert     string `yaml:"cert" usage:"PEM certificate (chain) to serve HTTPS with"`
+	Key      string `yaml:"key" usage:"PEM private key of tls.cert"`
+	ClientCA string `yaml:"client-ca" usage:"PEM CA certificates: a client certificate they signed logs its common name in as a user"`
+}
+
+// flagAliases are short flag names, as other registries' commands spell them, for
+// settings whose flag is long.
+var flagAliases = map[string]string{
+	"htpasswd":           "auth-htpasswd",
+	"insecure-anonymous": "auth-insecure-anonymous",
 }
 
 // Default returns the configuration graft runs with when nothing is set.
@@ -79,6 +137,10 @@ func Default() Config {
 	c.Shutdown.Timeout = 30 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
+	c.Auth.LoginFailures = 10
+	c.Auth.Token.Service = "graft"
+	c.Auth.Token.TTL = 5 * time.Minute
+	c.Auth.Token.RefreshTTL = 30 * 24 * time.Hour
 	return c
 }
 
@@ -89,6 +151,8 @@ type setting struct {
 	env   string // GRAFT_LOG_FORMAT
 	usage string
 	index []int // field path in Config
+	// fileOnly settings are lists and maps: no flag or variable sets them.
+	fileOnly bool
 }
 
 func settings() []setting {
@@ -97,8 +161,12 @@ func settings() []setting {
 	walk = func(t reflect.Type, prefix string, index []int) {
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			key := prefix + f.Tag.Get("yaml")
+			key := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
 			idx := append(append([]int{}, index...), i)
+			if f.Tag.Get("config") == "file" {
+				out = append(out, setting{key: key, index: idx, fileOnly: true})
+				continue
+			}
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
 				walk(f.Type, key+".", idx)
 				continue
@@ -121,7 +189,17 @@ func settings() []setting {
 func AddFlags(fs *pflag.FlagSet) {
 	def := reflect.ValueOf(Default())
 	fs.String("config", "", "YAML configuration file (also GRAFT_CONFIG)")
+	normalize := fs.GetNormalizeFunc()
+	fs.SetNormalizeFunc(func(f *pflag.FlagSet, name string) pflag.NormalizedName {
+		if long, ok := flagAliases[name]; ok {
+			name = long
+		}
+		return normalize(f, name)
+	})
 	for _, s := range settings() {
+		if s.fileOnly {
+			continue
+		}
 		v := def.FieldByIndex(s.index)
 		usage := s.usage + " (" + s.env + ")"
 		switch v.Interface().(type) {
@@ -154,6 +232,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	for _, s := range settings() {
+		if s.fileOnly {
+			continue
+		}
 		if val, ok := os.LookupEnv(s.env); ok {
 			if err := set(v.FieldByIndex(s.index), val); err != nil {
 				return nil, fmt.Errorf("config: %s: %w", s.env, err)
@@ -161,6 +242,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	for _, s := range settings() {
+		if s.fileOnly {
+			continue
+		}
 		if f := fs.Lookup(s.flag); f != nil && f.Changed {
 			if err := set(v.FieldByIndex(s.index), f.Value.String()); err != nil {
 				return nil, fmt.Errorf("config: --%s: %w", s.flag, err)
@@ -209,6 +293,12 @@ func loadFile(v reflect.Value, path string) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, val := n.Content[i], n.Content[i+1]
 			key := prefix + kebab(k.Value)
+			if s, ok := byKey[key]; ok && s.fileOnly {
+				if err := decodeStrict(val, v.FieldByIndex(s.index).Addr().Interface()); err != nil {
+					return fmt.Errorf("config: %s: line %d: %s: %w", path, val.Line, key, err)
+				}
+				continue
+			}
 			if s, ok := byKey[key]; ok {
 				if val.Kind != yaml.ScalarNode {
 					return fmt.Errorf("config: %s: line %d: %s must be a single value", path, val.Line, key)
@@ -228,6 +318,18 @@ func loadFile(v reflect.Value, path string) error {
 		return nil
 	}
 	return walk(doc.Content[0], "")
+}
+
+// decodeStrict decodes n into dst, refusing keys dst has no field for: a misspelled
+// key in a policy must not silently grant or deny something else.
+func decodeStrict(n *yaml.Node, dst any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(dst)
 }
 
 // kebab spells a key of the file as the settings do, so that the camel case keys

@@ -4,12 +4,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/server"
 )
@@ -25,19 +27,33 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 	reg := NewRegistry(st, cfg, log)
+	authn, err := auth.FromConfig(cfg, st.Meta, log)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := auth.ServerTLS(cfg.TLS)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           server.New(reg, server.Options{Logger: log}),
+		Handler:           server.New(reg, server.Options{Logger: log, Auth: authn}),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if err := auth.CheckExposure(cfg.Addr, authn != nil, tlsConfig != nil, cfg.Auth.InsecureAnonymous, log); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	log.Info("graft registry listening", "addr", ln.Addr().String(), "blobs", st.BlobsAt, "metadata", st.MetaAt,
-		"cascade", cfg.Delete.Cascade)
+		"cascade", cfg.Delete.Cascade, "auth", authn != nil, "tls", tlsConfig != nil)
 
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()

@@ -6,6 +6,7 @@ package graftest
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +33,11 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("graftest-%d", os.Getuid()))
+		// One directory per user and checkout: test processes of two checkouts at
+		// once must never run each other's binary.
+		wd, _ := os.Getwd()
+		sum := sha256.Sum256([]byte(moduleRoot(wd)))
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("graftest-%d-%x", os.Getuid(), sum[:6]))
 		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
 			return
 		}
@@ -65,6 +70,18 @@ func Binary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// moduleRoot is the directory of the go.mod above dir, or dir.
+func moduleRoot(dir string) string {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
 }
 
 // Server is a running graft serve.

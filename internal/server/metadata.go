@@ -92,7 +92,7 @@ func (s *Server) metaRepositories(w http.ResponseWriter, r *http.Request, _ rout
 	if err != nil {
 		return err
 	}
-	repos, more, err := s.reg.RepositoryList(r.Context(), q.Get("last"), n)
+	repos, more, err := s.repositoryList(r, q.Get("last"), n)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -23,6 +24,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	promh   http.Handler
+	auth    *auth.Authenticator
 }
 
 // Options configure a Server.
@@ -31,6 +33,8 @@ type Options struct {
 	// Registerer receives the server's metrics; nil means a registry of its own,
 	// served at /metrics.
 	Registerer prometheus.Registerer
+	// Auth authenticates and authorizes every request; nil lets anyone do anything.
+	Auth *auth.Authenticator
 }
 
 // New returns a server for reg.
@@ -39,7 +43,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log}
+	s := &Server{reg: reg, log: log, auth: opts.Auth}
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
@@ -58,6 +62,10 @@ func New(reg *registry.Registry, opts Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metrics" {
 		s.promh.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == auth.TokenPath && s.auth != nil {
+		s.serveToken(w, r)
 		return
 	}
 	s.serveAPI(w, r)
@@ -96,6 +104,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			s.writeError(sw, r, errcode.New(errcode.Unsupported, "%s is not supported here", r.Method))
 		}
 		return
+	}
+	if s.auth != nil {
+		var err error
+		if r, err = s.authorize(sw, r, rt); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
 	}
 	if err := h(sw, r, rt); err != nil {
 		s.writeError(sw, r, err)

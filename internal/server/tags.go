@@ -31,7 +31,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request, _ route) error 
 	if err != nil {
 		return err
 	}
-	page, err := s.reg.Catalog(r.Context(), q.Get("last"), n)
+	page, err := s.catalogPage(r, q.Get("last"), n)
 	if err != nil {
 		return err
 	}

@@ -25,12 +25,18 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, rt route) e
 	ctx := r.Context()
 	q := r.URL.Query()
 	if mount := q.Get("mount"); mount != "" {
-		d, ok, err := s.reg.MountBlob(ctx, rt.name, q.Get("from"), mount)
+		allowed, err := s.mayMount(w, r, rt.name, q.Get("from"))
 		if err != nil {
 			return err
 		}
-		if ok {
-			return blobCreated(w, rt.name, d)
+		if allowed {
+			d, ok, err := s.reg.MountBlob(ctx, rt.name, q.Get("from"), mount)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return blobCreated(w, rt.name, d)
+			}
 		}
 	} else if ref := q.Get("digest"); ref != "" {
 		c, err := chunk(r)
