@@ -2,8 +2,8 @@
 // store in which a blob appears only once it is complete and verified, and the upload
 // sessions that create blobs.
 //
-// Implementations live in subpackages (fs: a local directory); storetest is the contract
-// test suite every implementation passes.
+// Implementations live in subpackages (fs: a local directory; s3: a bucket of an
+// S3-compatible store); storetest is the contract test suite every implementation passes.
 package blobstore
 
 import (

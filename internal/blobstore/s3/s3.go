@@ -17,7 +17,10 @@
 // sends its parts and tail first and rewrites the state last, so an append that fails
 // leaves the session as it was, and the parts it sent, which no state records, are
 // overwritten by the next append under the same numbers. A blob has at most 10,000
-// parts: 156 GiB with the default part size.
+// parts: 156 GiB with the default part size; an append that ends with 5 MiB or more
+// left over sends it as a shorter part rather than rewrite it as tail, so a client that
+// pushes chunks of 5 MiB to a part's size gets parts of its chunk size, and that many
+// times 10,000 bytes at most.
 //
 // # Sessions across processes
 //

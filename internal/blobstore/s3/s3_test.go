@@ -91,7 +91,12 @@ func removePrefix(tb testing.TB, o s3.Options) {
 		c.AbortMultipartUpload(ctx, &s3api.AbortMultipartUploadInput{Bucket: &o.Bucket, Key: u.Key, UploadId: u.UploadId})
 	}
 	for _, k := range objects(tb, c, o, "") {
-		c.DeleteObject(ctx, &s3api.DeleteObjectInput{Bucket: &o.Bucket, Key: aws.String(k)})
+		if _, err := c.DeleteObject(ctx, &s3api.DeleteObjectInput{Bucket: &o.Bucket, Key: aws.String(o.Prefix + k)}); err != nil {
+			tb.Errorf("cleanup: %v", err)
+		}
+	}
+	if left := objects(tb, c, o, ""); len(left) > 0 {
+		tb.Errorf("cleanup: %d objects left under %s", len(left), o.Prefix)
 	}
 }
 
@@ -301,7 +306,8 @@ func TestResumeWaitsForOtherStore(t *testing.T) {
 // TestLeaseTakeover: a holder that stops renewing its lease (a process that froze or
 // died) loses the session to a waiter once the lease runs out, and can no longer write.
 func TestLeaseTakeover(t *testing.T) {
-	const ttl = 2 * time.Second
+	// Long enough that a loaded machine still renews it every third of it.
+	const ttl = 3 * time.Second
 	o := options(t, s3.MinPartSize)
 	a, b := open(t, o), open(t, o)
 	s3.SetLeaseTTL(a, ttl)
@@ -313,7 +319,7 @@ func TestLeaseTakeover(t *testing.T) {
 	}
 	appendBytes(t, u, []byte("before the freeze,"))
 	// A holder that renews keeps the session past the lease time.
-	ctx, cancel := context.WithTimeout(t.Context(), 2*ttl)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*ttl/2)
 	if w, err := b.Resume(ctx, u.ID()); err == nil {
 		w.Close()
 		t.Fatal("another store took over a session whose holder renews its lease")

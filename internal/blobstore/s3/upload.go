@@ -284,7 +284,8 @@ func (u *upload) renew() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), u.s.leaseTTL/3)
+		// Up to half the lease: a slow server still gets a renewal through in time.
+		ctx, cancel := context.WithTimeout(context.Background(), u.s.leaseTTL/2)
 		u.mu.Lock()
 		err := u.saveLocked(ctx, u.st.clone())
 		u.mu.Unlock()
