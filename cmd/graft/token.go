@@ -35,12 +35,12 @@ path component (team/* matches team/app, not team/app/sbom), ** across component
 }
 
 // openTokens opens the metadata store of the configuration cmd's flags name.
-func openTokens(cmd *cobra.Command) (*config.Config, *daemon.Stores, error) {
+func openTokens(cmd *cobra.Command) (*config.Config, metastore.Store, error) {
 	cfg, err := config.Load(cmd.Flags())
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := daemon.Open(cmd.Context(), cfg)
+	st, err := daemon.OpenMeta(cmd.Context(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -69,7 +69,7 @@ func tokenCreateCommand() *cobra.Command {
 			} else if taken {
 				return fmt.Errorf("%s is a user's name: a token needs a name of its own", a[0])
 			}
-			secret, tok, err := auth.CreateToken(cmd.Context(), st.Meta, auth.TokenSpec{
+			secret, tok, err := auth.CreateToken(cmd.Context(), st, auth.TokenSpec{
 				Name: a[0], Repositories: repos, Actions: actions, TTL: expires,
 			}, time.Now())
 			if err != nil {
@@ -111,7 +111,7 @@ func tokenListCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			toks, err := st.Meta.Tokens(cmd.Context())
+			toks, err := st.Tokens(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -171,7 +171,7 @@ func tokenRevokeCommand() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := auth.RevokeToken(cmd.Context(), st.Meta, a[0]); err != nil {
+			if err := auth.RevokeToken(cmd.Context(), st, a[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "revoked token %s\n", a[0])

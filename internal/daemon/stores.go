@@ -76,6 +76,18 @@ func openBlobs(ctx context.Context, cfg *config.Config) (blobstore.Store, string
 	return b, cfg.DataDir, nil
 }
 
+// OpenMeta opens the metadata store cfg names, alone: for the verbs that need no blobs
+// (and so no S3 credentials).
+func OpenMeta(ctx context.Context, cfg *config.Config) (metastore.Store, error) {
+	if cfg.Metadata.Postgres.URL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+	}
+	m, _, err := openMeta(ctx, cfg)
+	return m, err
+}
+
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {
 	if c := cfg.Metadata.Postgres; c.URL != "" {
 		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns)})
