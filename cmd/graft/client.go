@@ -78,6 +78,17 @@ func group(use, short string, verbs ...*cobra.Command) *cobra.Command {
 }
 
 // options are the client options the flags of cmd set.
+// open parses s and opens what it names, a registry repository or a layout; create
+// allows a layout that does not exist yet.
+func (g *clientFlags) open(ctx context.Context, cmd *cobra.Command, s string, create bool) (client.Reference, client.Target, error) {
+	ref, err := client.ParseReference(s)
+	if err != nil {
+		return client.Reference{}, nil, err
+	}
+	target, err := g.options(cmd).Open(ctx, ref, create)
+	return ref, target, err
+}
+
 func (g *clientFlags) options(cmd *cobra.Command) *client.Options {
 	opts := &client.Options{
 		Insecure:  g.insecure,

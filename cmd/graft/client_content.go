@@ -50,11 +50,7 @@ func manifestGetCommand(g *clientFlags) *cobra.Command {
 			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
@@ -79,11 +75,7 @@ func manifestConfigCommand(g *clientFlags) *cobra.Command {
 			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
@@ -163,11 +155,7 @@ graft asks first; --yes does not ask.`,
 			if err := checkFormat(format, formatText, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
@@ -331,11 +319,7 @@ of the referrers tag schema (sha256-<hex>) are listed like any other.`,
 			if err := checkFormat(format, formatText, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
@@ -364,11 +348,7 @@ func tagAddCommand(g *clientFlags) *cobra.Command {
 		Short: "Tag the manifest REF names with more tags",
 		Args:  args(cobra.MinimumNArgs(2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}

@@ -39,11 +39,7 @@ the same on every registry.`,
 			if opts.Depth < 0 {
 				return &client.UsageError{Err: fmt.Errorf("--depth %d: want 0 (all) or more", opts.Depth)}
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
@@ -89,11 +85,7 @@ terminal to ask on, it deletes nothing unless --yes is given.`,
 			if err := checkFormat(format, formatText, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			target, err := g.options(cmd).Open(ctx, ref, false)
+			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}

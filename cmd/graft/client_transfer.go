@@ -202,11 +202,7 @@ Prints the paths written.`,
 			if err := checkFormat(format, formatText, formatJSON); err != nil {
 				return err
 			}
-			ref, err := client.ParseReference(a[0])
-			if err != nil {
-				return err
-			}
-			src, err := g.options(cmd).Open(ctx, ref, false)
+			ref, src, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
 			}
