@@ -9,6 +9,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+	"oras.land/oras-go/v2"
 
 	"github.com/graft-registry/graft/internal/client"
 )
@@ -41,35 +42,21 @@ func manifestCommand(g *clientFlags) *cobra.Command {
 }
 
 func manifestGetCommand(g *clientFlags) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "get REF",
-		Short: "Print a manifest, byte for byte as the registry stores it",
-		Args:  args(cobra.ExactArgs(1)),
-		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
-				return err
-			}
-			ref, target, err := g.open(ctx, cmd, a[0], false)
-			if err != nil {
-				return err
-			}
-			desc, b, err := client.FetchManifest(ctx, target, ref)
-			if err != nil {
-				return err
-			}
-			return printFetched(cmd, format, desc, b)
-		}),
-	}
-	addFormatFlag(cmd.Flags(), &format, formatRaw, formatRaw, formatJSON+" (descriptor and content)")
-	return cmd
+	return fetchCommand(g, "get REF", "Print a manifest, byte for byte as the registry stores it", client.FetchManifest)
 }
 
 func manifestConfigCommand(g *clientFlags) *cobra.Command {
+	return fetchCommand(g, "config REF", "Print the config blob of an image manifest", client.FetchConfig)
+}
+
+// fetchCommand is a verb that prints what fetch reads for REF: as stored, or with its
+// descriptor as JSON.
+func fetchCommand(g *clientFlags, use, short string,
+	fetch func(context.Context, oras.ReadOnlyTarget, client.Reference) (ocispec.Descriptor, []byte, error)) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "config REF",
-		Short: "Print the config blob of an image manifest",
+		Use:   use,
+		Short: short,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
 			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
@@ -79,7 +66,7 @@ func manifestConfigCommand(g *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			desc, b, err := client.FetchConfig(ctx, target, ref)
+			desc, b, err := fetch(ctx, target, ref)
 			if err != nil {
 				return err
 			}
@@ -170,10 +157,7 @@ graft asks first; --yes does not ask.`,
 			if err != nil {
 				return err
 			}
-			if err := printDeleted(cmd, format, result); err != nil {
-				return err
-			}
-			return lockedError(result)
+			return reportDeleted(cmd, format, result)
 		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")

@@ -109,10 +109,7 @@ terminal to ask on, it deletes nothing unless --yes is given.`,
 			if err != nil {
 				return err
 			}
-			if err := printDeleted(cmd, format, result); err != nil {
-				return err
-			}
-			return lockedError(result)
+			return reportDeleted(cmd, format, result)
 		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
@@ -127,19 +124,18 @@ func artifactLabel(artifactType, mediaType string) string {
 	return mediaType
 }
 
-// printDeleted prints the digests a delete removed, one a line, or the result as JSON.
-func printDeleted(cmd *cobra.Command, format string, result client.DeleteResult) error {
+// reportDeleted prints what a delete removed, and fails it when locked manifests had to
+// stay: the delete did not do all it was asked.
+func reportDeleted(cmd *cobra.Command, format string, result client.DeleteResult) error {
 	if format == formatJSON {
-		return client.WriteJSON(cmd.OutOrStdout(), result)
+		if err := client.WriteJSON(cmd.OutOrStdout(), result); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range result.Deleted {
+			fmt.Fprintln(cmd.OutOrStdout(), d)
+		}
 	}
-	for _, d := range result.Deleted {
-		fmt.Fprintln(cmd.OutOrStdout(), d)
-	}
-	return nil
-}
-
-// lockedError is the failure of a delete that had to leave locked manifests.
-func lockedError(result client.DeleteResult) error {
 	if len(result.Locked) == 0 {
 		return nil
 	}
