@@ -38,6 +38,7 @@ R=$shared/tools/regbench.sh
 serve() {
   local log=$work/$1.log
   shift
+  : >"$log"
   GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$work/graft" serve "$@" 2>"$log" &
   pid=$!
   for _ in $(seq 1 300); do
@@ -87,6 +88,7 @@ start() {
         serve "s3x3-$i" --config "$conf"
         urls+=("$url")
       done
+      : >"$work/proxy.out"
       "$work/rrproxy" "${urls[@]}" >"$work/proxy.out" 2>&1 &
       pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
       url=""

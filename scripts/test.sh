@@ -66,6 +66,7 @@ fresh_graft() {
   local dir=$work/$1
   addr=""
   mkdir -p "$dir"
+  : >"$dir/log" # created here: the server opens it in the background, maybe after the first read
   (cd "$dir" && GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json exec "$work/graft" serve) >"$dir/stdout" 2>"$dir/log" &
   pids+=($!)
   for _ in $(seq 1 300); do
@@ -119,6 +120,7 @@ metadata:
 YAML
   for i in 1 2 3; do
     mkdir -p "$dir/replica$i"
+    : >"$dir/replica$i/log"
     (cd "$dir/replica$i" && GRAFT_CONFIG=$dir/graft.yaml GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json \
       exec "$work/graft" serve) >"$dir/replica$i/stdout" 2>"$dir/replica$i/log" &
     pids+=($!)
@@ -131,6 +133,7 @@ YAML
     [ -n "$addr" ] || { echo "replica $i did not start:" >&2; cat "$dir/replica$i/log" >&2; return 1; }
     urls+=("http://$addr")
   done
+  : >"$dir/proxy"
   "$work/rrproxy" "${urls[@]}" >"$dir/proxy" 2>&1 &
   pids+=($!)
   addr=""

@@ -47,6 +47,8 @@ printf '%s\n' "$password" | "$graft" user add "$user" --password-stdin --htpassw
 # start_graft CONFIG: graft serve with CONFIG on a free loopback port; sets addr
 start_graft() {
   # debug logs every request: the stage checks that none of them leaks a secret
+  # created here: the server opens it in the background, maybe after the first read
+  : >"$work/log"
   GRAFT_CONFIG=$1 GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json GRAFT_LOG_LEVEL=debug GRAFT_DATA_DIR=$work/data \
     "$graft" serve >"$work/stdout" 2>"$work/log" &
   pid=$!
