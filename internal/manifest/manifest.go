@@ -19,6 +19,7 @@ import (
 const (
 	MediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
 	MediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerConfig       = "application/vnd.docker.container.image.v1+json"
 	// MediaTypeArtifact is the artifact manifest of the OCI 1.1 release candidates.
 	MediaTypeArtifact = "application/vnd.oci.artifact.manifest.v1+json"
 	// MediaTypeORASArtifact is the ORAS artifact manifest.

@@ -182,7 +182,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 // platform is simply not known).
 func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *ocispec.Platform {
 	switch config.MediaType {
-	case ocispec.MediaTypeImageConfig, "application/vnd.docker.container.image.v1+json":
+	case ocispec.MediaTypeImageConfig, manifest.MediaTypeDockerConfig:
 	default:
 		return nil
 	}
