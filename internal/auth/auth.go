@@ -46,7 +46,7 @@ type Options struct {
 	Htpasswd string
 	Policy   PolicyConfig
 	// Tokens is where repository-scoped tokens are kept; nil means there are none.
-	Tokens metastore.Reader
+	Tokens metastore.TokenReader
 	// Signer signs and checks the tokens graft issues.
 	Signer *Signer
 	// Service is the audience and issuer of the tokens: replicas that accept each
@@ -71,7 +71,7 @@ type Options struct {
 type Authenticator struct {
 	users      *userDB
 	policy     *Policy
-	tokens     metastore.Reader
+	tokens     metastore.TokenReader
 	signer     *Signer
 	service    string
 	realm      string

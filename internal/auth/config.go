@@ -29,7 +29,7 @@ func Enabled(cfg *config.Config) bool {
 
 // FromConfig returns the authenticator cfg describes, or nil when cfg turns no
 // authentication on. meta holds the repository-scoped tokens.
-func FromConfig(cfg *config.Config, meta metastore.Reader, log *slog.Logger) (*Authenticator, error) {
+func FromConfig(cfg *config.Config, meta metastore.TokenReader, log *slog.Logger) (*Authenticator, error) {
 	if !Enabled(cfg) {
 		return nil, nil
 	}

@@ -37,7 +37,7 @@ var ErrReservedName = errors.New("a user has that name")
 // CreateToken stores a new token in meta and returns its secret, which exists nowhere
 // else: the store keeps its SHA-256 (the secret is 256 random bits, so a slow hash
 // would add nothing but latency to every request it authenticates).
-func CreateToken(ctx context.Context, meta metastore.Store, spec TokenSpec, now time.Time) (string, *metastore.Token, error) {
+func CreateToken(ctx context.Context, meta metastore.Updater, spec TokenSpec, now time.Time) (string, *metastore.Token, error) {
 	if !ValidName(spec.Name) {
 		return "", nil, fmt.Errorf("%q is not a valid token name: letters, digits, . _ @ -, starting with a letter or digit", clip(spec.Name))
 	}
@@ -83,7 +83,7 @@ func CreateToken(ctx context.Context, meta metastore.Store, spec TokenSpec, now 
 
 // RevokeToken deletes the token name: from then on, its secret and every access token
 // issued to it are refused, on every replica.
-func RevokeToken(ctx context.Context, meta metastore.Store, name string) error {
+func RevokeToken(ctx context.Context, meta metastore.Updater, name string) error {
 	err := meta.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteToken(ctx, name) })
 	if errors.Is(err, metastore.ErrNotFound) {
 		return fmt.Errorf("no token named %s", name)

@@ -3,8 +3,9 @@
 // referrers index and upload sessions. Every write happens in a transaction; every
 // query is an indexed lookup whose cost follows the size of its answer.
 //
-// Implementations live in subpackages (sqlite: an embedded database); storetest is the
-// contract test suite every implementation passes.
+// Implementations live in subpackages: sqlite (an embedded database) and postgres, both
+// on the SQL core of sqlstore; storetest is the contract test suite every implementation
+// passes.
 package metastore
 
 import (
@@ -23,13 +24,28 @@ var (
 	ErrExists = errors.New("metastore: already exists")
 )
 
+// The contract is split by role, as a consumer needs it: the registry's push takes
+// manifests, blobs and attributes; auth takes tokens; garbage collection its own view. A
+// Store composes every role; a Tx is a Reader with the writers.
+
 // Store is a metadata store.
 type Store interface {
 	Reader
+	Updater
+	BlobSweeper
+	Close() error
+}
+
+// Updater runs read-write transactions.
+type Updater interface {
 	// Update runs fn in a read-write transaction and commits it when fn returns nil.
 	// Transactions are serializable. fn may be called more than once (to retry a
 	// conflict), so it must not act outside tx; the error fn returns is returned as is.
 	Update(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// BlobSweeper removes blobs no repository may read.
+type BlobSweeper interface {
 	// SweepBlob forgets blob d and calls del to remove its bytes, when no repository
 	// may read d and no one linked or claimed d at or after t. LinkBlob and ClaimBlob
 	// of d wait until SweepBlob returns, so that a blob an upload claimed before
@@ -37,63 +53,110 @@ type Store interface {
 	// after a failure, so it must accept bytes already gone. SweepBlob reports whether
 	// it removed d.
 	SweepBlob(ctx context.Context, d digest.Digest, t time.Time, del func(context.Context) error) (bool, error)
-	Close() error
 }
 
 // Reader answers queries. A Store answers each from the latest committed state; a Tx
 // from its own.
 type Reader interface {
+	ManifestReader
+	ContentReader
+	RepositoryReader
+	Lister
+	GraphReader
+	BlobReader
+	UploadReader
+	TokenReader
+	GCReader
+}
+
+// ManifestReader reads manifests and the tags that name them.
+type ManifestReader interface {
 	// Manifest returns the manifest d of repo with its content, or ErrNotFound.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
 	// TaggedManifest returns the manifest that tag names in repo, with its content,
 	// or ErrNotFound.
 	TaggedManifest(ctx context.Context, repo, tag string) (*Manifest, error)
-	// Content returns what a pull of manifest d of repo serves, or ErrNotFound: a
-	// lookup that reads no more than a pull needs.
+	// Tag returns the manifest tag names in repo, without its content, or ErrNotFound.
+	Tag(ctx context.Context, repo, tag string) (*Manifest, error)
+	// TagsOf returns the tags naming manifest d in repo, in lexical order.
+	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
+	// MissingManifests returns those of ds that are not manifests of repo.
+	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+}
+
+// ContentReader serves pulls: a lookup that reads no more than a pull needs.
+type ContentReader interface {
+	// Content returns what a pull of manifest d of repo serves, or ErrNotFound.
 	Content(ctx context.Context, repo string, d digest.Digest) (*Content, error)
 	// TaggedContent returns what a pull of tag in repo serves, or ErrNotFound.
 	TaggedContent(ctx context.Context, repo, tag string) (*Content, error)
-	// Blob returns the size of blob d when repo may read it, or ErrNotFound.
-	Blob(ctx context.Context, repo string, d digest.Digest) (int64, error)
-	// BlobRepository returns a repository that may read blob d, or ErrNotFound.
-	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
-	// MissingBlobs returns those of ds that repo may not read.
-	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
-	// MissingManifests returns those of ds that are not manifests of repo.
-	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+}
+
+// RepositoryReader reads one repository.
+type RepositoryReader interface {
 	// Repository returns repo with its counts and attributes, or ErrNotFound. A
 	// repository exists once it has had content; queries never create one.
 	Repository(ctx context.Context, repo string) (*Repository, error)
 	// RepositoryAttributes returns the attributes of repo, or ErrNotFound: what a
 	// write checks, without the counts every concurrent write changes.
 	RepositoryAttributes(ctx context.Context, repo string) (Attributes, error)
-	// RepositoryList returns up to n repositories after `after`, in lexical order,
-	// listed or not.
+}
+
+// Lister answers the listings of the API, a page at a time: up to n entries after
+// `after`, in the order named. All pages through any of them.
+type Lister interface {
+	// RepositoryList returns repositories in lexical order, listed or not.
 	RepositoryList(ctx context.Context, after string, n int) ([]Repository, error)
-	// Repositories returns up to n names of listed repositories (ListEnabled) after
-	// `after`, in lexical order.
+	// Repositories returns the names of listed repositories (ListEnabled), in lexical
+	// order.
 	Repositories(ctx context.Context, after string, n int) ([]string, error)
-	// Tags returns up to n tags of repo after `after`, in lexical order, leaving out
-	// the tags of manifests that are not listed (ListEnabled).
+	// Tags returns tags of repo in lexical order, leaving out the tags of manifests
+	// that are not listed (ListEnabled).
 	Tags(ctx context.Context, repo, after string, n int) ([]string, error)
-	// Tag returns the manifest tag names in repo, without its content, or ErrNotFound.
-	Tag(ctx context.Context, repo, tag string) (*Manifest, error)
-	// Manifests returns up to n manifests of repo that pass f, without their content,
-	// in digest order after `after`.
+	// Manifests returns the manifests of repo that pass f, without their content, in
+	// digest order.
 	Manifests(ctx context.Context, repo string, f Filter, after digest.Digest, n int) ([]Manifest, error)
-	// TagsOf returns the tags naming manifest d in repo, in lexical order.
-	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
+}
+
+// GraphReader follows the edges between manifests.
+type GraphReader interface {
 	// Referrers returns up to n descriptors, in digest order after `after`, of the
 	// manifests of repo whose subject is subject; of those with the artifact type
 	// artifactType only, unless it is empty.
 	Referrers(ctx context.Context, repo string, subject digest.Digest, artifactType string, after digest.Digest, n int) ([]ocispec.Descriptor, error)
 	// Parents returns the digests of the manifests of repo that list d as a child.
 	Parents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error)
+}
+
+// BlobReader reads which blobs a repository may read.
+type BlobReader interface {
+	// Blob returns the size of blob d when repo may read it, or ErrNotFound.
+	Blob(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// BlobRepository returns a repository that may read blob d, or ErrNotFound.
+	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
+	// MissingBlobs returns those of ds that repo may not read.
+	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+}
+
+// UploadReader reads upload sessions.
+type UploadReader interface {
 	// Upload returns the upload session id, or ErrNotFound.
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// StaleUploads returns up to n upload sessions last written before t.
 	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+}
 
+// TokenReader reads repository-scoped access tokens.
+type TokenReader interface {
+	// Token returns the access token name, or ErrNotFound.
+	Token(ctx context.Context, name string) (*Token, error)
+	// Tokens returns every access token, in name order.
+	Tokens(ctx context.Context) ([]Token, error)
+}
+
+// GCReader is what garbage collection reads: the graph of a repository and the blobs
+// nothing names.
+type GCReader interface {
 	// Nodes returns up to n manifests of repo, in digest order after `after`, as
 	// garbage collection sees them.
 	Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]Node, error)
@@ -104,16 +167,34 @@ type Reader interface {
 	// UnlinkedBlobs returns up to n blobs the store knows of (linked or claimed once)
 	// that no repository may read, in digest order after `after`.
 	UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
-
-	// Token returns the access token name, or ErrNotFound.
-	Token(ctx context.Context, name string) (*Token, error)
-	// Tokens returns every access token, in name order.
-	Tokens(ctx context.Context) ([]Token, error)
 }
 
 // Tx is a read-write transaction.
 type Tx interface {
 	Reader
+	ManifestWriter
+	BlobWriter
+	AttributeWriter
+	UploadWriter
+	TokenWriter
+}
+
+// ManifestWriter stores manifests and moves tags.
+type ManifestWriter interface {
+	// PutManifest stores m in m.Repo, creating the repository when needed. Storing a
+	// manifest that exists only updates its Updated time.
+	PutManifest(ctx context.Context, m *Manifest) error
+	// DeleteManifest removes manifest d and its tags from repo, or returns ErrNotFound.
+	// The links of the blobs d named are released: their grace period restarts.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// SetTag points tag at manifest d of repo, which must exist.
+	SetTag(ctx context.Context, repo, tag string, d digest.Digest) error
+	// DeleteTag removes tag from repo, or returns ErrNotFound.
+	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
+// BlobWriter records which blobs a repository may read.
+type BlobWriter interface {
 	// LinkBlob records that blob d, of size bytes, is in the blob store and that repo
 	// may read it, creating repo when needed. Linking again restarts the link's grace
 	// period (see UnreferencedBlobs).
@@ -128,27 +209,29 @@ type Tx interface {
 	UnlinkUnreferenced(ctx context.Context, repo string, d digest.Digest, t time.Time) (bool, error)
 	// UnlinkBlob takes blob d from repo, or returns ErrNotFound.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
-	// PutManifest stores m in m.Repo, creating the repository when needed. Storing a
-	// manifest that exists only updates its Updated time.
-	PutManifest(ctx context.Context, m *Manifest) error
-	// DeleteManifest removes manifest d and its tags from repo, or returns ErrNotFound.
-	// The links of the blobs d named are released: their grace period restarts.
-	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
-	// SetTag points tag at manifest d of repo, which must exist.
-	SetTag(ctx context.Context, repo, tag string, d digest.Digest) error
-	// DeleteTag removes tag from repo, or returns ErrNotFound.
-	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
+// AttributeWriter sets what may be done with repositories and manifests.
+type AttributeWriter interface {
+	// SetRepositoryAttributes sets the attributes of repo, or returns ErrNotFound.
+	SetRepositoryAttributes(ctx context.Context, repo string, a Attributes) error
+	// SetManifestAttributes sets the attributes of manifest d of repo, or returns
+	// ErrNotFound.
+	SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a Attributes) error
+}
+
+// UploadWriter records upload sessions.
+type UploadWriter interface {
 	// CreateUpload records a new upload session.
 	CreateUpload(ctx context.Context, u *Upload) error
 	// TouchUpload records a write to upload id at t.
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
-	// SetRepositoryAttributes sets the attributes of repo, or returns ErrNotFound.
-	SetRepositoryAttributes(ctx context.Context, repo string, a Attributes) error
-	// SetManifestAttributes sets the attributes of manifest d of repo, or returns
-	// ErrNotFound.
-	SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a Attributes) error
+}
+
+// TokenWriter creates and removes access tokens.
+type TokenWriter interface {
 	// CreateToken stores tok, or returns ErrExists when a token has its name.
 	CreateToken(ctx context.Context, tok *Token) error
 	// DeleteToken removes the token name, or returns ErrNotFound.

@@ -38,8 +38,6 @@ type Report struct {
 	Tokens       int   `json:"tokens"`
 }
 
-const page = 1000
-
 // Copy copies everything src holds to dst: blobs, repositories with their links,
 // manifests, tags, attributes and access tokens. Upload sessions in progress are not
 // copied. It checks at the end that every repository has as many manifests and tags
@@ -54,23 +52,15 @@ func Copy(ctx context.Context, src, dst Stores, log *slog.Logger) (*Report, erro
 		return rep, err
 	}
 	log.Info("blobs copied", "count", rep.Blobs, "bytes", rep.Bytes)
-	var after string
-	for {
-		repos, err := src.Meta.RepositoryList(ctx, after, page)
+	for r, err := range metastore.All(ctx, src.Meta.RepositoryList, metastore.Repository.Key) {
 		if err != nil {
 			return rep, fmt.Errorf("list repositories: %w", err)
 		}
-		for _, r := range repos {
-			if err := copyRepository(ctx, src, dst, reg, r, rep); err != nil {
-				return rep, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-			rep.Repositories++
-			log.Info("repository copied", "repo", r.Name, "manifests", r.ManifestCount, "tags", r.TagCount)
+		if err := copyRepository(ctx, src, dst, reg, r, rep); err != nil {
+			return rep, fmt.Errorf("repository %s: %w", r.Name, err)
 		}
-		if len(repos) < page {
-			break
-		}
-		after = repos[len(repos)-1].Name
+		rep.Repositories++
+		log.Info("repository copied", "repo", r.Name, "manifests", r.ManifestCount, "tags", r.TagCount)
 	}
 	if err := copyTokens(ctx, src, dst, rep); err != nil {
 		return rep, err
@@ -131,22 +121,17 @@ func copyBlob(ctx context.Context, src, dst Stores, d digest.Digest) (int64, err
 func copyRepository(ctx context.Context, src, dst Stores, reg *registry.Registry, r metastore.Repository, rep *Report) error {
 	// Every manifest, with the blobs it names: the repository's links are those and
 	// the blobs no manifest names.
+	list := func(ctx context.Context, after digest.Digest, n int) ([]metastore.Node, error) {
+		return src.Meta.Nodes(ctx, r.Name, after, n)
+	}
 	var nodes []metastore.Node
-	var after digest.Digest
-	for {
-		ns, err := src.Meta.Nodes(ctx, r.Name, after, page)
+	links := map[digest.Digest]bool{}
+	manifests := map[digest.Digest]*metastore.Manifest{}
+	for n, err := range metastore.All(ctx, list, metastore.Node.Key) {
 		if err != nil {
 			return err
 		}
-		nodes = append(nodes, ns...)
-		if len(ns) < page {
-			break
-		}
-		after = ns[len(ns)-1].Digest
-	}
-	links := map[digest.Digest]bool{}
-	manifests := map[digest.Digest]*metastore.Manifest{}
-	for _, n := range nodes {
+		nodes = append(nodes, n)
 		m, err := src.Meta.Manifest(ctx, r.Name, n.Digest)
 		if err != nil {
 			return fmt.Errorf("manifest %s: %w", n.Digest, err)
@@ -161,19 +146,14 @@ func copyRepository(ctx context.Context, src, dst Stores, reg *registry.Registry
 		manifests[n.Digest] = m
 	}
 	forever := time.Now().Add(100 * 365 * 24 * time.Hour)
-	after = ""
-	for {
-		ds, err := src.Meta.UnreferencedBlobs(ctx, r.Name, forever, after, page)
+	unreferenced := func(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
+		return src.Meta.UnreferencedBlobs(ctx, r.Name, forever, after, n)
+	}
+	for d, err := range metastore.All(ctx, unreferenced, metastore.Itself) {
 		if err != nil {
 			return err
 		}
-		for _, d := range ds {
-			links[d] = true
-		}
-		if len(ds) < page {
-			break
-		}
-		after = ds[len(ds)-1]
+		links[d] = true
 	}
 	err := dst.Meta.Update(ctx, func(tx metastore.Tx) error {
 		for d := range links {
@@ -270,25 +250,18 @@ func copyTokens(ctx context.Context, src, dst Stores, rep *Report) error {
 
 // verify checks that every repository of src has as many manifests and tags in dst.
 func verify(ctx context.Context, src, dst Stores) error {
-	var after string
-	for {
-		repos, err := src.Meta.RepositoryList(ctx, after, page)
+	for r, err := range metastore.All(ctx, src.Meta.RepositoryList, metastore.Repository.Key) {
 		if err != nil {
 			return err
 		}
-		for _, r := range repos {
-			d, err := dst.Meta.Repository(ctx, r.Name)
-			if err != nil {
-				return fmt.Errorf("verify %s: %w", r.Name, err)
-			}
-			if d.ManifestCount < r.ManifestCount || d.TagCount < r.TagCount {
-				return fmt.Errorf("verify %s: the destination has %d manifests and %d tags, the source %d and %d",
-					r.Name, d.ManifestCount, d.TagCount, r.ManifestCount, r.TagCount)
-			}
+		d, err := dst.Meta.Repository(ctx, r.Name)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", r.Name, err)
 		}
-		if len(repos) < page {
-			return nil
+		if d.ManifestCount < r.ManifestCount || d.TagCount < r.TagCount {
+			return fmt.Errorf("verify %s: the destination has %d manifests and %d tags, the source %d and %d",
+				r.Name, d.ManifestCount, d.TagCount, r.ManifestCount, r.TagCount)
 		}
-		after = repos[len(repos)-1].Name
 	}
+	return nil
 }

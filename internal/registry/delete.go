@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/manifest"
 	"github.com/graft-registry/graft/internal/metastore"
@@ -100,6 +101,14 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	return nil
 }
 
+// graphReader reads manifests and the edges between them.
+type graphReader interface {
+	metastore.ManifestReader
+	metastore.GraphReader
+}
+
+func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
+
 // cascade returns root and the graph under it in repo, root first, and the locked
 // manifests it stopped at.
 //
@@ -107,7 +116,7 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 // when it is untagged; either only once every index that lists it is in the graph too,
 // so that nothing outside the graph loses a child. Candidates are looked at again
 // whenever the graph has grown.
-func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
+func cascade(ctx context.Context, tx graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
 	in := map[digest.Digest]bool{}
 	seen := map[digest.Digest]bool{}
 	type candidate struct {
@@ -139,19 +148,14 @@ func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Dige
 			}
 			in[x] = true
 			graph = append(graph, x)
-			var after digest.Digest
-			for {
-				refs, err := tx.Referrers(ctx, repo, x, "", after, ReferrersPage)
+			referrers := func(ctx context.Context, after digest.Digest, n int) ([]ocispec.Descriptor, error) {
+				return tx.Referrers(ctx, repo, x, "", after, n)
+			}
+			for ref, err := range metastore.All(ctx, referrers, descriptorKey) {
 				if err != nil {
 					return nil, nil, err
 				}
-				for _, ref := range refs {
-					pending = append(pending, candidate{d: ref.Digest})
-				}
-				if len(refs) < ReferrersPage {
-					break
-				}
-				after = refs[len(refs)-1].Digest
+				pending = append(pending, candidate{d: ref.Digest})
 			}
 			if parsed, err := manifest.Parse(m.MediaType, m.Content); err == nil {
 				for _, c := range parsed.Manifests {
@@ -181,7 +185,7 @@ func cascade(ctx context.Context, tx metastore.Tx, repo string, root digest.Dige
 
 // onlyUsedBy reports whether manifest c of repo is listed only by indexes in graph
 // and, when untagged is set, has no tag.
-func onlyUsedBy(ctx context.Context, tx metastore.Tx, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
+func onlyUsedBy(ctx context.Context, tx graphReader, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
 	if untagged {
 		tags, err := tx.TagsOf(ctx, repo, c)
 		if err != nil || len(tags) > 0 {

@@ -118,27 +118,19 @@ func (r *Registry) GC(ctx context.Context, o GCOptions) (*GCReport, error) {
 }
 
 func (r *Registry) gc(ctx context.Context, o GCOptions, rep *GCReport) error {
-	var after string
-	for {
-		repos, err := r.meta.RepositoryList(ctx, after, 1000)
+	for repo, err := range metastore.All(ctx, r.meta.RepositoryList, metastore.Repository.Key) {
 		if err != nil {
 			return fmt.Errorf("gc: list repositories: %w", err)
 		}
-		for _, repo := range repos {
-			if !repo.Attributes.DeleteEnabled {
-				continue // a locked repository keeps everything
-			}
-			if err := r.gcManifests(ctx, o, repo.Name, rep); err != nil {
-				return err
-			}
-			if err := r.gcLinks(ctx, o, repo.Name, rep); err != nil {
-				return err
-			}
+		if !repo.Attributes.DeleteEnabled {
+			continue // a locked repository keeps everything
 		}
-		if len(repos) < 1000 {
-			break
+		if err := r.gcManifests(ctx, o, repo.Name, rep); err != nil {
+			return err
 		}
-		after = repos[len(repos)-1].Name
+		if err := r.gcLinks(ctx, o, repo.Name, rep); err != nil {
+			return err
+		}
 	}
 	return r.gcBlobs(ctx, o, rep)
 }
@@ -148,21 +140,15 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 	cutoff := r.now().Add(-o.Delay)
 	nodes := map[digest.Digest]*metastore.Node{}
 	var order []digest.Digest
-	var after digest.Digest
-	for {
-		page, err := r.meta.Nodes(ctx, repo, after, 1000)
+	list := func(ctx context.Context, after digest.Digest, n int) ([]metastore.Node, error) {
+		return r.meta.Nodes(ctx, repo, after, n)
+	}
+	for n, err := range metastore.All(ctx, list, metastore.Node.Key) {
 		if err != nil {
 			return fmt.Errorf("gc: manifests of %s: %w", repo, err)
 		}
-		for i := range page {
-			n := &page[i]
-			nodes[n.Digest] = n
-			order = append(order, n.Digest)
-		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].Digest
+		nodes[n.Digest] = &n
+		order = append(order, n.Digest)
 	}
 	referrers := map[digest.Digest][]digest.Digest{}
 	parents := map[digest.Digest][]digest.Digest{}
@@ -262,10 +248,16 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 	return nil
 }
 
+// graphWriter removes manifests from a graph.
+type graphWriter interface {
+	graphReader
+	metastore.ManifestWriter
+}
+
 // removeManifest removes manifest d of repo when it is still garbage: untagged,
 // unlocked, older than cutoff, listed by no index, and, if it has a subject, the
 // subject is gone.
-func removeManifest(ctx context.Context, tx metastore.Tx, repo string, d digest.Digest, cutoff time.Time) (bool, error) {
+func removeManifest(ctx context.Context, tx graphWriter, repo string, d digest.Digest, cutoff time.Time) (bool, error) {
 	m, err := tx.Manifest(ctx, repo, d)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return false, nil
@@ -337,19 +329,11 @@ func (r *Registry) gcLinks(ctx context.Context, o GCOptions, repo string, rep *G
 func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, rep *GCReport) error {
 	cutoff := r.now().Add(-o.Delay)
 	candidates := map[digest.Digest]int64{}
-	var after digest.Digest
-	for {
-		ds, err := r.meta.UnlinkedBlobs(ctx, after, 1000)
+	for d, err := range metastore.All(ctx, r.meta.UnlinkedBlobs, metastore.Itself) {
 		if err != nil {
 			return fmt.Errorf("gc: unlinked blobs: %w", err)
 		}
-		for _, d := range ds {
-			candidates[d] = -1
-		}
-		if len(ds) < 1000 {
-			break
-		}
-		after = ds[len(ds)-1]
+		candidates[d] = -1
 	}
 	err := r.blobs.Walk(ctx, func(d digest.Digest, size int64) error {
 		if _, ok := candidates[d]; ok {

@@ -22,7 +22,7 @@ func deletable(a metastore.Attributes) bool { return a.DeleteEnabled && a.WriteE
 
 // repoAttributes returns the attributes of repo, or Enabled for a repository that does
 // not exist yet.
-func repoAttributes(ctx context.Context, rd metastore.Reader, repo string) (metastore.Attributes, error) {
+func repoAttributes(ctx context.Context, rd metastore.RepositoryReader, repo string) (metastore.Attributes, error) {
 	a, err := rd.RepositoryAttributes(ctx, repo)
 	if errors.Is(err, metastore.ErrNotFound) {
 		return metastore.Enabled, nil
@@ -30,7 +30,7 @@ func repoAttributes(ctx context.Context, rd metastore.Reader, repo string) (meta
 	return a, err
 }
 
-func checkRepoWrite(ctx context.Context, rd metastore.Reader, repo string) error {
+func checkRepoWrite(ctx context.Context, rd metastore.RepositoryReader, repo string) error {
 	a, err := repoAttributes(ctx, rd, repo)
 	if err != nil {
 		return err
@@ -41,7 +41,7 @@ func checkRepoWrite(ctx context.Context, rd metastore.Reader, repo string) error
 	return nil
 }
 
-func checkRepoRead(ctx context.Context, rd metastore.Reader, repo string) error {
+func checkRepoRead(ctx context.Context, rd metastore.RepositoryReader, repo string) error {
 	a, err := repoAttributes(ctx, rd, repo)
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func checkRepoRead(ctx context.Context, rd metastore.Reader, repo string) error 
 	return nil
 }
 
-func checkRepoDelete(ctx context.Context, rd metastore.Reader, repo string) error {
+func checkRepoDelete(ctx context.Context, rd metastore.RepositoryReader, repo string) error {
 	a, err := repoAttributes(ctx, rd, repo)
 	if err != nil {
 		return err

@@ -128,7 +128,7 @@ func (r *Registry) ManifestInfo(ctx context.Context, repo, ref string) (*Manifes
 }
 
 // resolve returns the digest ref names in repo.
-func (r *Registry) resolve(ctx context.Context, rd metastore.Reader, repo, ref string) (digest.Digest, error) {
+func (r *Registry) resolve(ctx context.Context, rd metastore.ManifestReader, repo, ref string) (digest.Digest, error) {
 	if err := checkName(repo); err != nil {
 		return "", err
 	}
