@@ -1,17 +1,17 @@
 package postgres
 
 // The statements whose plans the tests explain.
-const (
-	ReferrersQuery          = referrersQuery
-	ReferrersOfTypeQuery    = referrersOfTypeQuery
-	ManifestQuery           = manifestQuery
-	TaggedManifestQuery     = taggedManifestQuery
-	TagQuery                = tagQuery
-	TagsQuery               = tagsQuery
-	TagsOfQuery             = tagsOfQuery
-	ParentsQuery            = parentsQuery
-	MissingBlobsQuery       = missingBlobsQuery
-	MissingManifestsQuery   = missingManifestsQuery
+var (
+	ReferrersQuery          = queries.Referrers
+	ReferrersOfTypeQuery    = queries.ReferrersOfType
+	ManifestQuery           = queries.Manifest
+	TaggedManifestQuery     = queries.TaggedManifest
+	TagQuery                = queries.Tag
+	TagsQuery               = queries.Tags
+	TagsOfQuery             = queries.TagsOf
+	ParentsQuery            = queries.Parents
+	MissingBlobsQuery       = queries.MissingBlobs
+	MissingManifestsQuery   = queries.MissingManifests
 	PutManifestStatement    = putManifest
 	SetTagStatement         = setTag
 	SetTagWrittenStatement  = setTagWritten
@@ -19,13 +19,13 @@ const (
 )
 
 // Retries returns how many Update attempts the store retried after a conflict.
-func (s *Store) Retries() int64 { return s.retries.Load() }
+func (s *Store) Retries() int64 { return s.run.retries.Load() }
 
 // Escalations returns how many Update attempts ran alone.
-func (s *Store) Escalations() int64 { return s.escalations.Load() }
+func (s *Store) Escalations() int64 { return s.run.escalations.Load() }
 
 // SetAttempts sets after how many conflicts an Update runs alone, and how many
 // attempts it makes at most.
 func (s *Store) SetAttempts(escalateAfter, maxAttempts int) {
-	s.escalateAfter, s.maxAttempts = escalateAfter, maxAttempts
+	s.run.escalateAfter, s.run.maxAttempts = escalateAfter, maxAttempts
 }

@@ -177,27 +177,6 @@ func TestNewerSchema(t *testing.T) {
 	}
 }
 
-// manifest returns a small image manifest of repo, distinct for each i, naming the
-// blobs bs.
-func manifest(repo string, i int64, bs ...digest.Digest) *metastore.Manifest {
-	b := fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":2},"layers":[],"annotations":{"n":"%d"}}`,
-		ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, digest.FromString("config"), i)
-	m := &metastore.Manifest{
-		Repo:            repo,
-		Digest:          digest.FromBytes(b),
-		MediaType:       ocispec.MediaTypeImageManifest,
-		Size:            int64(len(b)),
-		Content:         b,
-		ArtifactType:    ocispec.MediaTypeImageConfig,
-		ConfigMediaType: ocispec.MediaTypeImageConfig,
-		Annotations:     map[string]string{"n": fmt.Sprint(i)},
-	}
-	for _, d := range bs {
-		m.References = append(m.References, metastore.Reference{Digest: d, Size: 2})
-	}
-	return m
-}
-
 // TestReferrersPlan checks that the referrers queries, with and without an artifactType
 // filter, scan their indexes, in a repository of 2000 manifests of which the subject
 // has 100 referrers: no sequential scan of manifests, whose cost would follow the size of
@@ -212,10 +191,10 @@ func TestReferrersPlan(t *testing.T) {
 		typeA = "application/vnd.example.a"
 		typeB = "application/vnd.example.b"
 	)
-	subject := manifest(repo, -1)
+	subject := storetest.Manifest(repo, -1)
 	ms := []*metastore.Manifest{subject}
 	for i := range int64(2000) {
-		m := manifest(repo, i)
+		m := storetest.Manifest(repo, i)
 		switch {
 		case i < 100: // referrers of the subject, of two types
 			m.Subject = subject.Digest
@@ -228,7 +207,7 @@ func TestReferrersPlan(t *testing.T) {
 	}
 	// Another repository, with referrers of the same subject.
 	for i := range int64(200) {
-		m := manifest("plan/other", i)
+		m := storetest.Manifest("plan/other", i)
 		m.Subject = subject.Digest
 		ms = append(ms, m)
 	}
@@ -313,13 +292,13 @@ func TestStatementPlans(t *testing.T) {
 	s := open(t, dbURL)
 	const repo = "plan/push"
 	blob := digest.FromString("blob")
-	child := manifest(repo, 0, blob)
+	child := storetest.Manifest(repo, 0, blob)
 	err := s.Update(ctx, func(tx metastore.Tx) error {
 		if err := tx.LinkBlob(ctx, repo, blob, 2); err != nil {
 			return err
 		}
 		for i := range int64(5) {
-			m := manifest(repo, i, blob)
+			m := storetest.Manifest(repo, i, blob)
 			if err := tx.PutManifest(ctx, m); err != nil {
 				return err
 			}
@@ -622,18 +601,18 @@ func newGraph(repo string) *graph {
 	}
 	var images []*metastore.Manifest
 	for i := range int64(10) {
-		m := manifest(repo, i, g.blobs[i%8], g.blobs[(i+3)%8])
+		m := storetest.Manifest(repo, i, g.blobs[i%8], g.blobs[(i+3)%8])
 		images = append(images, m)
 	}
 	g.manifests = append(g.manifests, images...)
 	for i := range int64(8) {
-		m := manifest(repo, 100+i, g.blobs[i%8])
+		m := storetest.Manifest(repo, 100+i, g.blobs[i%8])
 		m.Subject = images[i%4].Digest
 		m.ArtifactType = []string{"application/sbom", "application/sig"}[i%2]
 		g.manifests = append(g.manifests, m)
 	}
 	for i := range 3 {
-		ix := manifest(repo, 200+int64(i))
+		ix := storetest.Manifest(repo, 200+int64(i))
 		ix.MediaType = ocispec.MediaTypeImageIndex
 		for _, c := range []*metastore.Manifest{images[i], images[i+1]} {
 			ix.References = append(ix.References, metastore.Reference{Digest: c.Digest, Size: c.Size, Manifest: true})
@@ -845,7 +824,7 @@ func TestReplicasSerializable(t *testing.T) {
 	ctx := t.Context()
 	dbURL := newDatabase(t)
 	stores := []*postgres.Store{open(t, dbURL), open(t, dbURL), open(t, dbURL)}
-	m := manifest("r", 0)
+	m := storetest.Manifest("r", 0)
 	if err := stores[0].Update(ctx, func(tx metastore.Tx) error { return tx.PutManifest(ctx, m) }); err != nil {
 		t.Fatal(err)
 	}
@@ -898,7 +877,7 @@ func TestConflictingUpdatesCommit(t *testing.T) {
 		s := stores[c%len(stores)]
 		wg.Go(func() {
 			for u := range updates {
-				m := manifest("r", int64(c*updates+u))
+				m := storetest.Manifest("r", int64(c*updates+u))
 				err := s.Update(ctx, func(tx metastore.Tx) error {
 					rp, err := tx.Repository(ctx, "r")
 					if err != nil && !errors.Is(err, metastore.ErrNotFound) {
@@ -945,9 +924,7 @@ func BenchmarkPutManifest(b *testing.B) {
 }
 
 // BenchmarkPutManifestAsRegistry is BenchmarkPutManifest with the reads the registry's
-// push transaction adds: the repository (for its write attribute) and the tag's current
-// manifest. Reading the repository reads its counters, which every concurrent push of the
-// repository changes: under serializable isolation these pushes conflict, genuinely.
+// push transaction adds: the repository's attributes and the tag's current manifest.
 func BenchmarkPutManifestAsRegistry(b *testing.B) {
 	benchmarkPut(b, true)
 }
@@ -955,73 +932,30 @@ func BenchmarkPutManifestAsRegistry(b *testing.B) {
 func benchmarkPut(b *testing.B, asRegistry bool) {
 	for _, replicas := range []int{1, 3} {
 		b.Run(fmt.Sprint("replicas=", replicas), func(b *testing.B) {
-			ctx := b.Context()
 			dbURL := newDatabase(b)
-			var stores []*postgres.Store
+			var stores []metastore.Store
+			var pgs []*postgres.Store
 			for range replicas {
-				stores = append(stores, open(b, dbURL))
+				s := open(b, dbURL)
+				stores, pgs = append(stores, s), append(pgs, s)
 			}
-			const repo = "bench/push"
-			blobs := []digest.Digest{digest.FromString("config"), digest.FromString("layer")}
-			err := stores[0].Update(ctx, func(tx metastore.Tx) error {
-				for _, d := range blobs {
-					if err := tx.LinkBlob(ctx, repo, d, 2); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next, client atomic.Int64
-			b.ReportAllocs()
-			b.SetParallelism(16)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				s := stores[int(client.Add(1))%len(stores)]
-				for pb.Next() {
-					i := next.Add(1)
-					m := manifest(repo, i, blobs...)
-					tag := fmt.Sprint("v", i)
-					err := s.Update(ctx, func(tx metastore.Tx) error {
-						if asRegistry {
-							if _, err := tx.Repository(ctx, repo); err != nil {
-								return err
-							}
-							if _, err := tx.Tag(ctx, repo, tag); err != nil && !errors.Is(err, metastore.ErrNotFound) {
-								return err
-							}
-						}
-						missing, err := tx.MissingBlobs(ctx, repo, blobs)
-						if err != nil {
-							return err
-						}
-						if len(missing) > 0 {
-							return fmt.Errorf("blobs %v missing", missing)
-						}
-						if err := tx.PutManifest(ctx, m); err != nil {
-							return err
-						}
-						return tx.SetTag(ctx, repo, tag, m.Digest)
-					})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			storetest.BenchmarkPut(b, stores, asRegistry)
 			b.StopTimer()
-			var retries int64
-			for _, s := range stores {
+			var retries, alone int64
+			for _, s := range pgs {
 				retries += s.Retries()
-			}
-			var alone int64
-			for _, s := range stores {
 				alone += s.Escalations()
 			}
 			b.ReportMetric(float64(retries)/float64(b.N), "retries/op")
 			b.ReportMetric(float64(alone)/float64(b.N), "alone/op")
 		})
 	}
+}
+
+func BenchmarkTaggedManifest(b *testing.B) {
+	storetest.BenchmarkTaggedManifest(b, open(b, newDatabase(b)))
+}
+
+func BenchmarkReferrers(b *testing.B) {
+	storetest.BenchmarkReferrers(b, func(b *testing.B) metastore.Store { return open(b, newDatabase(b)) })
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/graft-registry/graft/internal/metastore/sqlstore"
 )
 
 // migrations[i] moves the schema from version i to i+1; graft_schema records each
@@ -91,15 +93,9 @@ CREATE TABLE manifests (
 	content bytea NOT NULL,
 	PRIMARY KEY (repo_id, digest)
 );
--- the referrers API, with and without an artifactType filter
-CREATE INDEX manifests_by_subject ON manifests (repo_id, subject, digest) WHERE subject IS NOT NULL;
-CREATE INDEX manifests_by_subject_type ON manifests (repo_id, subject, artifact_type, digest) WHERE subject IS NOT NULL;
--- the filters of the manifest listing, each a range in digest order
+-- the artifactType filter of the manifest listing (the others: sqlstore.ManifestIndexes)
 CREATE INDEX manifests_by_type ON manifests (artifact_type, repo_id, digest);
-CREATE INDEX manifests_with_subject ON manifests (repo_id, digest) WHERE subject IS NOT NULL;
-CREATE INDEX manifests_without_subject ON manifests (repo_id, digest) WHERE subject IS NULL;
-CREATE INDEX manifests_tagged ON manifests (repo_id, digest) WHERE tag_count > 0;
-CREATE INDEX manifests_untagged ON manifests (repo_id, digest) WHERE tag_count = 0;
+` + sqlstore.ManifestIndexes + `
 
 CREATE TABLE manifest_refs (
 	repo_id bigint NOT NULL,

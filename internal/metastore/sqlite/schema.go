@@ -1,5 +1,7 @@
 package sqlite
 
+import "github.com/graft-registry/graft/internal/metastore/sqlstore"
+
 // migrations[i] moves the schema from version i to i+1 (PRAGMA user_version).
 //
 // Manifest content is the last column of manifests: SQLite reads a row's columns in
@@ -57,14 +59,9 @@ CREATE TABLE manifests (
 	content BLOB NOT NULL,
 	UNIQUE (repo_id, digest)
 );
-CREATE INDEX manifests_by_subject ON manifests (repo_id, subject, digest) WHERE subject IS NOT NULL;
-CREATE INDEX manifests_by_subject_type ON manifests (repo_id, subject, artifact_type, digest) WHERE subject IS NOT NULL;
--- the filters of the manifest listing, each a range in digest order
+-- the artifactType filter of the manifest listing (the others: sqlstore.ManifestIndexes)
 CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest);
-CREATE INDEX manifests_with_subject ON manifests (repo_id, digest) WHERE subject IS NOT NULL;
-CREATE INDEX manifests_without_subject ON manifests (repo_id, digest) WHERE subject IS NULL;
-CREATE INDEX manifests_tagged ON manifests (repo_id, digest) WHERE tag_count > 0;
-CREATE INDEX manifests_untagged ON manifests (repo_id, digest) WHERE tag_count = 0;
+` + sqlstore.ManifestIndexes + `
 CREATE TABLE manifest_refs (
 	manifest_id INTEGER NOT NULL,
 	digest TEXT NOT NULL,

@@ -1,4 +1,5 @@
-// Package sqlite is a metastore.Store in an embedded SQLite database (WAL mode).
+// Package sqlite is a metastore.Store in an embedded SQLite database (WAL mode), on the
+// SQL core of sqlstore.
 //
 // Reads go through a pool of read-only connections and see the latest commit. Writes go
 // through one connection owned by a writer goroutine that commits concurrent Updates
@@ -19,6 +20,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/metastore/sqlstore"
 )
 
 // maxBatch bounds how many Updates share one commit, so that one slow group does not
@@ -27,25 +29,12 @@ const maxBatch = 256
 
 // Store is a metastore.Store in a SQLite database file.
 type Store struct {
-	reader
-	r  *sql.DB
-	w  *sql.DB
-	wc *conn // the writer's one connection, used only by the writer goroutine
-
-	mu     sync.RWMutex // guards closed against sends on ops
-	closed bool
-	ops    chan *op
-	done   chan struct{}
+	*sqlstore.Store
 }
 
 var _ metastore.Store = (*Store)(nil)
 
-type op struct {
-	ctx  context.Context
-	fn   func(metastore.Tx) error
-	err  error
-	done chan struct{}
-}
+var dialect = &sqlstore.Dialect{Queries: queries, Writes: writes{}}
 
 // Open opens the database at path, creating it and bringing its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -79,16 +68,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("metastore: open: %w", err)
 	}
-	s := &Store{
-		reader: reader{q: &conn{p: r}},
-		r:      r,
-		w:      w,
-		wc:     &conn{p: c},
-		ops:    make(chan *op, maxBatch),
-		done:   make(chan struct{}),
+	wr := &writer{
+		read: &conn{p: r},
+		wc:   &conn{p: c},
+		r:    r,
+		w:    w,
+		ops:  make(chan *op, maxBatch),
+		done: make(chan struct{}),
 	}
-	go s.writer()
-	return s, nil
+	go wr.run()
+	return &Store{Store: sqlstore.New(dialect, wr.read, wr)}, nil
 }
 
 func dsn(path string, readOnly bool) string {
@@ -138,36 +127,68 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Update implements metastore.Store. fn runs exactly once.
-func (s *Store) Update(ctx context.Context, fn func(metastore.Tx) error) error {
+// writer is the sqlstore.Transactor of SQLite: one goroutine owns the write connection
+// and commits the Updates queued meanwhile as one transaction.
+type writer struct {
+	read *conn
+	wc   *conn // the writer's one connection, used only by the writer goroutine
+	r, w *sql.DB
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	ops    chan *op
+	done   chan struct{}
+}
+
+type op struct {
+	ctx  context.Context
+	fn   func(sqlstore.TxQuerier) error
+	err  error
+	done chan struct{}
+}
+
+// Update implements sqlstore.Transactor. fn runs exactly once.
+func (w *writer) Update(ctx context.Context, fn func(sqlstore.TxQuerier) error) error {
 	o := &op{ctx: ctx, fn: fn, done: make(chan struct{})}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
 		return errors.New("metastore: closed")
 	}
 	select {
-	case s.ops <- o:
+	case w.ops <- o:
 	case <-ctx.Done():
-		s.mu.RUnlock()
+		w.mu.RUnlock()
 		return ctx.Err()
 	}
-	s.mu.RUnlock()
+	w.mu.RUnlock()
 	// Once queued, wait for the outcome even if ctx ends: the caller must learn
 	// whether its writes were committed.
 	<-o.done
 	return o.err
 }
 
-func (s *Store) writer() {
-	defer close(s.done)
+// Sweep implements sqlstore.Transactor: it runs as one op of the writer, so every other
+// write, the links and claims of the blob among them, waits until it is done.
+func (w *writer) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (bool, error)) (bool, error) {
+	var swept bool
+	err := w.Update(ctx, func(q sqlstore.TxQuerier) error {
+		var err error
+		swept, err = fn(q)
+		return err
+	})
+	return swept && err == nil, err
+}
+
+func (w *writer) run() {
+	defer close(w.done)
 	batch := make([]*op, 0, maxBatch)
-	for o := range s.ops {
+	for o := range w.ops {
 		batch = append(batch[:0], o)
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case o, ok := <-s.ops:
+			case o, ok := <-w.ops:
 				if !ok {
 					break fill
 				}
@@ -176,7 +197,7 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
-		s.commit(batch)
+		w.commit(batch)
 		for _, o := range batch {
 			close(o.done)
 		}
@@ -186,59 +207,58 @@ func (s *Store) writer() {
 // commit runs batch in one transaction, each op in a savepoint of its own, so that
 // an op that fails leaves the others' writes in place. When SQLite itself fails, the
 // transaction may be gone: the savepoint statements then fail and so does every op.
-func (s *Store) commit(batch []*op) {
+func (w *writer) commit(batch []*op) {
 	ctx := context.Background()
-	c := s.wc
-	if _, err := c.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
+	c := w.wc
+	if _, err := c.Exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		failAll(batch, fmt.Errorf("metastore: begin: %w", err))
 		return
 	}
-	t := &txn{reader: reader{q: c}}
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			o.err = err
 			continue
 		}
-		if _, err := c.exec(ctx, "SAVEPOINT op"); err != nil {
-			s.abort(batch, fmt.Errorf("metastore: savepoint: %w", err))
+		if _, err := c.Exec(ctx, "SAVEPOINT op"); err != nil {
+			w.abort(batch, fmt.Errorf("metastore: savepoint: %w", err))
 			return
 		}
-		o.err = run(o, t)
+		q := &txQuerier{conn: c}
+		o.err = run(o, q)
 		if o.err == nil {
-			o.err = t.flush(ctx)
+			o.err = q.deferred
 		}
-		t.pending = nil
 		if o.err != nil {
-			if _, err := c.exec(ctx, "ROLLBACK TO op"); err != nil {
-				s.abort(batch, fmt.Errorf("metastore: roll back: %w", err))
+			if _, err := c.Exec(ctx, "ROLLBACK TO op"); err != nil {
+				w.abort(batch, fmt.Errorf("metastore: roll back: %w", err))
 				return
 			}
 		}
-		if _, err := c.exec(ctx, "RELEASE op"); err != nil {
-			s.abort(batch, fmt.Errorf("metastore: release: %w", err))
+		if _, err := c.Exec(ctx, "RELEASE op"); err != nil {
+			w.abort(batch, fmt.Errorf("metastore: release: %w", err))
 			return
 		}
 	}
-	if _, err := c.exec(ctx, "COMMIT"); err != nil {
-		s.abort(batch, fmt.Errorf("metastore: commit: %w", err))
+	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+		w.abort(batch, fmt.Errorf("metastore: commit: %w", err))
 	}
 }
 
 // abort rolls back the transaction, if SQLite has not already, and fails the batch.
-func (s *Store) abort(batch []*op, err error) {
-	s.wc.exec(context.Background(), "ROLLBACK")
+func (w *writer) abort(batch []*op, err error) {
+	w.wc.Exec(context.Background(), "ROLLBACK")
 	for _, o := range batch {
 		o.err = err
 	}
 }
 
-func run(o *op, t *txn) (err error) {
+func run(o *op, q *txQuerier) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("metastore: update panicked: %v", p)
 		}
 	}()
-	return o.fn(t)
+	return o.fn(q)
 }
 
 func failAll(batch []*op, err error) {
@@ -249,84 +269,54 @@ func failAll(batch []*op, err error) {
 	}
 }
 
-// Close implements metastore.Store: it waits for queued Updates, then closes the
+// Close implements sqlstore.Transactor: it waits for queued Updates, then closes the
 // database.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+func (w *writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
 		return nil
 	}
-	s.closed = true
-	close(s.ops)
-	s.mu.Unlock()
-	<-s.done
-	s.q.close()
-	s.wc.close()
-	return errors.Join(s.wc.p.(*sql.Conn).Close(), s.r.Close(), s.w.Close())
+	w.closed = true
+	close(w.ops)
+	w.mu.Unlock()
+	<-w.done
+	w.read.close()
+	w.wc.close()
+	return errors.Join(w.wc.p.(*sql.Conn).Close(), w.r.Close(), w.w.Close())
 }
 
-// conn runs statements prepared once, on a pool or on one connection, and cached by
-// query text.
-type conn struct {
-	p interface {
-		PrepareContext(context.Context, string) (*sql.Stmt, error)
-	}
-	stmts sync.Map // string → *sql.Stmt
+// txQuerier is the writer's connection as the transaction of one op. A deferred
+// statement runs at once: there is no round trip to save. Its error is the next
+// statement's, and the op's.
+type txQuerier struct {
+	*conn
+	deferred error
 }
 
-func (c *conn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := c.stmts.Load(query); ok {
-		return st.(*sql.Stmt), nil
+func (q *txQuerier) Defer(sql string, args ...any) {
+	if q.deferred == nil {
+		_, q.deferred = q.conn.Exec(context.Background(), sql, args...)
 	}
-	st, err := c.p.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if prev, loaded := c.stmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
 }
 
-func (c *conn) close() {
-	c.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
-}
-
-func (c *conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := c.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+func (q *txQuerier) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	if q.deferred != nil {
+		return nil, q.deferred
 	}
-	return st.QueryContext(ctx, args...)
+	return q.conn.Query(ctx, sql, args...)
 }
 
-func (c *conn) queryRow(ctx context.Context, query string, args ...any) *row {
-	st, err := c.stmt(ctx, query)
-	if err != nil {
-		return &row{err: err}
+func (q *txQuerier) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	if q.deferred != nil {
+		return errRow{q.deferred}
 	}
-	return &row{r: st.QueryRowContext(ctx, args...)}
+	return q.conn.QueryRow(ctx, sql, args...)
 }
 
-func (c *conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := c.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+func (q *txQuerier) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if q.deferred != nil {
+		return 0, q.deferred
 	}
-	return st.ExecContext(ctx, args...)
-}
-
-// row is an *sql.Row that may carry a preparation error.
-type row struct {
-	r   *sql.Row
-	err error
-}
-
-func (r *row) Scan(dest ...any) error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.r.Scan(dest...)
+	return q.conn.Exec(ctx, sql, args...)
 }

@@ -1,0 +1,204 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+)
+
+// Queries are the statements of a dialect. Each names its arguments ($1, $2, …) and
+// the columns it returns; a dialect may spell the placeholders its own way, but their
+// numbers and meaning are these.
+type Queries struct {
+	// The columns of a manifest, read by Manifest, TaggedManifest, Tag and Manifests in
+	// this order: digest, media type, size, total size, tag count, artifact type,
+	// config media type, subject (NULL for none), annotations (JSON, NULL for none),
+	// platform os, architecture, variant, os version, os features (a list), created,
+	// updated, the manifest's delete, write, read and list attributes, its
+	// repository's four; then, for Manifest and TaggedManifest, the content.
+
+	// Manifest: $1 repository, $2 digest.
+	Manifest string
+	// TaggedManifest: $1 repository, $2 tag.
+	TaggedManifest string
+	// Tag: $1 repository, $2 tag; no content.
+	Tag string
+	// Content and TaggedContent, what a pull reads: $1 repository, $2 digest or tag.
+	// Columns: digest, media type, size, read attribute, the repository's read
+	// attribute, content.
+	Content, TaggedContent string
+	// Manifests is the manifest listing: Manifests.Select with the conditions of a
+	// filter appended, then Manifests.Order.
+	Manifests ManifestsQuery
+
+	// Repository: $1 name. RepositoryList: $1 after, $2 n. Columns: name, manifest
+	// count, tag count, size, created, updated, delete, write, read and list attributes.
+	Repository, RepositoryList string
+	// RepositoryAttributes: $1 name. Columns: the four attributes.
+	RepositoryAttributes string
+	// Repositories, the names of the listed ones: $1 after, $2 n.
+	Repositories string
+	// Tags, of listed manifests: $1 repository, $2 after, $3 n.
+	Tags string
+	// TagsOf: $1 repository, $2 digest; the tag names in order.
+	TagsOf string
+
+	// Referrers: $1 repository, $2 subject, $3 after, $4 n; ReferrersOfType also $5 the
+	// artifact type. Columns: media type, digest, size, artifact type, annotations.
+	Referrers, ReferrersOfType string
+	// Parents: $1 repository, $2 digest; the digests of the indexes listing it, in order.
+	Parents string
+
+	// Blob: $1 repository, $2 digest; the blob's size.
+	Blob string
+	// BlobRepository: $1 digest; a repository name.
+	BlobRepository string
+	// MissingBlobs and MissingManifests: $1 repository, $2 a list of digests; those
+	// found.
+	MissingBlobs, MissingManifests string
+
+	// Upload: $1 id. Columns: repository, created, modified.
+	Upload string
+	// StaleUploads: $1 time, $2 n. Columns: id, repository, created, modified.
+	StaleUploads string
+
+	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged, delete
+	// attribute, updated, children (a list).
+	Nodes string
+	// UnreferencedBlobs: $1 repository, $2 after, $3 time, $4 n; digests.
+	UnreferencedBlobs string
+	// UnlinkedBlobs: $1 after, $2 n; digests.
+	UnlinkedBlobs string
+
+	// Token: $1 name. Tokens: no arguments. Columns: name, hash, repositories (a list),
+	// actions (a list), created, expires (NULL for never).
+	Token, Tokens string
+
+	// HoldBlob, when not empty, is deferred before a claim or link of blob $1: it holds
+	// the blob against a sweep until the transaction ends, and waits for one under way.
+	// SweepHold is its exclusive side, deferred before a sweep's check. A database
+	// whose writer is alone needs neither.
+	HoldBlob, SweepHold string
+	// ClaimBlob: $1 digest, $2 size (a guess), $3 time.
+	ClaimBlob string
+	// UnlinkBlob: $1 repository, $2 digest. UnlinkUnreferenced also: $3 time, before
+	// which the link must have been made or released, and no manifest of the repository
+	// may name the blob. Both return the repository's id and the blob's size, and no
+	// row when nothing was unlinked.
+	UnlinkBlob, UnlinkUnreferenced string
+	// BlobState: $1 digest. Columns: whether a repository may read it, when it was last
+	// claimed (NULL, or no row, when the store does not know it).
+	BlobState string
+	// ForgetBlob: $1 digest.
+	ForgetBlob string
+
+	// SetRepositoryAttributes: $1 name, $2–$5 delete, write, read, list.
+	SetRepositoryAttributes string
+	// SetManifestAttributes: $1 repository, $2 digest, $3–$6 delete, write, read, list.
+	SetManifestAttributes string
+
+	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified; changes no row when
+	// the id exists.
+	CreateUpload string
+	// TouchUpload: $1 id, $2 time. DeleteUpload: $1 id.
+	TouchUpload, DeleteUpload string
+
+	// CreateToken: $1 name, $2 hash, $3 repositories, $4 actions, $5 created, $6 expires
+	// (nil for never); changes no row when the name exists.
+	CreateToken string
+	// DeleteToken: $1 name.
+	DeleteToken string
+
+	// AddCounters adds to the counters of a repository: $1 id, $2 manifests, $3 tags,
+	// $4 size, $5 the time of the change.
+	AddCounters string
+}
+
+// ManifestIndexes are the indexes of the manifests table that serve the referrers API,
+// with and without an artifactType filter, and the filters of the manifest listing,
+// each a range in digest order. Both schemas create them, beside an index by artifact
+// type of their own.
+const ManifestIndexes = `
+CREATE INDEX manifests_by_subject ON manifests (repo_id, subject, digest) WHERE subject IS NOT NULL;
+CREATE INDEX manifests_by_subject_type ON manifests (repo_id, subject, artifact_type, digest) WHERE subject IS NOT NULL;
+CREATE INDEX manifests_with_subject ON manifests (repo_id, digest) WHERE subject IS NOT NULL;
+CREATE INDEX manifests_without_subject ON manifests (repo_id, digest) WHERE subject IS NULL;
+CREATE INDEX manifests_tagged ON manifests (repo_id, digest) WHERE tag_count > 0;
+CREATE INDEX manifests_untagged ON manifests (repo_id, digest) WHERE tag_count = 0;
+`
+
+// ManifestsQuery is the manifest listing: $1 repository, $2 after, $3 n, and $4 the
+// artifact type when the filter names one. Each condition has an index that yields the
+// manifests in digest order, so that the query is a range scan whose length follows
+// the answer.
+type ManifestsQuery struct {
+	Select, Order string
+	// Conditions, appended to Select for the filter's fields.
+	ArtifactType           string
+	WithSubject, NoSubject string
+	Tagged, Untagged       string
+}
+
+// Writes are the writes whose statements the databases make differ: PostgreSQL makes
+// each one statement (data-modifying common table expressions), SQLite a few. They are
+// mechanical: they report what the rows were, and the caller keeps the rules (counters,
+// errors, what is cached).
+//
+// A manifest's row may be found again in the same transaction by a locator a write
+// returns (a row id, a tuple id), which the caller passes back, or nil.
+type Writes interface {
+	// RepositoryID returns the id of repository name, and creates it, at now, when
+	// create is set; created reports that it did. ErrNoRows when it does not exist and
+	// create is not set.
+	RepositoryID(ctx context.Context, q TxQuerier, name string, create bool, now time.Time) (id int64, created bool, err error)
+	// LinkBlob records blob d with size, and its link to repository repo at now, or
+	// moves the link's time to now; linked reports a new link.
+	LinkBlob(ctx context.Context, q TxQuerier, repo int64, d string, size int64, now time.Time) (linked bool, err error)
+	// PutManifest inserts m, or when repository and digest are stored already, moves
+	// its updated time only; inserted reports which. at locates the row.
+	PutManifest(ctx context.Context, q TxQuerier, m *ManifestRow) (inserted bool, at any, err error)
+	// DeleteManifest deletes manifest d of repository name with its tags and
+	// references, and moves the links of the blobs it named to now. It returns the
+	// repository's id, the manifest's size and how many tags it had; ErrNoRows when
+	// there is no such manifest.
+	DeleteManifest(ctx context.Context, q TxQuerier, name, d string, now time.Time) (repo, size, tags int64, err error)
+	// SetTag points tag of repository repo at manifest d (at at, when not nil), and
+	// moves the tag counts of the manifests it leaves and names.
+	SetTag(ctx context.Context, q TxQuerier, repo int64, tag, d string, at any, now time.Time) (TagMove, error)
+	// DeleteTag deletes tag of repository name and moves its manifest's tag count. It
+	// returns the repository's id; ErrNoRows when there is no such tag.
+	DeleteTag(ctx context.Context, q TxQuerier, name, tag string, now time.Time) (repo int64, err error)
+}
+
+// TagMove is what SetTag did.
+type TagMove struct {
+	// Found is false when the manifest does not exist.
+	Found bool
+	// Changed is false when the tag named the manifest already.
+	Changed bool
+	// Moved is set when the tag named another manifest before.
+	Moved bool
+	// At locates the manifest's row after the change, or is nil.
+	At any
+}
+
+// ManifestRow is a manifest as a store writes it.
+type ManifestRow struct {
+	Repo                          int64
+	Digest, MediaType             string
+	Size                          int64
+	ArtifactType, ConfigMediaType string
+	Subject                       *string
+	// Annotations is the annotations as JSON, or nil for none.
+	Annotations                          *string
+	OS, Architecture, Variant, OSVersion string
+	OSFeatures                           []string
+	Created, Updated                     time.Time
+	Content                              []byte
+	// The references, each digest once: its kind and size where first named, and the
+	// size last declared for it, which the total size counts when the store does not
+	// know the blob or child.
+	RefDigests  []string
+	RefSizes    []int64
+	RefDeclared []int64
+	RefManifest []bool
+}

@@ -1,0 +1,359 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/graft-registry/graft/internal/metastore"
+)
+
+// tx implements metastore.Tx: one attempt of an Update.
+type tx struct {
+	reader
+	s *Store
+	q TxQuerier
+	// pending are the changes to repository counters, written by flush: once, when fn
+	// returns, however many rows the transaction wrote, and before the transaction
+	// reads a counter.
+	pending map[int64]*repoDelta
+	// created are the repositories this attempt created, cached by the Store once it
+	// commits.
+	created map[string]int64
+	// written locate the manifest rows this attempt wrote last, for SetTag.
+	written map[manifestKey]any
+}
+
+type repoDelta struct{ manifests, tags, size int64 }
+
+type manifestKey struct {
+	repo   int64
+	digest string
+}
+
+var _ metastore.Tx = (*tx)(nil)
+
+// addToRepo adds to the counters of repository id, and marks it updated.
+func (t *tx) addToRepo(id, manifests, tags, size int64) {
+	if t.pending == nil {
+		t.pending = map[int64]*repoDelta{}
+	}
+	d := t.pending[id]
+	if d == nil {
+		d = &repoDelta{}
+		t.pending[id] = d
+	}
+	d.manifests += manifests
+	d.tags += tags
+	d.size += size
+}
+
+// flush defers the statements that write the pending counter changes. Repositories go
+// in id order, so that two transactions lock their rows in the same order.
+func (t *tx) flush() {
+	now := time.Now()
+	for _, id := range slices.Sorted(maps.Keys(t.pending)) {
+		d := t.pending[id]
+		t.q.Defer(t.d.AddCounters, id, d.manifests, d.tags, d.size, now)
+	}
+	t.pending = nil
+}
+
+// Repository reads the counters with this transaction's changes.
+func (t *tx) Repository(ctx context.Context, repo string) (*metastore.Repository, error) {
+	t.flush()
+	return t.reader.Repository(ctx, repo)
+}
+
+// RepositoryList reads the counters with this transaction's changes.
+func (t *tx) RepositoryList(ctx context.Context, after string, n int) ([]metastore.Repository, error) {
+	t.flush()
+	return t.reader.RepositoryList(ctx, after, n)
+}
+
+// repoID returns the id of repo, creating the repository when create is set, or
+// ErrNotFound.
+func (t *tx) repoID(ctx context.Context, repo string, create bool) (int64, error) {
+	if id, ok := t.s.repos.Load(repo); ok {
+		return id.(int64), nil
+	}
+	if id, ok := t.created[repo]; ok {
+		return id, nil
+	}
+	id, created, err := t.d.Writes.RepositoryID(ctx, t.q, repo, create, time.Now())
+	if err != nil {
+		return 0, notFound("repository "+repo, err)
+	}
+	if created {
+		if t.created == nil {
+			t.created = map[string]int64{}
+		}
+		t.created[repo] = id
+	} else {
+		// Visible and not created here: committed, for good.
+		t.s.repos.Store(repo, id)
+	}
+	return id, nil
+}
+
+// wrote records where this attempt left the row of manifest d of repo, or forgets it
+// when at is nil.
+func (t *tx) wrote(repo int64, d string, at any) {
+	k := manifestKey{repo, d}
+	if at == nil {
+		delete(t.written, k)
+		return
+	}
+	if t.written == nil {
+		t.written = map[manifestKey]any{}
+	}
+	t.written[k] = at
+}
+
+// moved forgets where the manifest rows of repo are: a write moved some of them.
+func (t *tx) moved(repo int64) {
+	for k := range t.written {
+		if k.repo == repo {
+			delete(t.written, k)
+		}
+	}
+}
+
+func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	id, err := t.repoID(ctx, repo, true)
+	if err != nil {
+		return err
+	}
+	if t.d.HoldBlob != "" {
+		t.q.Defer(t.d.HoldBlob, d.String())
+	}
+	linked, err := t.d.Writes.LinkBlob(ctx, t.q, id, d.String(), size, time.Now())
+	if err != nil {
+		return fmt.Errorf("metastore: link %s to %s: %w", d, repo, err)
+	}
+	if linked {
+		t.addToRepo(id, 0, 0, size)
+	}
+	return nil
+}
+
+func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) error {
+	if t.d.HoldBlob != "" {
+		t.q.Defer(t.d.HoldBlob, d.String())
+	}
+	_, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, time.Now())
+	return wrap("claim "+d.String(), err)
+}
+
+func (t *tx) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	var id, size int64
+	if err := t.q.QueryRow(ctx, t.d.UnlinkBlob, repo, d.String()).Scan(&id, &size); err != nil {
+		return notFound("unlink "+d.String(), err)
+	}
+	t.addToRepo(id, 0, 0, -size)
+	return nil
+}
+
+func (t *tx) UnlinkUnreferenced(ctx context.Context, repo string, d digest.Digest, tm time.Time) (bool, error) {
+	var id, size int64
+	err := t.q.QueryRow(ctx, t.d.UnlinkUnreferenced, repo, d.String(), tm).Scan(&id, &size)
+	if errors.Is(err, ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("unlink "+d.String()+" from "+repo, err)
+	}
+	t.addToRepo(id, 0, 0, -size)
+	return true, nil
+}
+
+func (t *tx) PutManifest(ctx context.Context, m *metastore.Manifest) error {
+	repo, err := t.repoID(ctx, m.Repo, true)
+	if err != nil {
+		return err
+	}
+	row, err := manifestRow(repo, m)
+	if err != nil {
+		return fmt.Errorf("metastore: put manifest %s in %s: %w", m.Digest, m.Repo, err)
+	}
+	inserted, at, err := t.d.Writes.PutManifest(ctx, t.q, row)
+	if err != nil {
+		return fmt.Errorf("metastore: put manifest %s in %s: %w", m.Digest, m.Repo, err)
+	}
+	t.wrote(repo, row.Digest, at)
+	if inserted {
+		t.addToRepo(repo, 1, 0, m.Size)
+	} else {
+		t.addToRepo(repo, 0, 0, 0)
+	}
+	return nil
+}
+
+// manifestRow is m as the stores write it. A digest named twice is one reference: its
+// first kind and size are recorded, and the total counts it once, at the size last
+// declared.
+func manifestRow(repo int64, m *metastore.Manifest) (*ManifestRow, error) {
+	now := time.Now()
+	if !m.Updated.IsZero() {
+		now = m.Updated
+	}
+	created := now
+	if !m.Created.IsZero() {
+		created = m.Created
+	}
+	row := &ManifestRow{
+		Repo: repo, Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size,
+		ArtifactType: m.ArtifactType, ConfigMediaType: m.ConfigMediaType,
+		Created: created, Updated: now, Content: m.Content,
+	}
+	if m.Subject != "" {
+		s := m.Subject.String()
+		row.Subject = &s
+	}
+	var err error
+	if row.Annotations, err = marshalAnnotations(m.Annotations); err != nil {
+		return nil, fmt.Errorf("annotations: %w", err)
+	}
+	if p := m.Platform; p != nil {
+		row.OS, row.Architecture, row.Variant, row.OSVersion = p.OS, p.Architecture, p.Variant, p.OSVersion
+		if len(p.OSFeatures) > 0 {
+			row.OSFeatures = p.OSFeatures
+		}
+	}
+	at := map[digest.Digest]int{}
+	for _, ref := range m.References {
+		if i, ok := at[ref.Digest]; ok {
+			row.RefDeclared[i] = ref.Size
+			continue
+		}
+		at[ref.Digest] = len(row.RefDigests)
+		row.RefDigests = append(row.RefDigests, ref.Digest.String())
+		row.RefSizes = append(row.RefSizes, ref.Size)
+		row.RefDeclared = append(row.RefDeclared, ref.Size)
+		row.RefManifest = append(row.RefManifest, ref.Manifest)
+	}
+	return row, nil
+}
+
+func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	id, size, tags, err := t.d.Writes.DeleteManifest(ctx, t.q, repo, d.String(), time.Now())
+	if err != nil {
+		return notFound("delete manifest "+d.String(), err)
+	}
+	t.moved(id)
+	t.addToRepo(id, -1, -tags, -size)
+	return nil
+}
+
+func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) error {
+	id, err := t.repoID(ctx, repo, false)
+	if err != nil {
+		return err
+	}
+	mv, err := t.d.Writes.SetTag(ctx, t.q, id, tag, d.String(), t.written[manifestKey{id, d.String()}], time.Now())
+	switch {
+	case err != nil:
+		return fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
+	case !mv.Found:
+		return metastore.ErrNotFound
+	case !mv.Changed:
+		return nil
+	}
+	if mv.Moved {
+		t.moved(id)
+		t.addToRepo(id, 0, 0, 0)
+	} else {
+		t.addToRepo(id, 0, 1, 0)
+	}
+	t.wrote(id, d.String(), mv.At)
+	return nil
+}
+
+func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
+	id, err := t.d.Writes.DeleteTag(ctx, t.q, repo, tag, time.Now())
+	if err != nil {
+		return notFound("delete tag "+tag, err)
+	}
+	t.moved(id)
+	t.addToRepo(id, 0, -1, 0)
+	return nil
+}
+
+// affected returns ErrNotFound when a statement changed no row.
+func affected(what string, n int64, err error) error {
+	if err != nil {
+		return wrap(what, err)
+	}
+	if n == 0 {
+		return metastore.ErrNotFound
+	}
+	return nil
+}
+
+func (t *tx) SetRepositoryAttributes(ctx context.Context, repo string, a metastore.Attributes) error {
+	n, err := t.q.Exec(ctx, t.d.SetRepositoryAttributes, repo, a.DeleteEnabled, a.WriteEnabled, a.ReadEnabled, a.ListEnabled)
+	return affected("set attributes of "+repo, n, err)
+}
+
+func (t *tx) SetManifestAttributes(ctx context.Context, repo string, d digest.Digest, a metastore.Attributes) error {
+	for k := range t.written { // the row may move
+		if k.digest == d.String() {
+			delete(t.written, k)
+		}
+	}
+	n, err := t.q.Exec(ctx, t.d.SetManifestAttributes, repo, d.String(), a.DeleteEnabled, a.WriteEnabled, a.ReadEnabled, a.ListEnabled)
+	return affected("set attributes of "+d.String(), n, err)
+}
+
+func (t *tx) CreateUpload(ctx context.Context, u *metastore.Upload) error {
+	n, err := t.q.Exec(ctx, t.d.CreateUpload, u.ID, u.Repo, u.Created, u.Modified)
+	if err != nil {
+		return wrap("create upload "+u.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("metastore: create upload %s: %w", u.ID, metastore.ErrExists)
+	}
+	return nil
+}
+
+func (t *tx) TouchUpload(ctx context.Context, id string, tm time.Time) error {
+	n, err := t.q.Exec(ctx, t.d.TouchUpload, id, tm)
+	return affected("touch upload "+id, n, err)
+}
+
+func (t *tx) DeleteUpload(ctx context.Context, id string) error {
+	n, err := t.q.Exec(ctx, t.d.DeleteUpload, id)
+	return affected("delete upload "+id, n, err)
+}
+
+func (t *tx) CreateToken(ctx context.Context, tok *metastore.Token) error {
+	var expires *time.Time
+	if !tok.Expires.IsZero() {
+		expires = &tok.Expires
+	}
+	repos, actions := tok.Repositories, tok.Actions
+	if repos == nil {
+		repos = []string{}
+	}
+	if actions == nil {
+		actions = []string{}
+	}
+	n, err := t.q.Exec(ctx, t.d.CreateToken, tok.Name, tok.Hash, repos, actions, tok.Created, expires)
+	if err != nil {
+		return wrap("create token "+tok.Name, err)
+	}
+	if n == 0 {
+		return metastore.ErrExists
+	}
+	return nil
+}
+
+func (t *tx) DeleteToken(ctx context.Context, name string) error {
+	n, err := t.q.Exec(ctx, t.d.DeleteToken, name)
+	return affected("delete token "+name, n, err)
+}
