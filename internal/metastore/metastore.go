@@ -126,6 +126,14 @@ type GraphReader interface {
 	Referrers(ctx context.Context, repo string, subject digest.Digest, artifactType string, after digest.Digest, n int) ([]ocispec.Descriptor, error)
 	// Parents returns the digests of the manifests of repo that list d as a child.
 	Parents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error)
+	// TagArtifacts returns up to n digests, in order after `after`, of the manifests of
+	// repo that are artifacts of the manifest of key (reference.SchemaKeyOf) by the
+	// referrers tag schema: named by a tag "<key>" or "<key>.<suffix>", or listed by
+	// the index a tag "<key>" names.
+	TagArtifacts(ctx context.Context, repo, key string, after digest.Digest, n int) ([]digest.Digest, error)
+	// KindCounts returns, for each of subjects that has artifacts in repo (referrers, or
+	// tag-schema artifacts), how many it has of each kind; each artifact counts once.
+	KindCounts(ctx context.Context, repo string, subjects []digest.Digest) (map[digest.Digest]map[string]int64, error)
 }
 
 // BlobReader reads which blobs a repository may read.
@@ -268,6 +276,11 @@ type Filter struct {
 	Tagged       *bool
 	HasSubject   *bool
 	ArtifactType string
+	// Kind selects the manifests of one kind (Manifest.Kind).
+	Kind string
+	// TagEdge selects the artifacts of a manifest by the referrers tag schema: those a
+	// tag-schema tag names, and the manifests a fallback index lists.
+	TagEdge bool
 }
 
 // Manifest is a stored manifest.
@@ -282,7 +295,14 @@ type Manifest struct {
 	ArtifactType    string
 	ConfigMediaType string
 	// Subject is the digest of the manifest this one refers to, or "".
-	Subject     digest.Digest
+	Subject digest.Digest
+	// TagSubject is the key (reference.SchemaKeyOf) of a manifest this one is an
+	// artifact of by the referrers tag schema, the least if several, or "". The store
+	// keeps it.
+	TagSubject string
+	// Kind is what the manifest is, as internal/artifact classifies it; "" until the
+	// store has classified a manifest stored before kinds were kept.
+	Kind        string
 	Annotations map[string]string
 	// Platform is the platform an image's config names, when known.
 	Platform *ocispec.Platform
@@ -344,9 +364,14 @@ type Node struct {
 	Digest digest.Digest
 	// Subject is the manifest it refers to, or "".
 	Subject digest.Digest
+	// TagSubjects are the keys (reference.SchemaKeyOf) of the manifests it is an
+	// artifact of by the referrers tag schema.
+	TagSubjects []string
 	// Children are the manifests it lists (an index's manifests).
 	Children []digest.Digest
-	Tagged   bool
+	// Tagged is set when a tag names it other than a tag-schema tag, which makes it an
+	// artifact of another manifest rather than keeping it.
+	Tagged bool
 	// DeleteEnabled is the manifest's own attribute; a locked manifest stays.
 	DeleteEnabled bool
 	Updated       time.Time

@@ -273,3 +273,47 @@ func FuzzValidName(f *testing.F) {
 		}
 	})
 }
+
+func TestSchemaKey(t *testing.T) {
+	sha256 := digest.FromString("subject")
+	sha512 := digest.SHA512.FromString("subject")
+	hex := sha256.Encoded()
+	for _, tc := range []struct {
+		tag, key, suffix string
+		ok               bool
+	}{
+		{"sha256-" + hex, "sha256:" + hex, "", true},
+		{"sha256-" + hex + ".sig", "sha256:" + hex, "sig", true},
+		{"sha256-" + hex + ".att", "sha256:" + hex, "att", true},
+		{"sha256-" + hex + ".sbom", "sha256:" + hex, "sbom", true},
+		{"sha256-" + hex + ".a.b", "sha256:" + hex, "a.b", true},
+		{"sha512-" + sha512.Encoded()[:64], "sha512:" + sha512.Encoded()[:64], "", true},
+		{"sha256-" + hex + ".", "", "", false},
+		{"sha256-" + hex[:63], "", "", false},
+		{"sha256-" + strings.ToUpper(hex), "", "", false},
+		{"sha256-" + hex + "0", "", "", false},
+		{"sha256-" + hex + "-sig", "", "", false},
+		{"md5-" + hex[:32], "", "", false},
+		{"sha512-" + sha512.Encoded(), "", "", false}, // longer than a tag holds
+		{"latest", "", "", false},
+		{"v1.0", "", "", false},
+		{"-" + hex, "", "", false},
+	} {
+		key, suffix, ok := reference.SchemaKey(tc.tag)
+		if key != tc.key || suffix != tc.suffix || ok != tc.ok {
+			t.Errorf("SchemaKey(%q) = %q, %q, %v; want %q, %q, %v", tc.tag, key, suffix, ok, tc.key, tc.suffix, tc.ok)
+		}
+	}
+	for _, d := range []digest.Digest{sha256, sha512} {
+		key, suffix, ok := reference.SchemaKey(reference.SchemaTag(d))
+		if !ok || suffix != "" || key != reference.SchemaKeyOf(d) {
+			t.Errorf("SchemaKey(SchemaTag(%s)) = %q, %q, %v; want %q", d, key, suffix, ok, reference.SchemaKeyOf(d))
+		}
+		if !reference.ValidTag(reference.SchemaTag(d)) {
+			t.Errorf("SchemaTag(%s) = %q is not a valid tag", d, reference.SchemaTag(d))
+		}
+	}
+	if reference.SchemaKeyOf(sha256) != sha256.String() {
+		t.Errorf("SchemaKeyOf(%s) = %q, want the digest", sha256, reference.SchemaKeyOf(sha256))
+	}
+}

@@ -29,3 +29,7 @@ func (s *Store) Escalations() int64 { return s.run.escalations.Load() }
 func (s *Store) SetAttempts(escalateAfter, maxAttempts int) {
 	s.run.escalateAfter, s.run.maxAttempts = escalateAfter, maxAttempts
 }
+
+// Migrations are the schema's migrations, for a test to build a database of an older
+// version.
+var Migrations = migrations

@@ -23,6 +23,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -47,7 +48,8 @@ type Store struct {
 
 var _ metastore.Store = (*Store)(nil)
 
-var dialect = &sqlstore.Dialect{Queries: queries, Writes: writes{}}
+var dialect = &sqlstore.Dialect{Queries: queries, Writes: writes{},
+	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }}
 
 // Open connects to the database, creates or migrates its schema, and returns a Store.
 func Open(ctx context.Context, o Options) (*Store, error) {
@@ -71,7 +73,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	run := &transactor{read: read, write: write, escalateAfter: escalateAfter, maxAttempts: maxAttempts}
-	return &Store{Store: sqlstore.New(dialect, pool{read}, run), run: run}, nil
+	s := &Store{Store: sqlstore.New(dialect, pool{read}, run), run: run}
+	if err := s.Backfill(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // newPool connects a pool of conns connections. generic sets the write pool's plan

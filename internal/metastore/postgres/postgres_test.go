@@ -177,6 +177,42 @@ func TestNewerSchema(t *testing.T) {
 	}
 }
 
+// TestUpgrade opens a database of schema version 1, written as graft wrote it before
+// kinds and tag-schema edges were kept: Open migrates it and backfills both.
+func TestUpgrade(t *testing.T) {
+	dbURL := newDatabase(t)
+	ctx := t.Context()
+	c := connect(t, dbURL)
+	b := storetest.OldData()
+	// No arguments: the simple protocol, which runs every statement of the script.
+	if _, err := c.Exec(ctx, `CREATE TABLE graft_schema (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now());
+		INSERT INTO graft_schema (version) VALUES (1);`+postgres.Migrations[0]); err != nil {
+		t.Fatal(err)
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(`INSERT INTO repos (name, created) VALUES ($1, now())`, b.Repo)
+	for _, m := range b.Manifests() {
+		var subject *string
+		if m.Subject != "" {
+			s := m.Subject.String()
+			subject = &s
+		}
+		batch.Queue(`INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
+			config_media_type, subject, created, updated, content) VALUES (1, $1, $2, $3, $3, $4, $5, $6, now(), now(), $7)`,
+			m.Digest.String(), m.MediaType, m.Size, m.ArtifactType, m.ConfigMediaType, subject, m.Content)
+		for _, r := range m.References {
+			batch.Queue(`INSERT INTO manifest_refs VALUES (1, $1, $2, $3, $4)`, m.Digest.String(), r.Digest.String(), r.Size, r.Manifest)
+		}
+	}
+	for tag, d := range b.Tags {
+		batch.Queue(`INSERT INTO tags (repo_id, name, manifest, updated) VALUES (1, $1, $2, now())`, tag, d.String())
+	}
+	if err := c.SendBatch(ctx, batch).Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckUpgrade(t, open(t, dbURL), b)
+}
+
 // TestReferrersPlan checks that the referrers queries, with and without an artifactType
 // filter, scan their indexes, in a repository of 2000 manifests of which the subject
 // has 100 referrers: no sequential scan of manifests, whose cost would follow the size of
@@ -323,12 +359,13 @@ func TestStatementPlans(t *testing.T) {
 		indexes                []string // the indexes the plan may scan
 		tidScan                bool     // the plan must reach a row by its tuple id
 	}{
+		// A manifest's columns look up the manifests it is a tag-schema artifact of.
 		{"Manifest", postgres.ManifestQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, d),
-			[]string{"repos_name_key", "manifests_pkey"}, false},
+			[]string{"repos_name_key", "manifests_pkey", "tag_edges_by_artifact"}, false},
 		{"TaggedManifest", postgres.TaggedManifestQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, tag),
-			[]string{"repos_name_key", "tags_pkey", "manifests_pkey"}, false},
+			[]string{"repos_name_key", "tags_pkey", "manifests_pkey", "tag_edges_by_artifact"}, false},
 		{"Tag", postgres.TagQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, tag),
-			[]string{"repos_name_key", "tags_pkey", "manifests_pkey"}, false},
+			[]string{"repos_name_key", "tags_pkey", "manifests_pkey", "tag_edges_by_artifact"}, false},
 		{"Tags", postgres.TagsQuery, "text, text, bigint", fmt.Sprintf("'%s', '', 10", repo),
 			[]string{"repos_name_key", "tags_pkey", "manifests_pkey"}, false},
 		{"TagsOf", postgres.TagsOfQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, d),
@@ -340,8 +377,8 @@ func TestStatementPlans(t *testing.T) {
 		{"MissingManifests", postgres.MissingManifestsQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, d),
 			[]string{"repos_name_key", "manifests_pkey"}, false},
 		{"PutManifest", postgres.PutManifestStatement,
-			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[]",
-			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}'`,
+			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[], text",
+			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}', 'image'`,
 				digest.FromString("new"), blob, d),
 			[]string{"manifests_pkey", "blobs_pkey"}, false},
 		{"SetTag", postgres.SetTagStatement, "bigint, text, text, timestamptz", fmt.Sprintf("1, '%s', 'v9', now()", d),
@@ -351,7 +388,8 @@ func TestStatementPlans(t *testing.T) {
 		{"SetTagWritten", postgres.SetTagWrittenStatement, "bigint, text, text, timestamptz, tid",
 			fmt.Sprintf("1, '%s', 'v9', now(), '(0,1)'", d), []string{"manifests_pkey"}, true},
 		{"DeleteManifest", postgres.DeleteManifestStatement, "text, text, timestamptz", fmt.Sprintf("'%s', '%s', now()", repo, d),
-			[]string{"repos_name_key", "manifests_pkey", "tags_by_manifest", "manifest_refs_pkey", "repo_blobs_pkey"}, false},
+			[]string{"repos_name_key", "manifests_pkey", "tags_by_manifest", "manifest_refs_pkey", "repo_blobs_pkey",
+				"tag_edges_pkey", "tag_edges_by_artifact"}, false},
 	} {
 		t.Run(q.name, func(t *testing.T) {
 			c.Exec(ctx, `DEALLOCATE stmt`)

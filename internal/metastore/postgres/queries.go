@@ -7,12 +7,9 @@ import "github.com/graft-registry/graft/internal/metastore/sqlstore"
 const repoID = `(SELECT id FROM repos WHERE name = $1)`
 
 // metaColumns are a manifest's columns but its content, with the attributes of its
-// repository (joined as r).
-const metaColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_count, m.artifact_type,
-	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
-	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
-	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
-	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled`
+// repository (joined as r), and the least key it is a tag-schema artifact of.
+const metaColumns = sqlstore.ManifestColumns + `,
+	(SELECT min(e.subject) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id)`
 
 const manifestColumns = metaColumns + `, m.content`
 
@@ -71,12 +68,7 @@ var queries = sqlstore.Queries{
 	Manifests: sqlstore.ManifestsQuery{
 		Select: `SELECT ` + metaColumns + ` FROM repos r JOIN manifests m ON m.repo_id = r.id
 			WHERE r.name = $1 AND m.digest > $2`,
-		ArtifactType: ` AND m.artifact_type = $4`,
-		WithSubject:  ` AND m.subject IS NOT NULL`,
-		NoSubject:    ` AND m.subject IS NULL`,
-		Tagged:       ` AND m.tag_count > 0`,
-		Untagged:     ` AND m.tag_count = 0`,
-		Order:        ` ORDER BY m.digest LIMIT $3`,
+		Order: ` ORDER BY m.digest LIMIT $3`,
 	},
 
 	Repository: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + ` WHERE r.name = $1`,
@@ -95,6 +87,20 @@ var queries = sqlstore.Queries{
 	ReferrersOfType: referrersOfTypeQuery,
 	Parents: `SELECT manifest FROM manifest_refs
 		WHERE repo_id = ` + repoID + ` AND digest = $2 AND is_manifest ORDER BY manifest`,
+	TagArtifacts: `SELECT DISTINCT artifact FROM tag_edges
+		WHERE subject = $2 AND repo_id = ` + repoID + ` AND artifact > $3 ORDER BY artifact LIMIT $4`,
+	Artifacts: `SELECT m.subject, m.digest, m.kind FROM manifests m
+		WHERE m.repo_id = ` + repoID + ` AND m.subject = ANY($2)
+		UNION ALL
+		SELECT e.subject, e.artifact, m.kind FROM tag_edges e JOIN manifests m ON m.repo_id = e.repo_id AND m.digest = e.artifact
+		WHERE e.subject = ANY($3) AND e.repo_id = ` + repoID,
+	DeleteTagEdges: `DELETE FROM tag_edges WHERE repo_id = $1 AND tag = $2`,
+	AddTagEdges: `INSERT INTO tag_edges (repo_id, tag, artifact, subject, direct)
+		SELECT $1::bigint, $2::text, $3::text, $4::text, true
+		UNION ALL
+		SELECT $1, $2, mr.digest, $4, false FROM manifest_refs mr
+		WHERE $5 AND mr.repo_id = $1 AND mr.manifest = $3 AND mr.is_manifest
+		ON CONFLICT DO NOTHING`,
 
 	Blob: `SELECT b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
 		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = $2`,
@@ -106,9 +112,13 @@ var queries = sqlstore.Queries{
 	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = $1`,
 	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,
 
-	Nodes: `SELECT m.digest, m.subject, m.tag_count > 0, m.delete_enabled, m.updated,
+	Nodes: `SELECT m.digest, m.subject,
+			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id AND e.direct),
+			m.delete_enabled, m.updated,
 			ARRAY(SELECT mr.digest FROM manifest_refs mr
-			      WHERE mr.repo_id = m.repo_id AND mr.manifest = m.digest AND mr.is_manifest ORDER BY mr.digest)
+			      WHERE mr.repo_id = m.repo_id AND mr.manifest = m.digest AND mr.is_manifest ORDER BY mr.digest),
+			ARRAY(SELECT DISTINCT e.subject FROM tag_edges e
+			      WHERE e.artifact = m.digest AND e.repo_id = m.repo_id ORDER BY e.subject)
 		FROM manifests m WHERE m.repo_id = ` + repoID + ` AND m.digest > $2
 		ORDER BY m.digest LIMIT $3`,
 	UnreferencedBlobs: `SELECT rb.digest FROM repo_blobs rb
@@ -152,6 +162,14 @@ var queries = sqlstore.Queries{
 	CreateToken: `INSERT INTO tokens (` + tokenColumns + `) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (name) DO NOTHING`,
 	DeleteToken: `DELETE FROM tokens WHERE name = $1`,
+
+	Backfills:    `SELECT name FROM backfills ORDER BY name`,
+	DoneBackfill: `DELETE FROM backfills WHERE name = $1`,
+	ManifestsAfter: `SELECT repo_id, digest, media_type, content FROM manifests
+		WHERE (repo_id, digest) > ($1, $2) ORDER BY repo_id, digest LIMIT $3`,
+	SetKind: `UPDATE manifests SET kind = $3 WHERE repo_id = $1 AND digest = $2`,
+	TagsAfter: `SELECT repo_id, name, manifest FROM tags
+		WHERE (repo_id, name) > ($1, $2) ORDER BY repo_id, name LIMIT $3`,
 
 	// Each transaction adds to the row of the slot of its database session (see
 	// schema.go), so that concurrent pushes to one repository do not meet on one row.

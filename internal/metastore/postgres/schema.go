@@ -137,6 +137,26 @@ CREATE TABLE tokens (
 	created timestamptz NOT NULL,
 	expires timestamptz
 );
+`, `
+-- version 2: what a manifest is (its kind), and the edges of the referrers tag schema.
+ALTER TABLE manifests ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX manifests_by_kind ON manifests (kind, repo_id, digest);
+
+-- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)
+CREATE TABLE tag_edges (
+	repo_id bigint NOT NULL,
+	tag text COLLATE "C" NOT NULL,
+	artifact text COLLATE "C" NOT NULL,
+	subject text COLLATE "C" NOT NULL,
+	direct boolean NOT NULL,
+	PRIMARY KEY (repo_id, tag, artifact)
+);
+CREATE INDEX tag_edges_by_subject ON tag_edges (subject, repo_id, artifact);
+CREATE INDEX tag_edges_by_artifact ON tag_edges (artifact, repo_id);
+
+-- What the migration leaves to sqlstore.Backfill, which reads it in Go.
+CREATE TABLE backfills (name text PRIMARY KEY);
+INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
 `}
 
 // migrationLock is the key of the session advisory lock that one graft at a time holds

@@ -68,11 +68,11 @@ const putManifest = `WITH
 		AS r(digest, size, declared, is_manifest)),
 	ins AS (INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
 			config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
-			platform_os_version, platform_os_features, created, updated, content)
+			platform_os_version, platform_os_features, created, updated, content, kind)
 		VALUES ($1, $2, $3, $4, $4::bigint + COALESCE((SELECT sum(COALESCE(CASE WHEN r.is_manifest
 				THEN (SELECT c.total_size FROM manifests c WHERE c.repo_id = $1 AND c.digest = r.digest)
 				ELSE (SELECT b.size FROM blobs b WHERE b.digest = r.digest LIMIT 1) END, r.declared)) FROM refs r), 0)::bigint,
-			$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $22)
 		ON CONFLICT (repo_id, digest) DO NOTHING
 		RETURNING ctid),
 	ins_refs AS (INSERT INTO manifest_refs (repo_id, manifest, digest, size, is_manifest)
@@ -90,7 +90,7 @@ func (writes) PutManifest(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore
 	err := q.QueryRow(ctx, putManifest,
 		m.Repo, m.Digest, m.MediaType, m.Size, m.ArtifactType, m.ConfigMediaType, m.Subject, m.Annotations,
 		m.OS, m.Architecture, m.Variant, m.OSVersion, m.OSFeatures, m.Created, m.Updated, m.Content, m.Updated,
-		m.RefDigests, m.RefSizes, m.RefDeclared, m.RefManifest).Scan(&inserted, &tid)
+		m.RefDigests, m.RefSizes, m.RefDeclared, m.RefManifest, m.Kind).Scan(&inserted, &tid)
 	if err != nil {
 		return false, nil, err
 	}
@@ -105,11 +105,13 @@ func located(tid pgtype.TID) any {
 	return tid
 }
 
-// deleteManifest removes a manifest, its tags and its references, and restarts the grace
-// period of the links of the blobs it named.
+// deleteManifest removes a manifest, its tags, its references and its tag-schema edges,
+// and restarts the grace period of the links of the blobs it named.
 const deleteManifest = `WITH
 	m AS (DELETE FROM manifests WHERE repo_id = ` + repoID + ` AND digest = $2 RETURNING repo_id, size),
-	tg AS (DELETE FROM tags t USING m WHERE t.repo_id = m.repo_id AND t.manifest = $2 RETURNING 1),
+	tg AS (DELETE FROM tags t USING m WHERE t.repo_id = m.repo_id AND t.manifest = $2 RETURNING t.name),
+	tag_edges_of AS (DELETE FROM tag_edges e USING m, tg WHERE e.repo_id = m.repo_id AND e.tag = tg.name),
+	tag_edges_to AS (DELETE FROM tag_edges e USING m WHERE e.artifact = $2 AND e.repo_id = m.repo_id),
 	refs AS (DELETE FROM manifest_refs mr USING m WHERE mr.repo_id = m.repo_id AND mr.manifest = $2
 		RETURNING mr.repo_id, mr.digest, mr.is_manifest),
 	released AS (UPDATE repo_blobs rb SET created = $3 FROM refs

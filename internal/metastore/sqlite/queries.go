@@ -6,12 +6,9 @@ import "github.com/graft-registry/graft/internal/metastore/sqlstore"
 const repoID = `(SELECT id FROM repos WHERE name = ?1)`
 
 // metaColumns are a manifest's columns but its content, with the attributes of its
-// repository (joined as r).
-const metaColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_count, m.artifact_type,
-	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
-	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
-	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
-	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled`
+// repository (joined as r), and the least key it is a tag-schema artifact of.
+const metaColumns = sqlstore.ManifestColumns + `,
+	(SELECT min(e.subject) FROM tag_edges e WHERE e.repo_id = m.repo_id AND e.artifact = m.digest)`
 
 // contentColumns are what a pull reads: a few columns, the content last.
 const contentColumns = `m.digest, m.media_type, m.size, m.read_enabled, r.read_enabled, m.content`
@@ -44,12 +41,7 @@ var queries = sqlstore.Queries{
 	Manifests: sqlstore.ManifestsQuery{
 		Select: `SELECT ` + metaColumns + ` FROM repos r JOIN manifests m ON m.repo_id = r.id
 			WHERE r.name = ?1 AND m.digest > ?2`,
-		ArtifactType: ` AND m.artifact_type = ?4`,
-		WithSubject:  ` AND m.subject IS NOT NULL`,
-		NoSubject:    ` AND m.subject IS NULL`,
-		Tagged:       ` AND m.tag_count > 0`,
-		Untagged:     ` AND m.tag_count = 0`,
-		Order:        ` ORDER BY m.digest LIMIT ?3`,
+		Order: ` ORDER BY m.digest LIMIT ?3`,
 	},
 
 	Repository:     `SELECT ` + repoColumns + ` FROM repos WHERE name = ?1`,
@@ -67,6 +59,20 @@ var queries = sqlstore.Queries{
 	ReferrersOfType: referrerColumns + ` AND artifact_type = ?5 AND digest > ?3 ORDER BY digest LIMIT ?4`,
 	Parents: `SELECT m.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
 		WHERE mr.digest = ?2 AND mr.is_manifest = 1 AND m.repo_id = ` + repoID + ` ORDER BY m.digest`,
+	TagArtifacts: `SELECT DISTINCT artifact FROM tag_edges
+		WHERE repo_id = ` + repoID + ` AND subject = ?2 AND artifact > ?3 ORDER BY artifact LIMIT ?4`,
+	Artifacts: `SELECT m.subject, m.digest, m.kind FROM manifests m
+		WHERE m.repo_id = ` + repoID + ` AND m.subject IN (SELECT value FROM json_each(?2))
+		UNION ALL
+		SELECT e.subject, e.artifact, m.kind FROM tag_edges e JOIN manifests m ON m.repo_id = e.repo_id AND m.digest = e.artifact
+		WHERE e.repo_id = ` + repoID + ` AND e.subject IN (SELECT value FROM json_each(?3))`,
+	DeleteTagEdges: `DELETE FROM tag_edges WHERE repo_id = ?1 AND tag = ?2`,
+	AddTagEdges: `INSERT INTO tag_edges (repo_id, tag, artifact, subject, direct)
+		SELECT ?1, ?2, ?3, ?4, 1
+		UNION ALL
+		SELECT ?1, ?2, mr.digest, ?4, 0 FROM manifests m JOIN manifest_refs mr ON mr.manifest_id = m.id
+		WHERE ?5 AND m.repo_id = ?1 AND m.digest = ?3 AND mr.is_manifest = 1
+		ON CONFLICT DO NOTHING`,
 
 	Blob: `SELECT b.size FROM repos r JOIN repo_blobs rb ON rb.repo_id = r.id JOIN blobs b ON b.digest = rb.digest
 		WHERE r.name = ?1 AND rb.digest = ?2`,
@@ -80,9 +86,13 @@ var queries = sqlstore.Queries{
 	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = ?1`,
 	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
 
-	Nodes: `SELECT m.digest, m.subject, m.tag_count > 0, m.delete_enabled, m.updated,
+	Nodes: `SELECT m.digest, m.subject,
+			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.repo_id = m.repo_id AND e.artifact = m.digest AND e.direct),
+			m.delete_enabled, m.updated,
 			(SELECT json_group_array(digest) FROM (SELECT mr.digest FROM manifest_refs mr
-				WHERE mr.manifest_id = m.id AND mr.is_manifest = 1 ORDER BY mr.digest))
+				WHERE mr.manifest_id = m.id AND mr.is_manifest = 1 ORDER BY mr.digest)),
+			(SELECT json_group_array(subject) FROM (SELECT DISTINCT e.subject FROM tag_edges e
+				WHERE e.repo_id = m.repo_id AND e.artifact = m.digest ORDER BY e.subject))
 		FROM manifests m WHERE m.repo_id = ` + repoID + ` AND m.digest > ?2
 		ORDER BY m.digest LIMIT ?3`,
 	UnreferencedBlobs: `SELECT rb.digest FROM repo_blobs rb
@@ -122,6 +132,14 @@ var queries = sqlstore.Queries{
 	CreateToken: `INSERT INTO tokens (name, hash, repositories, actions, created, expires)
 		VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 0)) ON CONFLICT (name) DO NOTHING`,
 	DeleteToken: `DELETE FROM tokens WHERE name = ?1`,
+
+	Backfills:    `SELECT name FROM backfills ORDER BY name`,
+	DoneBackfill: `DELETE FROM backfills WHERE name = ?1`,
+	ManifestsAfter: `SELECT repo_id, digest, media_type, content FROM manifests
+		WHERE (repo_id, digest) > (?1, ?2) ORDER BY repo_id, digest LIMIT ?3`,
+	SetKind: `UPDATE manifests SET kind = ?3 WHERE repo_id = ?1 AND digest = ?2`,
+	TagsAfter: `SELECT t.repo_id, t.name, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+		WHERE (t.repo_id, t.name) > (?1, ?2) ORDER BY t.repo_id, t.name LIMIT ?3`,
 
 	AddCounters: `UPDATE repos SET manifest_count = manifest_count + ?2, tag_count = tag_count + ?3,
 		size = size + ?4, updated = ?5 WHERE id = ?1`,

@@ -96,4 +96,64 @@ CREATE TABLE tokens (
 	created INTEGER NOT NULL,
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
+`, `
+-- version 3: what a manifest is (its kind), and the edges of the referrers tag schema.
+-- The kind goes before the content, which stays last: the table is built anew.
+CREATE TABLE manifests_v3 (
+	id INTEGER PRIMARY KEY,
+	repo_id INTEGER NOT NULL,
+	digest TEXT NOT NULL,
+	media_type TEXT NOT NULL,
+	size INTEGER NOT NULL,
+	total_size INTEGER NOT NULL,
+	tag_count INTEGER NOT NULL DEFAULT 0,
+	artifact_type TEXT NOT NULL,
+	config_media_type TEXT NOT NULL,
+	subject TEXT,
+	annotations TEXT,
+	platform_os TEXT NOT NULL DEFAULT '',
+	platform_architecture TEXT NOT NULL DEFAULT '',
+	platform_variant TEXT NOT NULL DEFAULT '',
+	platform_os_version TEXT NOT NULL DEFAULT '',
+	platform_os_features TEXT,
+	created INTEGER NOT NULL,
+	updated INTEGER NOT NULL,
+	delete_enabled INTEGER NOT NULL DEFAULT 1,
+	write_enabled INTEGER NOT NULL DEFAULT 1,
+	read_enabled INTEGER NOT NULL DEFAULT 1,
+	list_enabled INTEGER NOT NULL DEFAULT 1,
+	kind TEXT NOT NULL DEFAULT '',
+	content BLOB NOT NULL,
+	UNIQUE (repo_id, digest)
+);
+INSERT INTO manifests_v3 (id, repo_id, digest, media_type, size, total_size, tag_count, artifact_type,
+	config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
+	platform_os_version, platform_os_features, created, updated, delete_enabled, write_enabled,
+	read_enabled, list_enabled, content)
+SELECT id, repo_id, digest, media_type, size, total_size, tag_count, artifact_type,
+	config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
+	platform_os_version, platform_os_features, created, updated, delete_enabled, write_enabled,
+	read_enabled, list_enabled, content FROM manifests;
+DROP TABLE manifests;
+ALTER TABLE manifests_v3 RENAME TO manifests;
+-- the artifactType filter of the manifest listing (the others: sqlstore.ManifestIndexes)
+CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest);
+` + sqlstore.ManifestIndexes + `
+CREATE INDEX manifests_by_kind ON manifests (repo_id, kind, digest);
+
+-- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)
+CREATE TABLE tag_edges (
+	repo_id INTEGER NOT NULL,
+	tag TEXT NOT NULL,
+	artifact TEXT NOT NULL,
+	subject TEXT NOT NULL,
+	direct INTEGER NOT NULL,
+	PRIMARY KEY (repo_id, tag, artifact)
+) WITHOUT ROWID;
+CREATE INDEX tag_edges_by_subject ON tag_edges (repo_id, subject, artifact);
+CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact);
+
+-- What the migration leaves to sqlstore.Backfill, which reads it in Go.
+CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
 `}

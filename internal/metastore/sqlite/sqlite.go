@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"strconv"
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -34,7 +35,8 @@ type Store struct {
 
 var _ metastore.Store = (*Store)(nil)
 
-var dialect = &sqlstore.Dialect{Queries: queries, Writes: writes{}}
+var dialect = &sqlstore.Dialect{Queries: queries, Writes: writes{},
+	Placeholder: func(n int) string { return "?" + strconv.Itoa(n) }}
 
 // Open opens the database at path, creating it and bringing its schema up to date.
 func Open(ctx context.Context, path string) (*Store, error) {
@@ -77,7 +79,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		done: make(chan struct{}),
 	}
 	go wr.run()
-	return &Store{Store: sqlstore.New(dialect, wr.read, wr)}, nil
+	s := &Store{Store: sqlstore.New(dialect, wr.read, wr)}
+	if err := s.Backfill(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func dsn(path string, readOnly bool) string {

@@ -135,3 +135,41 @@ func BenchmarkReferrers(b *testing.B) {
 		return s
 	})
 }
+
+// TestUpgrade opens a database of schema version 2, written as graft wrote it before
+// kinds and tag-schema edges were kept: Open migrates it and backfills both.
+func TestUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "graft.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := storetest.OldData()
+	stmts := append(slices.Clone(sqlite.Migrations[:2]), `PRAGMA user_version = 2`,
+		`INSERT INTO repos (id, name, created, updated) VALUES (1, '`+b.Repo+`', 1, 1)`)
+	ids := map[digest.Digest]int{}
+	for i, m := range b.Manifests() {
+		ids[m.Digest] = i + 1
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO manifests (id, repo_id, digest, media_type, size, total_size,
+			artifact_type, config_media_type, subject, created, updated, content)
+			VALUES (%d, 1, '%s', '%s', %d, %d, '%s', '%s', %s, 1, 1, x'%x')`,
+			i+1, m.Digest, m.MediaType, m.Size, m.Size, m.ArtifactType, m.ConfigMediaType,
+			map[bool]string{true: "'" + m.Subject.String() + "'", false: "NULL"}[m.Subject != ""], m.Content))
+		for _, r := range m.References {
+			stmts = append(stmts, fmt.Sprintf(`INSERT INTO manifest_refs VALUES (%d, '%s', %d, %v)`,
+				i+1, r.Digest, r.Size, map[bool]int{true: 1, false: 0}[r.Manifest]))
+		}
+	}
+	for tag, d := range b.Tags {
+		stmts = append(stmts, fmt.Sprintf(`INSERT INTO tags VALUES (1, '%s', %d, 1)`, tag, ids[d]))
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	db.Close()
+	s := open(t, path)
+	defer s.Close()
+	storetest.CheckUpgrade(t, s, b)
+}

@@ -47,12 +47,12 @@ func (writes) LinkBlob(ctx context.Context, q sqlstore.TxQuerier, repo int64, d 
 const (
 	insertManifest = `INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
 		config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
-		platform_os_version, platform_os_features, created, updated, content)
+		platform_os_version, platform_os_features, created, updated, content, kind)
 		VALUES (?1, ?2, ?3, ?4, ?4 + COALESCE((SELECT sum(COALESCE(CASE WHEN k.value
 				THEN (SELECT c.total_size FROM manifests c WHERE c.repo_id = ?1 AND c.digest = d.value)
 				ELSE (SELECT b.size FROM blobs b WHERE b.digest = d.value) END, dc.value))
 			FROM json_each(?17) d JOIN json_each(?18) dc ON dc.key = d.key JOIN json_each(?19) k ON k.key = d.key), 0),
-			?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+			?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?20)
 		ON CONFLICT (repo_id, digest) DO NOTHING RETURNING id`
 	insertReferences = `INSERT INTO manifest_refs (manifest_id, digest, size, is_manifest)
 		SELECT ?1, d.value, s.value, k.value
@@ -64,7 +64,7 @@ func (writes) PutManifest(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore
 	err := q.QueryRow(ctx, insertManifest,
 		m.Repo, m.Digest, m.MediaType, m.Size, m.ArtifactType, m.ConfigMediaType, m.Subject, m.Annotations,
 		m.OS, m.Architecture, m.Variant, m.OSVersion, m.OSFeatures, m.Created, m.Updated, m.Content,
-		m.RefDigests, m.RefDeclared, m.RefManifest).Scan(&id)
+		m.RefDigests, m.RefDeclared, m.RefManifest, m.Kind).Scan(&id)
 	if errors.Is(err, sqlstore.ErrNoRows) { // stored already: only the time moves
 		_, err = q.Exec(ctx, `UPDATE manifests SET updated = ?3 WHERE repo_id = ?1 AND digest = ?2`, m.Repo, m.Digest, m.Updated)
 		return false, nil, err
@@ -87,6 +87,11 @@ func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d 
 	// that a client that saw them in the repository may still push a manifest naming them.
 	if _, err := q.Exec(ctx, `UPDATE repo_blobs SET created = ?3 WHERE repo_id = ?2 AND digest IN
 		(SELECT digest FROM manifest_refs WHERE manifest_id = ?1 AND is_manifest = 0)`, id, repo, now); err != nil {
+		return 0, 0, 0, err
+	}
+	// The edges of its tags, and those that make it an artifact.
+	if _, err := q.Exec(ctx, `DELETE FROM tag_edges WHERE repo_id = ?2 AND (artifact = ?3
+		OR tag IN (SELECT name FROM tags WHERE manifest_id = ?1))`, id, repo, d); err != nil {
 		return 0, 0, 0, err
 	}
 	for _, s := range []string{

@@ -14,7 +14,8 @@ type Queries struct {
 	// config media type, subject (NULL for none), annotations (JSON, NULL for none),
 	// platform os, architecture, variant, os version, os features (a list), created,
 	// updated, the manifest's delete, write, read and list attributes, its
-	// repository's four; then, for Manifest and TaggedManifest, the content.
+	// repository's four, its kind, the least key of a manifest it is a tag-schema
+	// artifact of (NULL for none); then, for Manifest and TaggedManifest, the content.
 
 	// Manifest: $1 repository, $2 digest.
 	Manifest string
@@ -29,6 +30,17 @@ type Queries struct {
 	// Manifests is the manifest listing: Manifests.Select with the conditions of a
 	// filter appended, then Manifests.Order.
 	Manifests ManifestsQuery
+	// Backfills: the names of the backfills a migration asked for. DoneBackfill: $1
+	// the name of one done.
+	Backfills, DoneBackfill string
+	// ManifestsAfter: $1 repository id, $2 digest, $3 n. Columns: repository id,
+	// digest, media type, content of the manifests after the one named, in order.
+	ManifestsAfter string
+	// SetKind: $1 repository id, $2 digest, $3 kind.
+	SetKind string
+	// TagsAfter: $1 repository id, $2 tag, $3 n. Columns: repository id, tag, the
+	// digest of the manifest it names, of the tags after the one named, in order.
+	TagsAfter string
 
 	// Repository: $1 name. RepositoryList: $1 after, $2 n. Columns: name, manifest
 	// count, tag count, size, created, updated, delete, write, read and list attributes.
@@ -47,6 +59,22 @@ type Queries struct {
 	Referrers, ReferrersOfType string
 	// Parents: $1 repository, $2 digest; the digests of the indexes listing it, in order.
 	Parents string
+	// TagArtifacts: $1 repository, $2 key, $3 after, $4 n; the digests of the
+	// tag-schema artifacts of the manifest of key, each once, in order.
+	TagArtifacts string
+	// Artifacts: $1 repository, $2 a list of subject digests, $3 a list of keys.
+	// Columns: the subject's digest (a referrer) or key (a tag-schema artifact), the
+	// artifact's digest and kind.
+	Artifacts string
+	// DeleteTagEdges: $1 repository id, $2 tag; forgets the edges the tag made.
+	DeleteTagEdges string
+	// AddTagEdges: $1 repository id, $2 tag, $3 the digest of the manifest it names,
+	// $4 the key it is named after, $5 whether the manifests it lists are artifacts too
+	// (a fallback index). Records the edges the tag makes: a tag of the referrers tag
+	// schema ("sha256-<hex>", "sha256-<hex>.sig", …) makes the manifest it names an
+	// artifact (a direct edge) of the manifest of key subject, and a fallback index tag
+	// each manifest the index lists (edges not direct).
+	AddTagEdges string
 
 	// Blob: $1 repository, $2 digest; the blob's size.
 	Blob string
@@ -61,8 +89,9 @@ type Queries struct {
 	// StaleUploads: $1 time, $2 n. Columns: id, repository, created, modified.
 	StaleUploads string
 
-	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged, delete
-	// attribute, updated, children (a list).
+	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
+	// other than the tag-schema tags naming it), delete attribute, updated, children (a
+	// list), the keys it is a tag-schema artifact of (a list).
 	Nodes string
 	// UnreferencedBlobs: $1 repository, $2 after, $3 time, $4 n; digests.
 	UnreferencedBlobs string
@@ -113,6 +142,14 @@ type Queries struct {
 	AddCounters string
 }
 
+// ManifestColumns are the columns of a manifest (see Queries), up to its kind, from the
+// manifests table m and its repository r.
+const ManifestColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_count, m.artifact_type,
+	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
+	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
+	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
+	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, m.kind`
+
 // ManifestIndexes are the indexes of the manifests table that serve the referrers API,
 // with and without an artifactType filter, and the filters of the manifest listing,
 // each a range in digest order. Both schemas create them, beside an index by artifact
@@ -126,17 +163,27 @@ CREATE INDEX manifests_tagged ON manifests (repo_id, digest) WHERE tag_count > 0
 CREATE INDEX manifests_untagged ON manifests (repo_id, digest) WHERE tag_count = 0;
 `
 
-// ManifestsQuery is the manifest listing: $1 repository, $2 after, $3 n, and $4 the
-// artifact type when the filter names one. Each condition has an index that yields the
-// manifests in digest order, so that the query is a range scan whose length follows
-// the answer.
+// ManifestsQuery is the manifest listing: $1 repository, $2 after, $3 n, then the
+// values of the filter's conditions that take one, numbered on from $4. Select names the
+// manifests table m; the conditions of a filter (see conditions) go between it and
+// Order.
 type ManifestsQuery struct {
 	Select, Order string
-	// Conditions, appended to Select for the filter's fields.
-	ArtifactType           string
-	WithSubject, NoSubject string
-	Tagged, Untagged       string
 }
+
+// The conditions of the manifest listing's filters, the same in every dialect; a %s is
+// where the placeholder of the condition's argument goes. Each condition has an index
+// that yields the manifests in digest order, so that the query is a range scan whose
+// length follows the answer.
+const (
+	condArtifactType = ` AND m.artifact_type = %s`
+	condKind         = ` AND m.kind = %s`
+	condWithSubject  = ` AND m.subject IS NOT NULL`
+	condNoSubject    = ` AND m.subject IS NULL`
+	condTagged       = ` AND m.tag_count > 0`
+	condUntagged     = ` AND m.tag_count = 0`
+	condTagEdge      = ` AND m.digest IN (SELECT e.artifact FROM tag_edges e WHERE e.repo_id = m.repo_id)`
+)
 
 // Writes are the writes whose statements the databases make differ: PostgreSQL makes
 // each one statement (data-modifying common table expressions), SQLite a few. They are
@@ -156,8 +203,9 @@ type Writes interface {
 	// PutManifest inserts m, or when repository and digest are stored already, moves
 	// its updated time only; inserted reports which. at locates the row.
 	PutManifest(ctx context.Context, q TxQuerier, m *ManifestRow) (inserted bool, at any, err error)
-	// DeleteManifest deletes manifest d of repository name with its tags and
-	// references, and moves the links of the blobs it named to now. It returns the
+	// DeleteManifest deletes manifest d of repository name with its tags, its
+	// references and the tag-schema edges it is an end of (those of its tags, and those
+	// that make it an artifact), and moves the links of the blobs it named to now. It returns the
 	// repository's id, the manifest's size and how many tags it had; ErrNoRows when
 	// there is no such manifest.
 	DeleteManifest(ctx context.Context, q TxQuerier, name, d string, now time.Time) (repo, size, tags int64, err error)
@@ -187,6 +235,7 @@ type ManifestRow struct {
 	Digest, MediaType             string
 	Size                          int64
 	ArtifactType, ConfigMediaType string
+	Kind                          string
 	Subject                       *string
 	// Annotations is the annotations as JSON, or nil for none.
 	Annotations                          *string

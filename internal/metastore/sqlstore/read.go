@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // reader implements metastore.Reader: on the read pool, or in a transaction.
@@ -24,6 +25,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	var (
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   *string
+		tagSubject        *string
 		os, arch, variant string
 		osVersion         string
 		osFeatures        []string
@@ -32,7 +34,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
 		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &osVersion, &osFeatures, &m.Created, &m.Updated,
 		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
-		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled}
+		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &tagSubject}
 	if withContent {
 		dest = append(dest, &m.Content)
 	}
@@ -41,6 +43,9 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	}
 	if subject != nil {
 		m.Subject = digest.Digest(*subject)
+	}
+	if tagSubject != nil {
+		m.TagSubject = *tagSubject
 	}
 	if err := unmarshalAnnotations(annots, &m.Annotations); err != nil {
 		return nil, fmt.Errorf("metastore: annotations of %s: %w", m.Digest, err)
@@ -106,15 +111,24 @@ func (r reader) Manifests(ctx context.Context, repo string, f metastore.Filter, 
 	mq := &r.d.Manifests
 	q := mq.Select
 	args := []any{repo, after.String(), n}
+	arg := func(cond string, v any) { // a condition that takes the next argument
+		args = append(args, v)
+		q += fmt.Sprintf(cond, r.d.Placeholder(len(args)))
+	}
 	if f.ArtifactType != "" {
-		q += mq.ArtifactType
-		args = append(args, f.ArtifactType)
+		arg(condArtifactType, f.ArtifactType)
+	}
+	if f.Kind != "" {
+		arg(condKind, f.Kind)
 	}
 	if f.HasSubject != nil {
-		q += choose(*f.HasSubject, mq.WithSubject, mq.NoSubject)
+		q += choose(*f.HasSubject, condWithSubject, condNoSubject)
 	}
 	if f.Tagged != nil {
-		q += choose(*f.Tagged, mq.Tagged, mq.Untagged)
+		q += choose(*f.Tagged, condTagged, condUntagged)
+	}
+	if f.TagEdge {
+		q += condTagEdge
 	}
 	return collect(ctx, r.q, "list manifests", q+mq.Order, args, func(rows Row) (metastore.Manifest, error) {
 		m, err := scanManifest(repo, rows, false)
@@ -237,6 +251,46 @@ func (r reader) Referrers(ctx context.Context, repo string, subject digest.Diges
 	})
 }
 
+func (r reader) TagArtifacts(ctx context.Context, repo, key string, after digest.Digest, n int) ([]digest.Digest, error) {
+	return r.digests(ctx, "tag-schema artifacts of "+key, r.d.TagArtifacts, repo, key, after.String(), n)
+}
+
+func (r reader) KindCounts(ctx context.Context, repo string, subjects []digest.Digest) (map[digest.Digest]map[string]int64, error) {
+	out := map[digest.Digest]map[string]int64{}
+	if len(subjects) == 0 {
+		return out, nil
+	}
+	of := make(map[string]digest.Digest, 2*len(subjects)) // subject digests and keys
+	keys := make([]string, len(subjects))
+	for i, d := range subjects {
+		keys[i] = reference.SchemaKeyOf(d)
+		of[d.String()], of[keys[i]] = d, d
+	}
+	type edge struct{ subject, artifact, kind string }
+	edges, err := collect(ctx, r.q, "artifacts", r.d.Artifacts, []any{repo, digestStrings(subjects), keys}, func(row Row) (edge, error) {
+		var e edge
+		return e, row.Scan(&e.subject, &e.artifact, &e.kind)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// An artifact may be both a referrer and a tag-schema artifact of a subject (a
+	// notation signature listed in the fallback index): it counts once.
+	seen := map[[2]string]bool{}
+	for _, e := range edges {
+		d, ok := of[e.subject]
+		if !ok || seen[[2]string{d.String(), e.artifact}] {
+			continue
+		}
+		seen[[2]string{d.String(), e.artifact}] = true
+		if out[d] == nil {
+			out[d] = map[string]int64{}
+		}
+		out[d][e.kind]++
+	}
+	return out, nil
+}
+
 func (r reader) Blob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	var size int64
 	err := r.q.QueryRow(ctx, r.d.Blob, repo, d.String()).Scan(&size)
@@ -321,13 +375,16 @@ func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n i
 			subject  *string
 			children []string
 		)
-		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &children); err != nil {
+		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &children, &nd.TagSubjects); err != nil {
 			return nd, err
 		}
 		if subject != nil {
 			nd.Subject = digest.Digest(*subject)
 		}
 		nd.Updated = nd.Updated.UTC()
+		if len(nd.TagSubjects) == 0 {
+			nd.TagSubjects = nil
+		}
 		for _, c := range children {
 			nd.Children = append(nd.Children, digest.Digest(c))
 		}

@@ -20,7 +20,10 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/graft-registry/graft/internal/artifact"
+	"github.com/graft-registry/graft/internal/manifest"
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // ErrNoRows is what a Row's Scan returns when the query found nothing. Adapters return
@@ -77,6 +80,8 @@ type Transactor interface {
 type Dialect struct {
 	Queries
 	Writes Writes
+	// Placeholder is the placeholder of argument n: $n, ?n.
+	Placeholder func(n int) string
 }
 
 // Store is a metastore.Store on a database.
@@ -166,4 +171,112 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("metastore: %s: %w", what, err)
+}
+
+// backfillBatch is how many rows Backfill reads at a time.
+const backfillBatch = 500
+
+// Backfill completes, once, what a schema migration added but could not compute in SQL:
+// the kind of each manifest stored before kinds were kept (internal/artifact classifies
+// it from the content), and the edges of the tag-schema tags set before edges were
+// kept. A migration that needs one records its name in the backfills table; a store
+// calls Backfill once its schema is up to date.
+func (s *Store) Backfill(ctx context.Context) error {
+	pending, err := collect(ctx, s.q, "backfills", s.d.Backfills, nil, scanOne[string])
+	if err != nil {
+		return err
+	}
+	for _, name := range pending {
+		switch name {
+		case "kinds":
+			err = s.backfillKinds(ctx)
+		case "tag_edges":
+			err = s.backfillTagEdges(ctx)
+		default:
+			err = fmt.Errorf("metastore: the database asks for a backfill this graft does not know: %q", name)
+		}
+		if err == nil {
+			err = s.run.Update(ctx, func(q TxQuerier) error {
+				_, err := q.Exec(ctx, s.d.DoneBackfill, name)
+				return wrap("backfill "+name, err)
+			})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) backfillKinds(ctx context.Context) error {
+	type row struct {
+		repo         int64
+		d, mediaType string
+		content      []byte
+	}
+	var after row
+	for {
+		rows, err := collect(ctx, s.q, "classify manifests", s.d.ManifestsAfter, []any{after.repo, after.d, backfillBatch}, func(r Row) (row, error) {
+			var v row
+			return v, r.Scan(&v.repo, &v.d, &v.mediaType, &v.content)
+		})
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		err = s.run.Update(ctx, func(q TxQuerier) error {
+			for _, r := range rows {
+				if _, err := q.Exec(ctx, s.d.SetKind, r.repo, r.d, kindOf(r.mediaType, r.content)); err != nil {
+					return wrap("classify "+r.d, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = rows[len(rows)-1]
+	}
+}
+
+func (s *Store) backfillTagEdges(ctx context.Context) error {
+	type row struct {
+		repo   int64
+		tag, d string
+	}
+	var after row
+	for {
+		rows, err := collect(ctx, s.q, "tag-schema edges", s.d.TagsAfter, []any{after.repo, after.tag, backfillBatch}, func(r Row) (row, error) {
+			var v row
+			return v, r.Scan(&v.repo, &v.tag, &v.d)
+		})
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		err = s.run.Update(ctx, func(q TxQuerier) error {
+			for _, r := range rows {
+				key, suffix, ok := reference.SchemaKey(r.tag)
+				if !ok {
+					continue
+				}
+				q.Defer(s.d.DeleteTagEdges, r.repo, r.tag)
+				if _, err := q.Exec(ctx, s.d.AddTagEdges, r.repo, r.tag, r.d, key, suffix == ""); err != nil {
+					return wrap("tag-schema edges of "+r.tag, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = rows[len(rows)-1]
+	}
+}
+
+// kindOf is what the manifest content is; a manifest the registry accepted parses.
+func kindOf(mediaType string, content []byte) string {
+	m, err := manifest.Parse(mediaType, content)
+	if err != nil {
+		return string(artifact.Artifact)
+	}
+	return string(artifact.Classify(m))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // tx implements metastore.Tx: one attempt of an Update.
@@ -207,7 +208,7 @@ func manifestRow(repo int64, m *metastore.Manifest) (*ManifestRow, error) {
 		created = m.Created
 	}
 	row := &ManifestRow{
-		Repo: repo, Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size,
+		Repo: repo, Digest: m.Digest.String(), MediaType: m.MediaType, Size: m.Size, Kind: m.Kind,
 		ArtifactType: m.ArtifactType, ConfigMediaType: m.ConfigMediaType,
 		Created: created, Updated: now, Content: m.Content,
 	}
@@ -271,6 +272,14 @@ func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) erro
 		t.addToRepo(id, 0, 1, 0)
 	}
 	t.wrote(id, d.String(), mv.At)
+	if key, suffix, ok := reference.SchemaKey(tag); ok {
+		if mv.Moved {
+			t.q.Defer(t.d.DeleteTagEdges, id, tag)
+		}
+		if _, err := t.q.Exec(ctx, t.d.AddTagEdges, id, tag, d.String(), key, suffix == ""); err != nil {
+			return fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
+		}
+	}
 	return nil
 }
 
@@ -281,6 +290,9 @@ func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
 	}
 	t.moved(id)
 	t.addToRepo(id, 0, -1, 0)
+	if _, _, ok := reference.SchemaKey(tag); ok {
+		t.q.Defer(t.d.DeleteTagEdges, id, tag)
+	}
 	return nil
 }
 

@@ -61,6 +61,10 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"SweepBlob", testSweepBlob},
 		{"Tokens", testTokens},
 		{"RepositoryAttributes", testRepositoryAttributes},
+		{"TagEdges", testTagEdges},
+		{"TagEdgeFilter", testTagEdgeFilter},
+		{"KindCounts", testKindCounts},
+		{"Kinds", testKinds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

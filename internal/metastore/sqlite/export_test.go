@@ -1,0 +1,5 @@
+package sqlite
+
+// Migrations are the schema's migrations, for a test to build a database of an older
+// version.
+var Migrations = migrations
