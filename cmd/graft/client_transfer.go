@@ -12,11 +12,6 @@ import (
 	"github.com/graft-registry/graft/internal/client"
 )
 
-const (
-	formatText = "text"
-	formatJSON = "json"
-)
-
 // pushedJSON is what push, attach and copy print with --format json.
 type pushedJSON struct {
 	Reference string `json:"reference"`
@@ -25,9 +20,9 @@ type pushedJSON struct {
 
 // printPushed prints the reference of what a verb pushed, on stdout, where scripts
 // pick it up: sbom=$(graft attach …).
-func printPushed(cmd *cobra.Command, format string, ref client.Reference, desc ocispec.Descriptor) error {
+func printPushed(cmd *cobra.Command, format *formatFlag, ref client.Reference, desc ocispec.Descriptor) error {
 	byDigest := ref.WithReference(desc.Digest.String()).String()
-	if format == formatJSON {
+	if format.JSON() {
 		return client.WriteJSON(cmd.OutOrStdout(), pushedJSON{Reference: byDigest, Descriptor: desc})
 	}
 	_, err := fmt.Fprintln(cmd.OutOrStdout(), byDigest)
@@ -38,20 +33,17 @@ func printPushed(cmd *cobra.Command, format string, ref client.Reference, desc o
 type pushFlags struct {
 	artifactType string
 	annotations  []string
-	format       string
+	format       formatFlag
 }
 
 func (p *pushFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&p.artifactType, "artifact-type", "", "the manifest's artifactType")
 	f.StringArrayVarP(&p.annotations, "annotation", "a", nil, "manifest annotation `key=value` (repeatable)")
-	addFormatFlag(f, &p.format, formatText, formatText, formatJSON)
+	p.format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 }
 
 func (p *pushFlags) options() (client.PushOptions, error) {
-	if err := checkFormat(p.format, formatText, formatJSON); err != nil {
-		return client.PushOptions{}, err
-	}
 	opts := client.PushOptions{ArtifactType: p.artifactType}
 	for _, a := range p.annotations {
 		k, v, ok := strings.Cut(a, "=")
@@ -127,7 +119,7 @@ Prints the pushed manifest's reference by digest.`,
 				return fmt.Errorf("pushing to %s: %w", ref, err)
 			}
 			g.status(cmd, "Pushed %s (%s)", ref, desc.Digest)
-			return printPushed(cmd, p.format, ref, desc)
+			return printPushed(cmd, &p.format, ref, desc)
 		}),
 	}
 	p.add(cmd)
@@ -177,7 +169,7 @@ it in turn: sig=$(graft attach "$sbom" …).`,
 				return fmt.Errorf("attaching to %s: %w", ref, err)
 			}
 			g.status(cmd, "Attached %s to %s", opts.ArtifactType, ref.WithReference(subject.Digest.String()))
-			return printPushed(cmd, p.format, ref, desc)
+			return printPushed(cmd, &p.format, ref, desc)
 		}),
 	}
 	p.add(cmd)
@@ -185,22 +177,23 @@ it in turn: sig=$(graft attach "$sbom" …).`,
 }
 
 func pullCommand(g *clientFlags) *cobra.Command {
-	var dir, format string
+	var format formatFlag
 	cmd := &cobra.Command{
-		Use:   "pull REF -o DIR",
+		Use:   "pull REF [DIR]",
 		Short: "Pull the files of an artifact into a directory",
 		Long: `Write the layers of the manifest REF names that carry a file name
-(org.opencontainers.image.title, as push and attach set it) into DIR, under that
-name; for an index, those of every manifest it lists. The subject of an artifact is
-not pulled, nor are layers without a name (an image's filesystem layers). Every
-blob is checked against its digest.
+(org.opencontainers.image.title, as push and attach set it) into DIR (the current
+directory if none is given), under that name; for an index, those of every manifest
+it lists. The subject of an artifact is not pulled, nor are layers without a name (an
+image's filesystem layers). Every blob is checked against its digest.
 
 Prints the paths written.`,
-		Example: `  graft pull localhost:5000/demo/app@sha256:… -o sbom/`,
-		Args:    args(cobra.ExactArgs(1)),
+		Example: `  graft pull localhost:5000/demo/app@sha256:… sbom/`,
+		Args:    args(cobra.RangeArgs(1, 2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
+			dir := "."
+			if len(a) == 2 {
+				dir = a[1]
 			}
 			ref, src, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
@@ -223,7 +216,7 @@ Prints the paths written.`,
 				g.status(cmd, "Skipped %d layers without a file name", result.Skipped)
 			}
 			g.status(cmd, "Pulled %s (%s) into %s", ref, root.Digest, dir)
-			if format == formatJSON {
+			if format.JSON() {
 				return client.WriteJSON(cmd.OutOrStdout(), result)
 			}
 			for _, f := range result.Files {
@@ -232,15 +225,14 @@ Prints the paths written.`,
 			return nil
 		}),
 	}
-	cmd.Flags().StringVarP(&dir, "output", "o", ".", "`directory` to write the files into")
-	cmd.Flags().StringVar(&format, "format", formatText, "output format: text (the paths written) or json")
+	format.add(cmd, "output `format`: text (the paths written) or json", formatText, formatJSON)
 	return cmd
 }
 
 func copyCommand(g *clientFlags) *cobra.Command {
 	var (
 		recursive bool
-		format    string
+		format    formatFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
@@ -261,9 +253,6 @@ Prints the copy's reference by digest.`,
 		Aliases: []string{"cp"},
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			srcRef, err := client.ParseReference(a[0])
 			if err != nil {
 				return err
@@ -302,10 +291,10 @@ Prints the copy's reference by digest.`,
 				copied = dstRef.WithReference(root.Digest.String())
 			}
 			g.status(cmd, "Copied %s to %s", srcRef, copied)
-			return printPushed(cmd, format, dstRef, root)
+			return printPushed(cmd, &format, dstRef, root)
 		}),
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy the referrers too, recursively")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -155,7 +156,8 @@ func TestWriteTreeBranches(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("tree:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if err := WriteGraph(&out, "yaml", Reference{}, root); ExitCode(err) != ExitUsage {
+	var usage *UsageError
+	if err := WriteGraph(&out, "yaml", Reference{}, root); !errors.As(err, &usage) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
@@ -306,7 +308,7 @@ func TestPushReproducible(t *testing.T) {
 		t.Errorf("SOURCE_DATE_EPOCH set, the same file pushed as %v", digests)
 	}
 	t.Setenv(sourceDateEpochVariable, "yesterday")
-	if _, err := Push(t.Context(), newLayout(t), []File{{p["a.txt"], "text/plain"}}, PushOptions{Tag: "v1"}); ExitCode(err) != ExitUsage {
+	if _, err := Push(t.Context(), newLayout(t), []File{{p["a.txt"], "text/plain"}}, PushOptions{Tag: "v1"}); !errors.As(err, new(*UsageError)) {
 		t.Errorf("a bad SOURCE_DATE_EPOCH: %v", err)
 	}
 }
