@@ -29,6 +29,48 @@ func printPushed(cmd *cobra.Command, format *formatFlag, ref client.Reference, d
 	return err
 }
 
+// copiedJSON is what copy prints with --format json: what push prints, and what it
+// copied.
+type copiedJSON struct {
+	pushedJSON
+	Copied client.CopyResult `json:"copied"`
+}
+
+// copyReport says what a copy did: "3 manifests (2 referrers), 5 blobs, 1.2 KiB; 1
+// already there".
+func copyReport(r client.CopyResult, recursive bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s", plural(r.Manifests, "manifest"))
+	if recursive {
+		fmt.Fprintf(&b, " (%s found)", plural(r.Referrers, "referrer"))
+	}
+	fmt.Fprintf(&b, ", %s, %s copied", plural(r.Blobs, "blob"), byteSize(r.Bytes))
+	if r.Present > 0 {
+		fmt.Fprintf(&b, "; %d already there", r.Present)
+	}
+	return b.String()
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// byteSize is n in bytes, KiB, MiB or GiB, as the progress bars count.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return plural(int(n), "byte")
+	}
+	size, prefix := float64(n)/unit, "KMGTPE"
+	for size >= unit && len(prefix) > 1 {
+		size, prefix = size/unit, prefix[1:]
+	}
+	return fmt.Sprintf("%.1f %ciB", size, prefix[0])
+}
+
 // pushFlags are the flags push and attach share.
 type pushFlags struct {
 	artifactType string
@@ -281,7 +323,7 @@ Prints the copy's reference by digest.`,
 				return err
 			}
 			progress := g.progress()
-			err = client.Copy(ctx, src, dst, root, tag, client.CopyOptions{Recursive: recursive, Progress: progress})
+			result, err := client.Copy(ctx, src, dst, root, tag, client.CopyOptions{Recursive: recursive, Progress: progress})
 			progress.Wait()
 			if err != nil {
 				return fmt.Errorf("copying %s to %s: %w", srcRef, dstRef, err)
@@ -290,7 +332,13 @@ Prints the copy's reference by digest.`,
 			if tag == "" {
 				copied = dstRef.WithReference(root.Digest.String())
 			}
-			g.status(cmd, "Copied %s to %s", srcRef, copied)
+			g.status(cmd, "Copied %s to %s: %s", srcRef, copied, copyReport(result, recursive))
+			if format.JSON() {
+				return client.WriteJSON(cmd.OutOrStdout(), copiedJSON{
+					pushedJSON: pushedJSON{Reference: dstRef.WithReference(root.Digest.String()).String(), Descriptor: root},
+					Copied:     result,
+				})
+			}
 			return printPushed(cmd, &format, dstRef, root)
 		}),
 	}
