@@ -25,6 +25,7 @@ func clientCommands() []*cobra.Command {
 		pushCommand(g), attachCommand(g), pullCommand(g), copyCommand(g),
 		discoverCommand(g), deleteCommand(g),
 		manifestCommand(g), blobCommand(g), tagCommand(g), repoCommand(g),
+		lockCommand(g, false), lockCommand(g, true),
 	}
 	for _, c := range remote {
 		g.addRemote(c)

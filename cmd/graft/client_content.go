@@ -277,8 +277,8 @@ func blobDeleteCommand(g *clientFlags) *cobra.Command {
 }
 
 func tagCommand(g *clientFlags) *cobra.Command {
-	return group("tag", "List and add tags",
-		tagListCommand(g), tagAddCommand(g))
+	return group("tag", "List, add and delete tags",
+		tagListCommand(g), tagAddCommand(g), tagDeleteCommand(g))
 }
 
 func tagListCommand(g *clientFlags) *cobra.Command {
@@ -336,6 +336,36 @@ func tagAddCommand(g *clientFlags) *cobra.Command {
 			return nil
 		}),
 	}
+	return cmd
+}
+
+func tagDeleteCommand(g *clientFlags) *cobra.Command {
+	var format formatFlag
+	cmd := &cobra.Command{
+		Use:     "delete REPOSITORY:TAG",
+		Aliases: []string{"rm"},
+		Short:   "Delete a tag, and only the tag",
+		Long: `Delete the tag REF names (HOST/REPOSITORY:TAG or oci:DIR:TAG), and only the tag: the
+manifest stays, with its other tags and its referrers, and graft tag add puts the
+tag back. graft manifest delete and graft delete delete manifests.
+
+Prints the manifest the tag named, by digest.`,
+		Example: `  graft tag delete localhost:5000/demo/app:rc1`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
+			ref, target, err := g.open(ctx, cmd, a[0], false)
+			if err != nil {
+				return err
+			}
+			desc, err := client.DeleteTag(ctx, target, ref)
+			if err != nil {
+				return err
+			}
+			g.status(cmd, "Deleted tag %s (it named %s)", ref, desc.Digest)
+			return printPushed(cmd, &format, ref, desc)
+		}),
+	}
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 

@@ -24,7 +24,7 @@ func TestClientCommands(t *testing.T) {
 		}
 		seen[c.Name()] = true
 	}
-	verbs := []string{"login", "logout", "push", "attach", "pull", "copy", "discover", "delete", "manifest", "blob", "tag", "repo"}
+	verbs := []string{"login", "logout", "push", "attach", "pull", "copy", "discover", "delete", "manifest", "blob", "tag", "repo", "lock", "unlock"}
 	for _, name := range verbs {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
@@ -91,8 +91,11 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"tag":             remoteFlags,
 		"tag list":        with(remoteFlags, "format"),
 		"tag add":         remoteFlags,
+		"tag delete":      with(remoteFlags, "format"),
 		"repo":            remoteFlags,
 		"repo list":       with(remoteFlags, "format"),
+		"lock":            with(remoteFlags, "write", "delete", "read", "list", "format"),
+		"unlock":          with(remoteFlags, "write", "delete", "read", "list", "format"),
 	}
 	flagRe := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z0-9-]+)`)
 	seen := map[string]bool{}

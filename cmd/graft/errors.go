@@ -144,7 +144,7 @@ func hint(err error) string {
 	case status == http.StatusForbidden && locked(resp):
 		return "`graft unlock` allows it again"
 	case status == http.StatusForbidden:
-		return "the registry refused: check your permissions"
+		return "the registry refused: check your permissions, and whether the repository or manifest is locked"
 	case status == http.StatusNotFound, status == 0 && errors.Is(err, errdef.ErrNotFound):
 		return "check the repository, tag or digest (`graft tag list`, `graft repo list`)"
 	case status == http.StatusBadRequest && resp.URL.Scheme == "http":
