@@ -95,13 +95,5 @@ func lockState(a client.Attributes) string {
 	case len(allowed) == 0:
 		return "refuses write, delete, read and list"
 	}
-	return "refuses " + andList(refused) + "; allows " + andList(allowed)
-}
-
-// andList is "a, b and c".
-func andList(words []string) string {
-	if len(words) < 2 {
-		return strings.Join(words, "")
-	}
-	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+	return "refuses " + wordList(refused, "and") + "; allows " + wordList(allowed, "and")
 }

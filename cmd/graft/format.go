@@ -34,7 +34,7 @@ func (f *formatFlag) Type() string   { return "format" }
 
 func (f *formatFlag) Set(s string) error {
 	if !slices.Contains(f.formats, s) {
-		return fmt.Errorf("unknown format %q: want %s", s, orList(f.formats))
+		return fmt.Errorf("unknown format %q: want %s", s, wordList(f.formats, "or"))
 	}
 	f.value = s
 	return nil
@@ -43,10 +43,10 @@ func (f *formatFlag) Set(s string) error {
 // JSON reports whether the format is JSON.
 func (f *formatFlag) JSON() bool { return f.value == formatJSON }
 
-// orList is "a, b or c".
-func orList(words []string) string {
+// wordList is words as a sentence says them: "a, b or c" with conj "or".
+func wordList(words []string, conj string) string {
 	if len(words) < 2 {
 		return strings.Join(words, "")
 	}
-	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
 }

@@ -24,9 +24,10 @@ works as a user name with any client, and a secret that works as its password, f
 the actions it was given on the repositories its patterns match, and nothing else.
 
 Tokens live in the metadata store the configuration names (the file and GRAFT_*
-variables of graft serve, and the flags of each verb), hashed, so every replica knows them at once; the
-secret is printed once, when the token is created. Patterns: * matches within one
-path component (team/* matches team/app, not team/app/sbom), ** across components.`,
+variables of graft serve, and the flags of each verb), hashed, so every replica knows
+them at once; the secret is printed once, when the token is created. Patterns: *
+matches within one path component (team/* matches team/app, not team/app/sbom), **
+across components. The data directory must exist: the verbs create none.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
