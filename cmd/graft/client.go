@@ -7,36 +7,33 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/graft-registry/graft/internal/client"
 )
 
 // clientCommands are graft's verbs as a client of any OCI registry. Each top-level
-// command carries the flags every client verb shares, since the root command is the
-// server's as much as the client's.
+// command carries the flags its verbs share, since the root command is the server's
+// as much as the client's.
 func clientCommands() []*cobra.Command {
 	g := &clientFlags{}
-	cmds := []*cobra.Command{
-		loginCommand(g), logoutCommand(g),
+	remote := []*cobra.Command{
+		loginCommand(g),
 		pushCommand(g), attachCommand(g), pullCommand(g), copyCommand(g),
 		discoverCommand(g), deleteCommand(g),
 		manifestCommand(g), blobCommand(g), tagCommand(g), repoCommand(g),
+		lockCommand(g, false), lockCommand(g, true),
 	}
-	for _, c := range cmds {
-		g.addTo(c)
-		c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-			exit(c, &client.UsageError{Err: err})
-			return err
-		})
+	for _, c := range remote {
+		g.addRemote(c)
 	}
-	return cmds
+	// logout reads and writes the Docker config file alone
+	logout := logoutCommand(g)
+	g.addQuiet(logout)
+	return append(remote, logout)
 }
 
 const exitCodesHelp = `Exit codes: 0 done; 1 failed; 2 wrong command line; 3 not found (repository,
@@ -44,7 +41,7 @@ manifest, tag or blob); 4 authentication failed or refused (401, 403, locked);
 5 registry unreachable (connection, DNS, TLS, plain HTTP); 6 not confirmed;
 130 interrupted.`
 
-// clientFlags are the flags of every client verb.
+// clientFlags are the flags the client verbs share.
 type clientFlags struct {
 	plainHTTP bool
 	insecure  bool
@@ -52,12 +49,18 @@ type clientFlags struct {
 	quiet     bool
 }
 
-func (g *clientFlags) addTo(c *cobra.Command) {
+// addRemote adds the flags of a verb that talks to registries, and --quiet.
+func (g *clientFlags) addRemote(c *cobra.Command) {
 	f := c.PersistentFlags()
-	f.BoolVar(&g.plainHTTP, "plain-http", false, "talk plain HTTP, not HTTPS (the default for localhost and 127.0.0.0/8; --plain-http=false forces HTTPS there)")
+	f.BoolVar(&g.plainHTTP, "plain-http", false, "talk plain HTTP, not HTTPS (the default for localhost and 127.0.0.0/8 unless --ca-file is given; --plain-http=false forces HTTPS there)")
 	f.BoolVar(&g.insecure, "insecure", false, "do not verify the registry's TLS certificate")
-	f.StringVar(&g.caFile, "ca-file", "", "PEM `file` of CA certificates to trust besides the system's")
-	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or status lines, only the result")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM `file` of CA certificates to trust besides the system's (implies HTTPS)")
+	g.addQuiet(c)
+}
+
+// addQuiet adds --quiet, and the exit codes to the help.
+func (g *clientFlags) addQuiet(c *cobra.Command) {
+	c.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress bars or status lines, only the result")
 	if c.Long == "" {
 		c.Long = c.Short + "."
 	}
@@ -77,7 +80,6 @@ func group(use, short string, verbs ...*cobra.Command) *cobra.Command {
 	return cmd
 }
 
-// options are the client options the flags of cmd set.
 // open parses s and opens what it names, a registry repository or a layout; create
 // allows a layout that does not exist yet.
 func (g *clientFlags) open(ctx context.Context, cmd *cobra.Command, s string, create bool) (client.Reference, client.Target, error) {
@@ -89,13 +91,14 @@ func (g *clientFlags) open(ctx context.Context, cmd *cobra.Command, s string, cr
 	return ref, target, err
 }
 
+// options are the client options the flags of cmd set.
 func (g *clientFlags) options(cmd *cobra.Command) *client.Options {
 	opts := &client.Options{
 		Insecure:  g.insecure,
 		CAFile:    g.caFile,
 		UserAgent: "graft/" + buildVersion(),
 	}
-	if cmd.Flags().Changed("plain-http") {
+	if f := cmd.Flags().Lookup("plain-http"); f != nil && f.Changed {
 		opts.PlainHTTP = &g.plainHTTP
 	}
 	return opts
@@ -116,17 +119,11 @@ func (g *clientFlags) status(cmd *cobra.Command, format string, args ...any) {
 	}
 }
 
-// run adapts a verb to cobra: it gets a context that SIGINT and SIGTERM cancel, and a
-// failure ends the process with the verb's exit code and one line on stderr.
+// run adapts a verb to cobra's RunE. Its context is the command's, which main cancels
+// on SIGINT and SIGTERM.
 func run(verb func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		err := verb(ctx, cmd, args)
-		stop()
-		if err != nil {
-			exit(cmd, err)
-		}
-		return nil
+		return verb(cmd.Context(), cmd, args)
 	}
 }
 
@@ -134,32 +131,10 @@ func run(verb func(ctx context.Context, cmd *cobra.Command, args []string) error
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if err := check(cmd, a); err != nil {
-			exit(cmd, &client.UsageError{Err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())})
+			return &client.UsageError{Err: fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
 		}
 		return nil
 	}
-}
-
-// exit prints err in one line and ends the process with its exit code. main's own
-// error handling knows only code 1, so client verbs end here.
-func exit(cmd *cobra.Command, err error) {
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", cmd.CommandPath(), client.Describe(err))
-	os.Exit(client.ExitCode(err))
-}
-
-// addFormatFlag adds -o/--format to a verb that prints something scripts read.
-func addFormatFlag(f *pflag.FlagSet, p *string, def string, formats ...string) {
-	f.StringVarP(p, "format", "o", def, "output `format`: "+strings.Join(formats, ", "))
-}
-
-// checkFormat rejects a --format the verb does not know.
-func checkFormat(format string, formats ...string) error {
-	for _, f := range formats {
-		if format == f {
-			return nil
-		}
-	}
-	return &client.UsageError{Err: fmt.Errorf("unknown --format %q: want %s", format, strings.Join(formats, " or "))}
 }
 
 // confirm asks question on the terminal, after details, unless yes is set. Without a

@@ -14,8 +14,6 @@ import (
 	"github.com/graft-registry/graft/internal/client"
 )
 
-const formatRaw = "raw"
-
 // fetchedJSON is what manifest get and manifest config print with --format json.
 type fetchedJSON struct {
 	Descriptor ocispec.Descriptor `json:"descriptor"`
@@ -24,8 +22,8 @@ type fetchedJSON struct {
 
 // printFetched prints content as stored, or with its descriptor as JSON; content that
 // is not JSON is base64 there.
-func printFetched(cmd *cobra.Command, format string, desc ocispec.Descriptor, b []byte) error {
-	if format == formatJSON {
+func printFetched(cmd *cobra.Command, format *formatFlag, desc ocispec.Descriptor, b []byte) error {
+	if format.JSON() {
 		var c any = b
 		if json.Valid(b) {
 			c = json.RawMessage(b)
@@ -53,15 +51,12 @@ func manifestConfigCommand(g *clientFlags) *cobra.Command {
 // descriptor as JSON.
 func fetchCommand(g *clientFlags, use, short string,
 	fetch func(context.Context, oras.ReadOnlyTarget, client.Reference) (ocispec.Descriptor, []byte, error)) *cobra.Command {
-	var format string
+	var format formatFlag
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
-				return err
-			}
 			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
@@ -70,15 +65,18 @@ func fetchCommand(g *clientFlags, use, short string,
 			if err != nil {
 				return err
 			}
-			return printFetched(cmd, format, desc, b)
+			return printFetched(cmd, &format, desc, b)
 		}),
 	}
-	addFormatFlag(cmd.Flags(), &format, formatRaw, formatRaw, formatJSON+" (descriptor and content)")
+	format.add(cmd, "output `format`: raw (as stored) or json (the descriptor and the content)", formatRaw, formatJSON)
 	return cmd
 }
 
 func manifestPutCommand(g *clientFlags) *cobra.Command {
-	var mediaType, format string
+	var (
+		mediaType string
+		format    formatFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "put REF [FILE]",
 		Short: "Store a manifest read from FILE or standard input",
@@ -88,9 +86,6 @@ Its media type is --media-type, or the manifest's own mediaType field.
 Prints the manifest's reference by digest.`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			ref, err := client.ParseReference(a[0])
 			if err != nil {
 				return err
@@ -116,18 +111,18 @@ Prints the manifest's reference by digest.`,
 			if err != nil {
 				return err
 			}
-			return printPushed(cmd, format, ref, desc)
+			return printPushed(cmd, &format, ref, desc)
 		}),
 	}
 	cmd.Flags().StringVar(&mediaType, "media-type", "", "the manifest's media `type` (default: its mediaType field)")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 
 func manifestDeleteCommand(g *clientFlags) *cobra.Command {
 	var (
 		yes    bool
-		format string
+		format formatFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "delete REF",
@@ -139,9 +134,6 @@ referrers anyway, and says so: the digests printed are what it removed.
 graft asks first; --yes does not ask.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
@@ -157,11 +149,11 @@ graft asks first; --yes does not ask.`,
 			if err != nil {
 				return err
 			}
-			return reportDeleted(cmd, format, result)
+			return reportDeleted(cmd, &format, result)
 		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 
@@ -171,7 +163,10 @@ func blobCommand(g *clientFlags) *cobra.Command {
 }
 
 func blobGetCommand(g *clientFlags) *cobra.Command {
-	var file, format string
+	var (
+		file   string
+		format formatFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "get REPOSITORY@DIGEST",
 		Short: "Write a blob to standard output or a file, checked against its digest",
@@ -179,9 +174,6 @@ func blobGetCommand(g *clientFlags) *cobra.Command {
 blob's descriptor (and write the content only to --file, if given).`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatRaw, formatJSON); err != nil {
-				return err
-			}
 			ref, err := client.ParseReference(a[0])
 			if err != nil {
 				return err
@@ -195,7 +187,7 @@ blob's descriptor (and write the content only to --file, if given).`,
 				return err
 			}
 			defer rc.Close()
-			if format == formatJSON && file == "" {
+			if format.JSON() && file == "" {
 				return client.WriteJSON(cmd.OutOrStdout(), desc)
 			}
 			out := cmd.OutOrStdout()
@@ -213,27 +205,27 @@ blob's descriptor (and write the content only to --file, if given).`,
 				}
 				return fmt.Errorf("fetching blob %s: %w", ref, err)
 			}
-			if format == formatJSON {
+			if format.JSON() {
 				return client.WriteJSON(cmd.OutOrStdout(), desc)
 			}
 			return nil
 		}),
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "write the blob to `path` instead of standard output")
-	addFormatFlag(cmd.Flags(), &format, formatRaw, formatRaw, formatJSON+" (the descriptor)")
+	format.add(cmd, "output `format`: raw (the blob) or json (the descriptor)", formatRaw, formatJSON)
 	return cmd
 }
 
 func blobPutCommand(g *clientFlags) *cobra.Command {
-	var mediaType, format string
+	var (
+		mediaType string
+		format    formatFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "put REPOSITORY FILE",
 		Short: "Upload a file as a blob; prints REPOSITORY@DIGEST",
 		Args:  args(cobra.ExactArgs(2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			ref, err := client.ParseReference(a[0])
 			if err != nil {
 				return err
@@ -246,11 +238,11 @@ func blobPutCommand(g *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printPushed(cmd, format, ref, desc)
+			return printPushed(cmd, &format, ref, desc)
 		}),
 	}
 	cmd.Flags().StringVar(&mediaType, "media-type", "application/octet-stream", "media `type` of the descriptor printed with --format json")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 
@@ -285,12 +277,12 @@ func blobDeleteCommand(g *clientFlags) *cobra.Command {
 }
 
 func tagCommand(g *clientFlags) *cobra.Command {
-	return group("tag", "List and add tags",
-		tagListCommand(g), tagAddCommand(g))
+	return group("tag", "List, add and delete tags",
+		tagListCommand(g), tagAddCommand(g), tagDeleteCommand(g))
 }
 
 func tagListCommand(g *clientFlags) *cobra.Command {
-	var format string
+	var format formatFlag
 	cmd := &cobra.Command{
 		Use:     "list REPOSITORY",
 		Aliases: []string{"ls"},
@@ -300,9 +292,6 @@ registry's order, one a line, or as {"tags": [...]} with --format json. The tags
 of the referrers tag schema (sha256-<hex>) are listed like any other.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
@@ -311,7 +300,7 @@ of the referrers tag schema (sha256-<hex>) are listed like any other.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", ref.Repo(), err)
 			}
-			if format == formatJSON {
+			if format.JSON() {
 				return client.WriteJSON(cmd.OutOrStdout(), struct {
 					Tags []string `json:"tags"`
 				}{tags})
@@ -322,7 +311,7 @@ of the referrers tag schema (sha256-<hex>) are listed like any other.`,
 			return nil
 		}),
 	}
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 
@@ -350,22 +339,49 @@ func tagAddCommand(g *clientFlags) *cobra.Command {
 	return cmd
 }
 
+func tagDeleteCommand(g *clientFlags) *cobra.Command {
+	var format formatFlag
+	cmd := &cobra.Command{
+		Use:     "delete REPOSITORY:TAG",
+		Aliases: []string{"rm"},
+		Short:   "Delete a tag, and only the tag",
+		Long: `Delete the tag REF names (HOST/REPOSITORY:TAG or oci:DIR:TAG), and only the tag: the
+manifest stays, with its other tags and its referrers, and graft tag add puts the
+tag back. graft manifest delete and graft delete delete manifests.
+
+Prints the manifest the tag named, by digest.`,
+		Example: `  graft tag delete localhost:5000/demo/app:rc1`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
+			ref, target, err := g.open(ctx, cmd, a[0], false)
+			if err != nil {
+				return err
+			}
+			desc, err := client.DeleteTag(ctx, target, ref)
+			if err != nil {
+				return err
+			}
+			g.status(cmd, "Deleted tag %s (it named %s)", ref, desc.Digest)
+			return printPushed(cmd, &format, ref, desc)
+		}),
+	}
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
+	return cmd
+}
+
 func repoCommand(g *clientFlags) *cobra.Command {
 	return group("repo", "List repositories",
 		repoListCommand(g))
 }
 
 func repoListCommand(g *clientFlags) *cobra.Command {
-	var format string
+	var format formatFlag
 	cmd := &cobra.Command{
 		Use:     "list HOST",
 		Aliases: []string{"ls"},
 		Short:   "List the repositories of a registry (its catalog)",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			reg, err := g.options(cmd).Registry(a[0])
 			if err != nil {
 				return err
@@ -374,7 +390,7 @@ func repoListCommand(g *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if format == formatJSON {
+			if format.JSON() {
 				return client.WriteJSON(cmd.OutOrStdout(), struct {
 					Repositories []string `json:"repositories"`
 				}{repos})
@@ -385,6 +401,6 @@ func repoListCommand(g *clientFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }

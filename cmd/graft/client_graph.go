@@ -12,7 +12,7 @@ import (
 
 func discoverCommand(g *clientFlags) *cobra.Command {
 	var (
-		format string
+		format formatFlag
 		opts   client.DiscoverOptions
 	)
 	cmd := &cobra.Command{
@@ -33,9 +33,6 @@ the same on every registry.`,
   graft discover localhost:5000/demo/app:v1 -o json --artifact-type application/spdx+json`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, client.FormatTree, client.FormatTable, client.FormatJSON); err != nil {
-				return err
-			}
 			if opts.Depth < 0 {
 				return &client.UsageError{Err: fmt.Errorf("--depth %d: want 0 (all) or more", opts.Depth)}
 			}
@@ -51,10 +48,10 @@ the same on every registry.`,
 			if err != nil {
 				return fmt.Errorf("discovering the referrers of %s: %w", ref, err)
 			}
-			return client.WriteGraph(cmd.OutOrStdout(), format, ref.Repo(), graph)
+			return client.WriteGraph(cmd.OutOrStdout(), format.String(), ref.Repo(), graph)
 		}),
 	}
-	addFormatFlag(cmd.Flags(), &format, client.FormatTree, client.FormatTree, client.FormatTable, client.FormatJSON)
+	format.add(cmd, "output `format`: tree, table or json", client.FormatTree, client.FormatTable, client.FormatJSON)
 	cmd.Flags().StringVar(&opts.ArtifactType, "artifact-type", "", "only the referrers of REF of this `type` (and what refers to those)")
 	cmd.Flags().IntVar(&opts.Depth, "depth", 0, "levels of referrers to show; 0 shows all")
 	return cmd
@@ -63,7 +60,7 @@ the same on every registry.`,
 func deleteCommand(g *clientFlags) *cobra.Command {
 	var (
 		yes    bool
-		format string
+		format formatFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "delete REF",
@@ -82,9 +79,6 @@ terminal to ask on, it deletes nothing unless --yes is given.`,
 		Example: `  graft delete localhost:5000/demo/app:v1 --yes`,
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			ref, target, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
 				return err
@@ -109,11 +103,11 @@ terminal to ask on, it deletes nothing unless --yes is given.`,
 			if err != nil {
 				return err
 			}
-			return reportDeleted(cmd, format, result)
+			return reportDeleted(cmd, &format, result)
 		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }
 
@@ -126,8 +120,8 @@ func artifactLabel(artifactType, mediaType string) string {
 
 // reportDeleted prints what a delete removed, and fails it when locked manifests had to
 // stay: the delete did not do all it was asked.
-func reportDeleted(cmd *cobra.Command, format string, result client.DeleteResult) error {
-	if format == formatJSON {
+func reportDeleted(cmd *cobra.Command, format *formatFlag, result client.DeleteResult) error {
+	if format.JSON() {
 		if err := client.WriteJSON(cmd.OutOrStdout(), result); err != nil {
 			return err
 		}

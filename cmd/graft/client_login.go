@@ -40,7 +40,7 @@ history and the process list), --password, or a prompt on the terminal.`,
 			}
 			var err error
 			if username == "" {
-				if username, err = prompt(cmd, "Username: ", false); err != nil {
+				if username, err = prompt(cmd, "Username: ", false, "pass --username and --password-stdin"); err != nil {
 					return err
 				}
 			}
@@ -48,7 +48,7 @@ history and the process list), --password, or a prompt on the terminal.`,
 			case passwordStdin:
 				password, err = readPassword(cmd.InOrStdin())
 			case password == "":
-				password, err = prompt(cmd, "Password: ", true)
+				password, err = prompt(cmd, "Password: ", true, "pass --password-stdin")
 			}
 			if err != nil {
 				return err
@@ -74,8 +74,13 @@ func logoutCommand(g *clientFlags) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
 			opts := g.options(cmd)
-			if err := client.Logout(ctx, opts, a[0]); err != nil {
+			had, err := client.Logout(ctx, opts, a[0])
+			if err != nil {
 				return err
+			}
+			if !had {
+				g.status(cmd, "Not logged in to %s: no credentials to remove", a[0])
+				return nil
 			}
 			g.status(cmd, "Logged out of %s", a[0])
 			return nil
@@ -96,11 +101,15 @@ func readPassword(r io.Reader) (string, error) {
 	return password, nil
 }
 
-// prompt asks for a value on the terminal, without echo for secrets.
-func prompt(cmd *cobra.Command, question string, secret bool) (string, error) {
+// prompt asks for a value on the terminal, without echo for secrets. Without a
+// terminal it fails with instead, the flags that give the value.
+func prompt(cmd *cobra.Command, question string, secret bool, instead string) (string, error) {
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
-		return "", &client.UsageError{Err: fmt.Errorf("no terminal to ask for the %s on: pass --username and --password-stdin", strings.ToLower(strings.TrimSuffix(question, ": ")))}
+		return "", &hintedError{
+			err:  &client.UsageError{Err: fmt.Errorf("no terminal to ask for the %s on", strings.ToLower(strings.TrimSuffix(question, ": ")))},
+			hint: instead,
+		}
 	}
 	fmt.Fprint(cmd.ErrOrStderr(), question)
 	if secret {

@@ -12,11 +12,6 @@ import (
 	"github.com/graft-registry/graft/internal/client"
 )
 
-const (
-	formatText = "text"
-	formatJSON = "json"
-)
-
 // pushedJSON is what push, attach and copy print with --format json.
 type pushedJSON struct {
 	Reference string `json:"reference"`
@@ -25,33 +20,72 @@ type pushedJSON struct {
 
 // printPushed prints the reference of what a verb pushed, on stdout, where scripts
 // pick it up: sbom=$(graft attach …).
-func printPushed(cmd *cobra.Command, format string, ref client.Reference, desc ocispec.Descriptor) error {
+func printPushed(cmd *cobra.Command, format *formatFlag, ref client.Reference, desc ocispec.Descriptor) error {
 	byDigest := ref.WithReference(desc.Digest.String()).String()
-	if format == formatJSON {
+	if format.JSON() {
 		return client.WriteJSON(cmd.OutOrStdout(), pushedJSON{Reference: byDigest, Descriptor: desc})
 	}
 	_, err := fmt.Fprintln(cmd.OutOrStdout(), byDigest)
 	return err
 }
 
+// copiedJSON is what copy prints with --format json: what push prints, and what it
+// copied.
+type copiedJSON struct {
+	pushedJSON
+	Copied client.CopyResult `json:"copied"`
+}
+
+// copyReport says what a copy did: "3 manifests (2 referrers), 5 blobs, 1.2 KiB; 1
+// already there".
+func copyReport(r client.CopyResult, recursive bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s", plural(r.Manifests, "manifest"))
+	if recursive {
+		fmt.Fprintf(&b, " (%s found)", plural(r.Referrers, "referrer"))
+	}
+	fmt.Fprintf(&b, ", %s, %s copied", plural(r.Blobs, "blob"), byteSize(r.Bytes))
+	if r.Present > 0 {
+		fmt.Fprintf(&b, "; %d already there", r.Present)
+	}
+	return b.String()
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// byteSize is n in bytes, KiB, MiB or GiB, as the progress bars count.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return plural(int(n), "byte")
+	}
+	size, prefix := float64(n)/unit, "KMGTPE"
+	for size >= unit && len(prefix) > 1 {
+		size, prefix = size/unit, prefix[1:]
+	}
+	return fmt.Sprintf("%.1f %ciB", size, prefix[0])
+}
+
 // pushFlags are the flags push and attach share.
 type pushFlags struct {
 	artifactType string
 	annotations  []string
-	format       string
+	format       formatFlag
 }
 
 func (p *pushFlags) add(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&p.artifactType, "artifact-type", "", "the manifest's artifactType")
 	f.StringArrayVarP(&p.annotations, "annotation", "a", nil, "manifest annotation `key=value` (repeatable)")
-	addFormatFlag(f, &p.format, formatText, formatText, formatJSON)
+	p.format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 }
 
 func (p *pushFlags) options() (client.PushOptions, error) {
-	if err := checkFormat(p.format, formatText, formatJSON); err != nil {
-		return client.PushOptions{}, err
-	}
 	opts := client.PushOptions{ArtifactType: p.artifactType}
 	for _, a := range p.annotations {
 		k, v, ok := strings.Cut(a, "=")
@@ -127,7 +161,7 @@ Prints the pushed manifest's reference by digest.`,
 				return fmt.Errorf("pushing to %s: %w", ref, err)
 			}
 			g.status(cmd, "Pushed %s (%s)", ref, desc.Digest)
-			return printPushed(cmd, p.format, ref, desc)
+			return printPushed(cmd, &p.format, ref, desc)
 		}),
 	}
 	p.add(cmd)
@@ -177,7 +211,7 @@ it in turn: sig=$(graft attach "$sbom" …).`,
 				return fmt.Errorf("attaching to %s: %w", ref, err)
 			}
 			g.status(cmd, "Attached %s to %s", opts.ArtifactType, ref.WithReference(subject.Digest.String()))
-			return printPushed(cmd, p.format, ref, desc)
+			return printPushed(cmd, &p.format, ref, desc)
 		}),
 	}
 	p.add(cmd)
@@ -185,22 +219,23 @@ it in turn: sig=$(graft attach "$sbom" …).`,
 }
 
 func pullCommand(g *clientFlags) *cobra.Command {
-	var dir, format string
+	var format formatFlag
 	cmd := &cobra.Command{
-		Use:   "pull REF -o DIR",
+		Use:   "pull REF [DIR]",
 		Short: "Pull the files of an artifact into a directory",
 		Long: `Write the layers of the manifest REF names that carry a file name
-(org.opencontainers.image.title, as push and attach set it) into DIR, under that
-name; for an index, those of every manifest it lists. The subject of an artifact is
-not pulled, nor are layers without a name (an image's filesystem layers). Every
-blob is checked against its digest.
+(org.opencontainers.image.title, as push and attach set it) into DIR (the current
+directory if none is given), under that name; for an index, those of every manifest
+it lists. The subject of an artifact is not pulled, nor are layers without a name (an
+image's filesystem layers). Every blob is checked against its digest.
 
 Prints the paths written.`,
-		Example: `  graft pull localhost:5000/demo/app@sha256:… -o sbom/`,
-		Args:    args(cobra.ExactArgs(1)),
+		Example: `  graft pull localhost:5000/demo/app@sha256:… sbom/`,
+		Args:    args(cobra.RangeArgs(1, 2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
+			dir := "."
+			if len(a) == 2 {
+				dir = a[1]
 			}
 			ref, src, err := g.open(ctx, cmd, a[0], false)
 			if err != nil {
@@ -223,7 +258,7 @@ Prints the paths written.`,
 				g.status(cmd, "Skipped %d layers without a file name", result.Skipped)
 			}
 			g.status(cmd, "Pulled %s (%s) into %s", ref, root.Digest, dir)
-			if format == formatJSON {
+			if format.JSON() {
 				return client.WriteJSON(cmd.OutOrStdout(), result)
 			}
 			for _, f := range result.Files {
@@ -232,15 +267,14 @@ Prints the paths written.`,
 			return nil
 		}),
 	}
-	cmd.Flags().StringVarP(&dir, "output", "o", ".", "`directory` to write the files into")
-	cmd.Flags().StringVar(&format, "format", formatText, "output format: text (the paths written) or json")
+	format.add(cmd, "output `format`: text (the paths written) or json", formatText, formatJSON)
 	return cmd
 }
 
 func copyCommand(g *clientFlags) *cobra.Command {
 	var (
 		recursive bool
-		format    string
+		format    formatFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "copy SRC DST",
@@ -261,9 +295,6 @@ Prints the copy's reference by digest.`,
 		Aliases: []string{"cp"},
 		Args:    args(cobra.ExactArgs(2)),
 		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
-			if err := checkFormat(format, formatText, formatJSON); err != nil {
-				return err
-			}
 			srcRef, err := client.ParseReference(a[0])
 			if err != nil {
 				return err
@@ -292,7 +323,7 @@ Prints the copy's reference by digest.`,
 				return err
 			}
 			progress := g.progress()
-			err = client.Copy(ctx, src, dst, root, tag, client.CopyOptions{Recursive: recursive, Progress: progress})
+			result, err := client.Copy(ctx, src, dst, root, tag, client.CopyOptions{Recursive: recursive, Progress: progress})
 			progress.Wait()
 			if err != nil {
 				return fmt.Errorf("copying %s to %s: %w", srcRef, dstRef, err)
@@ -301,11 +332,17 @@ Prints the copy's reference by digest.`,
 			if tag == "" {
 				copied = dstRef.WithReference(root.Digest.String())
 			}
-			g.status(cmd, "Copied %s to %s", srcRef, copied)
-			return printPushed(cmd, format, dstRef, root)
+			g.status(cmd, "Copied %s to %s: %s", srcRef, copied, copyReport(result, recursive))
+			if format.JSON() {
+				return client.WriteJSON(cmd.OutOrStdout(), copiedJSON{
+					pushedJSON: pushedJSON{Reference: dstRef.WithReference(root.Digest.String()).String(), Descriptor: root},
+					Copied:     result,
+				})
+			}
+			return printPushed(cmd, &format, dstRef, root)
 		}),
 	}
 	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy the referrers too, recursively")
-	addFormatFlag(cmd.Flags(), &format, formatText, formatText, formatJSON)
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }

@@ -1,39 +1,42 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/graft-registry/graft/internal/client"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
 )
 
 func gcCommand() *cobra.Command {
-	var dryRun bool
-	var output string
+	var (
+		dryRun bool
+		format formatFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove unreferenced blobs and unreachable manifests, once",
-		Long: `Collect garbage once, on the stores the configuration names (the same flags,
-file and GRAFT_* variables as graft serve). It is safe while graft serve runs: nothing
-younger than gc.delay is touched, and every removal checks again, in a transaction,
-that nothing reaches what it removes.
+		Long: `Collect garbage once, on the stores the configuration names (the file and
+GRAFT_* variables of graft serve, and the flags below), in a data directory that
+exists: gc creates none. It is safe while graft serve runs: nothing younger than
+gc.delay is touched, and every removal checks again, in a transaction, that nothing
+reaches what it removes.
 
 Removed: manifests that are untagged, unlocked and reached by no tag, no index that
 stays and no subject that stays (referrers whose subject is gone, unless
 gc.orphan-referrers is keep); blobs of a repository that none of its manifests names;
 and the bytes of blobs no repository may read. graft serve does the same every
 gc.interval.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o must be text or json, not %q", output)
+			if err := daemon.CheckDataDir(cfg); err != nil {
+				return err
 			}
 			log := newLogger(cfg)
 			st, err := daemon.Open(cmd.Context(), cfg)
@@ -48,10 +51,8 @@ gc.interval.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+			if format.JSON() {
+				return client.WriteJSON(out, rep)
 			}
 			verb := "removed"
 			if dryRun {
@@ -72,7 +73,7 @@ gc.interval.`,
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	config.AddFlags(cmd.Flags())
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
+	config.AddFlags(cmd.Flags(), "data-dir", "log", "storage", "metadata", "gc.delay", "gc.orphan-referrers")
 	return cmd
 }

@@ -1,42 +1,45 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/graft-registry/graft/internal/client"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
 	"github.com/graft-registry/graft/internal/migrate"
 )
 
 func migrateCommand() *cobra.Command {
-	var to, output string
+	var (
+		to     string
+		format formatFlag
+	)
 	cmd := &cobra.Command{
 		Use:   "migrate --to FILE",
 		Short: "Copy a registry to the stores another configuration names",
 		Long: `Copy everything a registry holds — blobs, repositories, manifests, tags,
 referrers, locks and access tokens — from the stores this configuration names (the
-same flags, file and GRAFT_* variables as graft serve) to those the configuration file
+file and GRAFT_* variables of graft serve, and the flags below) to those the configuration file
 --to names: from the embedded deployment to S3 and PostgreSQL, or back.
 
 Every manifest is pushed through the destination's own checks; blob bytes are copied
 once each. Run it again to resume an interrupted copy: what the destination has is
 skipped. Stop the registry's writers first, or run it again afterwards to pick up what
 they wrote meanwhile.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if to == "" {
-				return errors.New("--to names the configuration file of the destination")
-			}
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o must be text or json, not %q", output)
+				return &client.UsageError{Err: errors.New("--to names the configuration file of the destination")}
 			}
 			srcCfg, err := config.Load(cmd.Flags())
 			if err != nil {
 				return err
+			}
+			if err := daemon.CheckDataDir(srcCfg); err != nil {
+				return fmt.Errorf("source: %w", err)
 			}
 			dstCfg, err := config.File(to)
 			if err != nil {
@@ -64,8 +67,8 @@ they wrote meanwhile.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
+			if format.JSON() {
+				return client.WriteJSON(cmd.OutOrStdout(), rep)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %d blobs (%d bytes), %d repositories, %d manifests, %d tags, %d tokens\n",
 				rep.Blobs, rep.Bytes, rep.Repositories, rep.Manifests, rep.Tags, rep.Tokens)
@@ -73,7 +76,7 @@ they wrote meanwhile.`,
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "configuration file naming the destination's stores")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	config.AddFlags(cmd.Flags())
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
+	config.AddFlags(cmd.Flags(), "data-dir", "log", "storage", "metadata")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graft-registry/graft/internal/auth"
+	"github.com/graft-registry/graft/internal/client"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
 	"github.com/graft-registry/graft/internal/metastore"
@@ -23,18 +23,23 @@ func tokenCommand() *cobra.Command {
 works as a user name with any client, and a secret that works as its password, for
 the actions it was given on the repositories its patterns match, and nothing else.
 
-Tokens live in the metadata store the configuration names (the same flags, file and
-GRAFT_* variables as graft serve), hashed, so every replica knows them at once; the
-secret is printed once, when the token is created. Patterns: * matches within one
-path component (team/* matches team/app, not team/app/sbom), ** across components.`,
-		Args: cobra.NoArgs,
+Tokens live in the metadata store the configuration names (the file and GRAFT_*
+variables of graft serve, and the flags of each verb), hashed, so every replica knows
+them at once; the secret is printed once, when the token is created. Patterns: *
+matches within one path component (team/* matches team/app, not team/app/sbom), **
+across components. The data directory must exist: the verbs create none.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(tokenCreateCommand(), tokenListCommand(), tokenRevokeCommand())
 	return cmd
 }
 
-// openTokens opens the metadata store of the configuration cmd's flags name.
+// tokenSettings are the settings of the token verbs: where the metadata store is.
+var tokenSettings = []string{"data-dir", "metadata"}
+
+// openTokens opens the metadata store of the configuration cmd's flags name, in a
+// data directory that exists.
 func openTokens(cmd *cobra.Command) (*config.Config, metastore.Store, error) {
 	cfg, err := config.Load(cmd.Flags())
 	if err != nil {
@@ -57,7 +62,7 @@ func tokenCreateCommand() *cobra.Command {
 		Short: "Create a token and print its secret, once",
 		Example: `  graft token create ci --repo 'team/*' --action pull,push --expires 720h
   docker login registry.example.com -u ci --password-stdin <<<"$SECRET"`,
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			cfg, st, err := openTokens(cmd)
 			if err != nil {
@@ -92,20 +97,18 @@ func tokenCreateCommand() *cobra.Command {
 	cmd.Flags().StringSliceVar(&repos, "repo", nil, "repository `pattern` the token works for (repeat, or separate with commas)")
 	cmd.Flags().StringSliceVar(&actions, "action", nil, "what the token may do there: pull, push, delete (repeat, or separate with commas)")
 	cmd.Flags().DurationVar(&expires, "expires", 0, "how long the token works, e.g. 720h (default: until revoked)")
-	config.AddFlags(cmd.Flags())
+	// the users' htpasswd file too: a token must not take a user's name
+	config.AddFlags(cmd.Flags(), "data-dir", "metadata", "auth.htpasswd")
 	return cmd
 }
 
 func tokenListCommand() *cobra.Command {
-	var output string
+	var format formatFlag
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the tokens (never their secrets)",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o must be text or json, not %q", output)
-			}
 			_, st, err := openTokens(cmd)
 			if err != nil {
 				return err
@@ -115,7 +118,7 @@ func tokenListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if format.JSON() {
 				return writeTokensJSON(cmd, toks)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -135,8 +138,8 @@ func tokenListCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	config.AddFlags(cmd.Flags())
+	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
+	config.AddFlags(cmd.Flags(), tokenSettings...)
 	return cmd
 }
 
@@ -155,16 +158,14 @@ func writeTokensJSON(cmd *cobra.Command, toks []metastore.Token) error {
 			out[i].Expires = &toks[i].Expires
 		}
 	}
-	enc := json.NewEncoder(cmd.OutOrStdout())
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return client.WriteJSON(cmd.OutOrStdout(), out)
 }
 
 func tokenRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke NAME",
 		Short: "Revoke a token: its secret and the access tokens issued to it stop working",
-		Args:  cobra.ExactArgs(1),
+		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			_, st, err := openTokens(cmd)
 			if err != nil {
@@ -178,6 +179,6 @@ func tokenRevokeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	config.AddFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags(), tokenSettings...)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graft-registry/graft/internal/auth"
+	"github.com/graft-registry/graft/internal/client"
 	"github.com/graft-registry/graft/internal/config"
 )
 
@@ -18,12 +19,15 @@ func userCommand() *cobra.Command {
 		Long: `Manage the users of the htpasswd file graft serve authenticates with: --htpasswd
 FILE, or auth.htpasswd of the configuration (--config, GRAFT_CONFIG). Passwords are
 stored as bcrypt hashes; graft serve reads the file again when it changes.`,
-		Args: cobra.NoArgs,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(userAddCommand(), userRemoveCommand(), userListCommand(), userHashCommand())
 	return cmd
 }
+
+// userSettings are the settings of the user verbs: the htpasswd file.
+var userSettings = []string{"auth.htpasswd"}
 
 // htpasswdFile is the htpasswd file the flags, variables and configuration of cmd name.
 func htpasswdFile(cmd *cobra.Command) (string, error) {
@@ -32,7 +36,10 @@ func htpasswdFile(cmd *cobra.Command) (string, error) {
 		return "", err
 	}
 	if cfg.Auth.Htpasswd == "" {
-		return "", errors.New("no htpasswd file: pass --htpasswd FILE, or set auth.htpasswd in the configuration")
+		return "", &hintedError{
+			err:  &client.UsageError{Err: errors.New("no htpasswd file")},
+			hint: "pass --htpasswd FILE, or set auth.htpasswd in the configuration",
+		}
 	}
 	return cfg.Auth.Htpasswd, nil
 }
@@ -47,7 +54,7 @@ func userAddCommand() *cobra.Command {
 		Short: "Add a user to the htpasswd file, or set their password",
 		Example: `  echo "$PASSWORD" | graft user add alice --password-stdin --htpasswd /etc/graft/htpasswd
   graft user add bob --config graft.yaml        # asks for the password twice`,
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			path, err := htpasswdFile(cmd)
 			if err != nil {
@@ -71,7 +78,7 @@ func userAddCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
 	cmd.Flags().IntVar(&cost, "bcrypt-cost", auth.DefaultCost, "bcrypt cost of the hash")
-	config.AddFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags(), userSettings...)
 	return cmd
 }
 
@@ -81,11 +88,11 @@ func newPassword(cmd *cobra.Command, stdin bool) (string, error) {
 	if stdin {
 		return readPassword(cmd.InOrStdin())
 	}
-	p, err := prompt(cmd, "Password: ", true)
+	p, err := prompt(cmd, "Password: ", true, "pass --password-stdin")
 	if err != nil {
 		return "", err
 	}
-	again, err := prompt(cmd, "Repeat the password: ", true)
+	again, err := prompt(cmd, "Repeat the password: ", true, "pass --password-stdin")
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +108,7 @@ func userRemoveCommand() *cobra.Command {
 		Short: "Remove a user from the htpasswd file",
 		Long: `Remove a user from the htpasswd file. graft serve refuses their password, and the
 tokens it issued to them, as soon as it reads the file again (within a second).`,
-		Args: cobra.ExactArgs(1),
+		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			path, err := htpasswdFile(cmd)
 			if err != nil {
@@ -114,7 +121,7 @@ tokens it issued to them, as soon as it reads the file again (within a second).`
 			return nil
 		},
 	}
-	config.AddFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags(), userSettings...)
 	return cmd
 }
 
@@ -122,7 +129,7 @@ func userListCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the users of the htpasswd file",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, err := htpasswdFile(cmd)
 			if err != nil {
@@ -143,7 +150,7 @@ func userListCommand() *cobra.Command {
 			return nil
 		},
 	}
-	config.AddFlags(cmd.Flags())
+	config.AddFlags(cmd.Flags(), userSettings...)
 	return cmd
 }
 
@@ -155,7 +162,7 @@ func userHashCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hash",
 		Short: "Print the bcrypt hash of a password, for auth.users in the configuration",
-		Args:  cobra.NoArgs,
+		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			password, err := newPassword(cmd, passwordStdin)
 			if err != nil {

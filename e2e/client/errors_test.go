@@ -28,7 +28,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", 2, []string{"discover", "--bogus", srv.Addr + "/codes/a:v1"}, "unknown flag"},
 		{"bad reference", 2, []string{"discover", "not-a-reference"}, "HOST/REPOSITORY"},
 		{"unknown verb of a group", 2, []string{"manifest", "bogus"}, "unknown command"},
-		{"bad format", 2, []string{"discover", "-o", "yaml", srv.Addr + "/codes/a:v1"}, "unknown --format"},
+		{"bad format", 2, []string{"discover", "-o", "yaml", srv.Addr + "/codes/a:v1"}, `unknown format "yaml": want tree, table or json`},
 		{"push without a tag", 2, []string{"push", srv.Addr + "/codes/a", "a.txt"}, "needs a tag"},
 		{"attach without a type", 2, []string{"attach", srv.Addr + "/codes/a:v1", "a.txt"}, "--artifact-type"},
 		{"missing file", 1, []string{"push", srv.Addr + "/codes/a:v2", "missing.txt"}, "missing.txt"},

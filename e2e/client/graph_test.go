@@ -97,7 +97,7 @@ func TestGraphWorkflow(t *testing.T) {
 
 			t.Run("pull", func(t *testing.T) {
 				out := filepath.Join(g.Dir, "pulled")
-				files := g.Must("pull", sbom, "-o", out)
+				files := g.Must("pull", sbom, out)
 				if strings.TrimSpace(files) != filepath.Join(out, "sbom.spdx.json") {
 					t.Errorf("pull printed %q", files)
 				}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graft-registry/graft/internal/graftest"
 )
 
 // selfSignedCert writes a certificate for 127.0.0.1, its own CA, and its key, and
@@ -74,4 +76,22 @@ func TestTLS(t *testing.T) {
 	if msg := g.Fail(1, "manifest", "get", ref); !strings.Contains(msg, "--plain-http=false") {
 		t.Errorf("plain HTTP to an HTTPS registry: %q, want a hint at --plain-http=false", msg)
 	}
+}
+
+// TestCAFileImpliesHTTPS talks to a graft serving TLS on loopback, where graft talks
+// plain HTTP by default: --ca-file alone means HTTPS.
+func TestCAFileImpliesHTTPS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile := selfSignedCert(t)
+	srv := graftest.Start(t, "--tls-cert", certFile, "--tls-key", keyFile)
+	g := newGraft(t)
+	g.WriteFile("a.txt", "over TLS\n")
+	ref := srv.Addr + "/tls/a:v1"
+
+	g.Must("push", "--ca-file", certFile, ref, "a.txt")
+	g.Must("manifest", "get", "--ca-file", certFile, ref)
+	g.Must("tag", "list", "--ca-file", certFile, srv.Addr+"/tls/a")
+	// --plain-http still wins, and without either loopback is plain HTTP
+	g.Fail(1, "manifest", "get", "--ca-file", certFile, "--plain-http", ref)
+	g.Fail(1, "manifest", "get", ref)
 }

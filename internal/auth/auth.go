@@ -239,14 +239,15 @@ func (a *Authenticator) check(ctx context.Context, name, password string, now ti
 	if isUser && a.passwordMatches(name, password, hash) {
 		return userIdentity(name, hash), true, nil
 	}
-	if a.tokens != nil && strings.HasPrefix(password, secretPrefix) && ValidName(name) {
+	// a token's name is known whatever the password: a wrong secret is not an unknown user
+	if a.tokens != nil && ValidName(name) {
 		tok, err := a.tokens.Token(ctx, name)
 		switch {
 		case errors.Is(err, metastore.ErrNotFound):
 		case err != nil:
 			return Identity{}, false, fmt.Errorf("auth: reading token %s: %w", name, err)
 		default:
-			if secretMatches(tok.Hash, password) {
+			if strings.HasPrefix(password, secretPrefix) && secretMatches(tok.Hash, password) {
 				if id, ok := tokenIdentity(tok, now); ok {
 					return id, true, nil
 				}

@@ -195,6 +195,35 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestFailedLoginLog checks what a failed login logs: the name of a user or token
+// whose password or secret is wrong, and never a name that is neither (it may be a
+// mistyped password).
+func TestFailedLoginLog(t *testing.T) {
+	var logged strings.Builder
+	f := newFixture(t, teamPolicy, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	})
+	if _, _, err := CreateToken(context.Background(), f.meta, TokenSpec{Name: "ci", Repositories: []string{"team/*"},
+		Actions: []string{"pull"}}, f.now); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, password, want string }{
+		{"carol", "wrong", `msg="login failed" user=carol`},
+		{"ci", "wrong", `msg="login failed" user=ci`},
+		{"ci", secretPrefix + "wrong", `msg="login failed" user=ci`},
+		{"nobody", "s3cret", `msg="login failed: unknown user"`},
+	}
+	for _, tt := range tests {
+		logged.Reset()
+		if _, err := f.login(t, tt.name, tt.password); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("login %s/%s: %v, want ErrBadCredentials", tt.name, tt.password, err)
+		}
+		if got := logged.String(); !strings.Contains(got, tt.want) || strings.Contains(got, tt.password) {
+			t.Errorf("login %s with a wrong password logged %q, want %q and never the password", tt.name, got, tt.want)
+		}
+	}
+}
+
 func TestHtpasswdReadAgain(t *testing.T) {
 	f := newFixture(t, PolicyConfig{})
 	if _, err := SetPassword(f.htpasswd, "erin", "erin-password", bcrypt.MinCost); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
@@ -21,41 +23,102 @@ type CopyOptions struct {
 	Progress *Progress
 }
 
+// CopyResult says what Copy did.
+type CopyResult struct {
+	// Manifests and Blobs count what was written to the destination (blobs mounted
+	// there too), Bytes their size.
+	Manifests int   `json:"manifests"`
+	Blobs     int   `json:"blobs"`
+	Bytes     int64 `json:"bytes"`
+	// Referrers counts the referrers of the graph, at every level, copied now or found
+	// there already (Recursive only).
+	Referrers int `json:"referrers"`
+	// Present counts the manifests and blobs the destination had already; a manifest
+	// counts for what it references too, which was not looked at.
+	Present int `json:"present"`
+}
+
 // Copy copies the manifest root and everything it references from src to dst, tagged
 // tag there unless tag is empty. A destination without the referrers API gets the
 // referrers tag schema (a sha256-<hex> index per subject) written for it: oras-go's
 // repository does that when the registry does not acknowledge a subject.
-func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag string, opts CopyOptions) error {
+func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag string, opts CopyOptions) (CopyResult, error) {
+	t := &tally{referrers: map[digest.Digest]bool{}}
 	graphOpts := oras.DefaultCopyGraphOptions
+	graphOpts.PostCopy, graphOpts.OnMounted, graphOpts.OnCopySkipped = t.copied, t.copied, t.present
 	if from, ok := mountSource(src, dst); ok {
 		// blobs stay in the registry: a mount is a metadata operation there
 		graphOpts.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) { return []string{from}, nil }
 	}
 	tracked := withProgress(src, opts.Progress)
 	if err := copyRoot(ctx, tracked, dst, root, tag, graphOpts); err != nil {
-		return err
+		return t.result(), err
 	}
 	if !opts.Recursive {
-		return nil
+		return t.result(), nil
 	}
 	extended := oras.ExtendedCopyGraphOptions{
 		CopyGraphOptions: graphOpts,
 		// only referrers: an OCI layout's predecessors also include the indexes that
 		// list a manifest, which are not part of its graph
 		FindPredecessors: func(ctx context.Context, _ content.ReadOnlyGraphStorage, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			return registry.Referrers(ctx, src, desc, "")
+			referrers, err := registry.Referrers(ctx, src, desc, "")
+			t.found(referrers)
+			return referrers, err
 		},
 	}
 	nodes, err := withChildren(ctx, src, root)
 	if err != nil {
-		return err
+		return t.result(), err
 	}
 	for _, node := range nodes {
 		if err := oras.ExtendedCopyGraph(ctx, tracked, dst, node, extended); err != nil {
-			return fmt.Errorf("copying the referrers of %s: %w", node.Digest, err)
+			return t.result(), fmt.Errorf("copying the referrers of %s: %w", node.Digest, err)
 		}
 	}
+	return t.result(), nil
+}
+
+// tally counts what a copy does; oras-go copies concurrently.
+type tally struct {
+	mu        sync.Mutex
+	r         CopyResult
+	referrers map[digest.Digest]bool
+}
+
+func (t *tally) copied(_ context.Context, desc ocispec.Descriptor) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if isManifest(desc.MediaType) {
+		t.r.Manifests++
+	} else {
+		t.r.Blobs++
+	}
+	t.r.Bytes += desc.Size
 	return nil
+}
+
+func (t *tally) present(context.Context, ocispec.Descriptor) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.r.Present++
+	return nil
+}
+
+func (t *tally) found(referrers []ocispec.Descriptor) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range referrers {
+		t.referrers[r.Digest] = true
+	}
+}
+
+func (t *tally) result() CopyResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.r
+	r.Referrers = len(t.referrers)
+	return r
 }
 
 // mountSource returns the repository dst can mount src's blobs from: src's own, when

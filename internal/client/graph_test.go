@@ -3,16 +3,20 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/vbauerster/mpb/v8"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
@@ -155,7 +159,8 @@ func TestWriteTreeBranches(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("tree:\n%s\nwant:\n%s", out.String(), want)
 	}
-	if err := WriteGraph(&out, "yaml", Reference{}, root); ExitCode(err) != ExitUsage {
+	var usage *UsageError
+	if err := WriteGraph(&out, "yaml", Reference{}, root); !errors.As(err, &usage) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
@@ -207,16 +212,33 @@ func TestCopyLayoutRecursive(t *testing.T) {
 	g := pushImageGraph(t, src, "layer one")
 
 	bare := newLayout(t)
-	if err := Copy(t.Context(), src, bare, g.image, "v1", CopyOptions{}); err != nil {
+	result, err := Copy(t.Context(), src, bare, g.image, "v1", CopyOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// the image manifest, its config and its layer
+	if want := (CopyResult{Manifests: 1, Blobs: 2, Bytes: g.image.Size + int64(len(`{"architecture":"amd64","os":"linux"}`)+len("layer one"))}); result != want {
+		t.Errorf("copy without Recursive: %+v, want %+v", result, want)
 	}
 	if n, err := Discover(t.Context(), bare, g.image, DiscoverOptions{}); err != nil || n.Count() != 0 {
 		t.Errorf("copy without Recursive: %v referrers, %v", n, err)
 	}
 
 	dst := newLayout(t)
-	if err := Copy(t.Context(), src, dst, g.image, "v2", CopyOptions{Recursive: true}); err != nil {
+	result, err = Copy(t.Context(), src, dst, g.image, "v2", CopyOptions{Recursive: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// and the SBOM and its signature, each a manifest, the empty config (once) and a layer
+	if result.Manifests != 3 || result.Blobs != 5 || result.Referrers != 2 || result.Bytes <= g.image.Size+g.sbom.Size+g.sig.Size {
+		t.Errorf("copy with Recursive: %+v, want 3 manifests (2 referrers) and 5 blobs", result)
+	}
+	again, err := Copy(t.Context(), src, dst, g.image, "v2", CopyOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Manifests != 0 || again.Blobs != 0 || again.Referrers != 2 || again.Present == 0 {
+		t.Errorf("copy again: %+v, want nothing copied, the 2 referrers found there", again)
 	}
 	if d, err := dst.Resolve(t.Context(), "v2"); err != nil || d.Digest != g.image.Digest {
 		t.Errorf("v2 in the copy: %v, %v", d.Digest, err)
@@ -247,8 +269,12 @@ func TestCopyIndexReferrers(t *testing.T) {
 	}
 
 	dst := newLayout(t)
-	if err := Copy(t.Context(), src, dst, root, "multi", CopyOptions{Recursive: true}); err != nil {
+	result, err := Copy(t.Context(), src, dst, root, "multi", CopyOptions{Recursive: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if result.Referrers != 4 {
+		t.Errorf("copied %+v, want the 4 referrers of the index's manifests", result)
 	}
 	for _, child := range []imageGraph{amd, arm} {
 		n, err := Discover(t.Context(), dst, child.image, DiscoverOptions{})
@@ -306,8 +332,60 @@ func TestPushReproducible(t *testing.T) {
 		t.Errorf("SOURCE_DATE_EPOCH set, the same file pushed as %v", digests)
 	}
 	t.Setenv(sourceDateEpochVariable, "yesterday")
-	if _, err := Push(t.Context(), newLayout(t), []File{{p["a.txt"], "text/plain"}}, PushOptions{Tag: "v1"}); ExitCode(err) != ExitUsage {
+	if _, err := Push(t.Context(), newLayout(t), []File{{p["a.txt"], "text/plain"}}, PushOptions{Tag: "v1"}); !errors.As(err, new(*UsageError)) {
 		t.Errorf("a bad SOURCE_DATE_EPOCH: %v", err)
+	}
+}
+
+// lockedBuffer is a buffer a drawing goroutine writes while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestProgressRateAndETA checks that a bar shows the transfer's rate and, until it
+// is done, the time left.
+func TestProgressRateAndETA(t *testing.T) {
+	var out lockedBuffer
+	refresh := make(chan any)
+	// a wide line: no terminal to take the width of
+	p := newProgress(&out, mpb.WithManualRefresh(refresh), mpb.WithWidth(160))
+	data := []byte(strings.Repeat("x", 1<<20))
+	desc := content.NewDescriptorFromBytes("application/octet-stream", data)
+	rc := p.track(desc, io.NopCloser(bytes.NewReader(data)))
+	if _, err := io.CopyN(io.Discard, rc, int64(len(data)/2)); err != nil {
+		t.Fatal(err)
+	}
+	rate := regexp.MustCompile(`\d+\.\d (B|KiB|MiB|GiB)/s`)
+	eta := regexp.MustCompile(`ETA \d+(\.\d+)?(ns|µs|ms|s|m)`)
+	for !strings.Contains(out.String(), "ETA") {
+		refresh <- struct{}{} // until a frame is drawn
+		time.Sleep(10 * time.Millisecond)
+	}
+	midway := out.String()
+	if !rate.MatchString(midway) || !eta.MatchString(midway) || !strings.Contains(midway, "50 %") {
+		t.Errorf("halfway the bar shows %q, want the percentage, a rate and the time left", midway)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	p.Wait()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "done") || !rate.MatchString(last) || strings.Contains(last, "ETA") {
+		t.Errorf("the finished bar shows %q, want done and the rate, no time left", last)
 	}
 }
 

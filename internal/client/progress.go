@@ -21,7 +21,11 @@ type Progress struct {
 
 // NewProgress returns a Progress drawing on w, which should be a terminal.
 func NewProgress(w io.Writer) *Progress {
-	return &Progress{bars: mpb.New(mpb.WithOutput(w), mpb.WithWidth(32))}
+	return newProgress(w)
+}
+
+func newProgress(w io.Writer, opts ...mpb.ContainerOption) *Progress {
+	return &Progress{bars: mpb.New(append([]mpb.ContainerOption{mpb.WithOutput(w)}, opts...)...)}
 }
 
 // Wait waits for the last bar to be drawn; call it before printing anything else on
@@ -36,11 +40,20 @@ func (p *Progress) Wait() {
 // track wraps rc, the content of desc, with a bar.
 func (p *Progress) track(desc ocispec.Descriptor, rc io.ReadCloser) io.ReadCloser {
 	bar := p.bars.AddBar(desc.Size,
+		mpb.BarWidth(32),
 		mpb.PrependDecorators(
 			decor.Name(barName(desc), decor.WC{C: decor.DindentRight | decor.DextraSpace | decor.DSyncWidth}),
 			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncWidth),
 		),
-		mpb.AppendDecorators(decor.OnComplete(decor.Percentage(decor.WCSyncSpace), "done")),
+		mpb.AppendDecorators(
+			decor.OnComplete(decor.Percentage(decor.WCSyncSpace), "done"),
+			// the rate, as oras shows it, and the time left while there is some:
+			// averages since the bar started, since a read's own duration times the
+			// network for a pull but the disk for a push
+			decor.AverageSpeed(decor.SizeB1024(0), "% .1f", decor.WCSyncSpace),
+			decor.OnComplete(decor.Name(" ETA"), ""),
+			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), ""),
+		),
 	)
 	proxy, err := bar.ProxyReader(rc)
 	if err != nil { // the bar is already done: nothing to draw

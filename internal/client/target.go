@@ -29,7 +29,8 @@ import (
 type Options struct {
 	// PlainHTTP, when set, says whether to use plain HTTP for every registry; when
 	// nil, plain HTTP is used for loopback hosts only (localhost, 127.0.0.0/8, ::1),
-	// where registries for development and tests listen without TLS.
+	// where registries for development and tests listen without TLS, unless CAFile
+	// is set: a CA to trust means TLS.
 	PlainHTTP *bool
 	// Insecure skips the verification of registries' TLS certificates.
 	Insecure bool
@@ -110,7 +111,7 @@ func (o *Options) usePlainHTTP(host string) bool {
 	if o.PlainHTTP != nil {
 		return *o.PlainHTTP
 	}
-	return IsLoopback(host)
+	return o.CAFile == "" && IsLoopback(host)
 }
 
 // IsLoopback reports whether host (host or host:port) names this machine.

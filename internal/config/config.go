@@ -185,8 +185,11 @@ func settings() []setting {
 	return out
 }
 
-// AddFlags adds a flag for every setting to fs, and --config.
-func AddFlags(fs *pflag.FlagSet) {
+// AddFlags adds --config to fs, and a flag for each setting whose key is one of keys or
+// lies under one ("storage" is storage.s3.bucket and the rest), or for every setting
+// when no keys are given. A command registers the settings it uses, so that its help
+// lists those only; the file and the variables set every setting, whatever the flags.
+func AddFlags(fs *pflag.FlagSet, keys ...string) {
 	def := reflect.ValueOf(Default())
 	fs.String("config", "", "YAML configuration file (also GRAFT_CONFIG)")
 	normalize := fs.GetNormalizeFunc()
@@ -197,7 +200,7 @@ func AddFlags(fs *pflag.FlagSet) {
 		return normalize(f, name)
 	})
 	for _, s := range settings() {
-		if s.fileOnly {
+		if s.fileOnly || !s.under(keys) {
 			continue
 		}
 		v := def.FieldByIndex(s.index)
@@ -215,6 +218,20 @@ func AddFlags(fs *pflag.FlagSet) {
 			panic("config: no flag for " + s.key)
 		}
 	}
+}
+
+// under reports whether the setting is one of keys or lies under one; every setting
+// is under no keys.
+func (s setting) under(keys []string) bool {
+	if len(keys) == 0 {
+		return true
+	}
+	for _, k := range keys {
+		if s.key == k || strings.HasPrefix(s.key, k+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // Load builds the configuration: the defaults, then the file (--config or

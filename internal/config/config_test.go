@@ -225,6 +225,32 @@ func TestFlagsShowDefaultsAndVariables(t *testing.T) {
 	}
 }
 
+// TestSomeFlags registers the flags of some settings: those only, and the others are
+// still set by the file and the variables.
+func TestSomeFlags(t *testing.T) {
+	clearEnv(t)
+	fs := pflag.NewFlagSet("graft", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config.AddFlags(fs, "data-dir", "metadata", "auth.htpasswd")
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	want := []string{"auth-htpasswd", "config", "data-dir", "metadata-postgres-max-conns", "metadata-postgres-url"}
+	if !slices.Equal(names, want) {
+		t.Errorf("flags %q, want %q", names, want)
+	}
+	if err := fs.Parse([]string{"--htpasswd", "users", "--data-dir", "d", "--config", writeFile(t, "gc:\n  delay: 5m\n")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GRAFT_STORAGE_S3_BUCKET", "b")
+	got := load(t, fs)
+	if got.Auth.Htpasswd != "users" || got.DataDir != "d" || got.GC.Delay != 5*time.Minute || got.Storage.S3.Bucket != "b" {
+		t.Errorf("loaded %+v: want the flags, the file's gc.delay and the variable's bucket", got)
+	}
+	if err := fs.Parse([]string{"--addr", "x"}); err == nil {
+		t.Error("--addr parsed, not registered")
+	}
+}
+
 // TestPrecedence sets every setting in every combination of file, variable and flag,
 // and checks that the highest layer wins and nothing else changes.
 func TestPrecedence(t *testing.T) {

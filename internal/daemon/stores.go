@@ -76,16 +76,45 @@ func openBlobs(ctx context.Context, cfg *config.Config) (blobstore.Store, string
 	return b, cfg.DataDir, nil
 }
 
-// OpenMeta opens the metadata store cfg names, alone: for the verbs that need no blobs
-// (and so no S3 credentials).
+// OpenMeta opens the metadata store cfg names, alone, for the admin verbs that need no
+// blobs (and so no S3 credentials). Unlike Open it creates no data directory: see
+// CheckDataDir.
 func OpenMeta(ctx context.Context, cfg *config.Config) (metastore.Store, error) {
 	if cfg.Metadata.Postgres.URL == "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return nil, fmt.Errorf("data dir: %w", err)
+		if err := existingDataDir(cfg.DataDir); err != nil {
+			return nil, err
 		}
 	}
 	m, _, err := openMeta(ctx, cfg)
 	return m, err
+}
+
+// ErrNoDataDir is the error of an admin verb pointed at a data directory that does not
+// exist.
+var ErrNoDataDir = errors.New("does not exist")
+
+// CheckDataDir returns an error wrapping ErrNoDataDir when cfg keeps blobs or metadata
+// in a data directory that does not exist. Open creates it, as graft serve must on its
+// first start; the admin verbs (gc, migrate's source, token) work on a registry that
+// is there, and must not start an empty one where a --data-dir was forgotten.
+func CheckDataDir(cfg *config.Config) error {
+	if cfg.Storage.S3.Bucket != "" && cfg.Metadata.Postgres.URL != "" {
+		return nil
+	}
+	return existingDataDir(cfg.DataDir)
+}
+
+func existingDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("the data directory %s %w", dir, ErrNoDataDir)
+	case err != nil:
+		return fmt.Errorf("data dir: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("data dir %s is not a directory", dir)
+	}
+	return nil
 }
 
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {

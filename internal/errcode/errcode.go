@@ -74,6 +74,17 @@ func (e *Error) WithStatus(status int) *Error {
 	return &c
 }
 
+// TooLarge returns a copy of e answered 413 Request Entity Too Large: what the client
+// sent is over a limit, which distribution answers so too. It keeps the HTTP status
+// here, so that the registry service can say it without importing net/http.
+func (e *Error) TooLarge() *Error { return e.WithStatus(http.StatusRequestEntityTooLarge) }
+
+// RangeNotSatisfiable returns a copy of e answered 416 Requested Range Not
+// Satisfiable, as the spec answers a chunk that does not start where the upload ends.
+func (e *Error) RangeNotSatisfiable() *Error {
+	return e.WithStatus(http.StatusRequestedRangeNotSatisfiable)
+}
+
 // WithDetail returns a copy of e with detail.
 func (e *Error) WithDetail(detail any) *Error {
 	c := *e

@@ -83,6 +83,8 @@ func TestHTTPStatus(t *testing.T) {
 		{errcode.New(errcode.TooManyRequests, "x"), http.StatusTooManyRequests},
 		{errcode.New(errcode.ManifestInvalid, "too big").WithStatus(http.StatusRequestEntityTooLarge), http.StatusRequestEntityTooLarge},
 		{&errcode.Error{Code: errcode.BlobUploadInvalid, Status: http.StatusRequestedRangeNotSatisfiable}, http.StatusRequestedRangeNotSatisfiable},
+		{errcode.New(errcode.ManifestInvalid, "too big").TooLarge(), http.StatusRequestEntityTooLarge},
+		{errcode.New(errcode.BlobUploadInvalid, "gap").RangeNotSatisfiable(), http.StatusRequestedRangeNotSatisfiable},
 	}
 	for _, tt := range tests {
 		if got := tt.err.HTTPStatus(); got != tt.want {

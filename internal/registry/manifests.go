@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -76,8 +75,7 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		return nil, err
 	}
 	if len(body) > manifest.MaxSize {
-		return nil, errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).
-			WithStatus(http.StatusRequestEntityTooLarge)
+		return nil, errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).TooLarge()
 	}
 	var d digest.Digest
 	if reference.IsDigest(ref) {

@@ -3,9 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -110,11 +108,8 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 
 func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) error {
 	if c.Start >= 0 && c.Start != u.Size() {
-		return &errcode.Error{
-			Code:    errcode.BlobUploadInvalid,
-			Message: fmt.Sprintf("chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()),
-			Status:  http.StatusRequestedRangeNotSatisfiable,
-		}
+		return errcode.New(errcode.BlobUploadInvalid, "chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()).
+			RangeNotSatisfiable()
 	}
 	body := c.Body
 	if c.Length >= 0 {
