@@ -32,6 +32,9 @@ var (
 	Unsupported             = Code{"UNSUPPORTED", http.StatusMethodNotAllowed}
 	TooManyRequests         = Code{"TOOMANYREQUESTS", http.StatusTooManyRequests}
 	PaginationNumberInvalid = Code{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest}
+	// PreconditionFailed is graft's: a conditional manifest push (If-Match, as HTTP
+	// has it) whose tag names another manifest by now.
+	PreconditionFailed = Code{"PRECONDITION_FAILED", http.StatusPreconditionFailed}
 	// Unknown is what any error without a code becomes: its text is never shown.
 	Unknown = Code{"UNKNOWN", http.StatusInternalServerError}
 )

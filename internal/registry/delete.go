@@ -24,10 +24,14 @@ type Deleted struct {
 
 // DeleteManifest deletes ref from repo. Deleting a tag removes only the tag. Deleting a
 // digest removes the manifest and its tags and, when the registry cascades, its graph:
-// every manifest whose subject is in the graph, and every untagged child of an index in
-// the graph, recursively, but none that an index outside the graph lists. Nothing
-// outside the graph is touched; blobs it alone used are left for garbage collection. A
-// locked manifest is never removed: naming it is DENIED, and a cascade stops at it.
+// every artifact of a manifest in the graph (its referrers, and its tag-schema
+// artifacts: those tagged "sha256-<hex>.<suffix>" after it, its fallback index tagged
+// "sha256-<hex>" and what that lists), and every untagged child of an index in the
+// graph, recursively, but none that an index outside the graph lists. Nothing outside
+// the graph is touched, but for the fallback indexes that listed what went, which are
+// written again without it (see dropFromFallbacks); blobs the graph alone used are left
+// for garbage collection. A locked manifest is never removed: naming it is DENIED, and
+// a cascade stops at it.
 func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Deleted, error) {
 	if err := checkName(repo); err != nil {
 		return nil, err
@@ -63,7 +67,11 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 				return err
 			}
 		}
-		out.Manifests = graph
+		rewritten, err := dropFromFallbacks(ctx, tx, repo, graph)
+		if err != nil {
+			return err
+		}
+		out.Manifests = append(graph, rewritten...)
 		return nil
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
@@ -112,8 +120,8 @@ func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
 // cascade returns root and the graph under it in repo, root first, and the locked
 // manifests it stopped at.
 //
-// A referrer joins the graph with its subject, and a child of an index with the index
-// when it is untagged; either only once every index that lists it is in the graph too,
+// An artifact (a referrer, a tag-schema artifact) joins the graph with its subject, and
+// a child of an index with the index when it is untagged; either only once every index that lists it is in the graph too,
 // so that nothing outside the graph loses a child. Candidates are looked at again
 // whenever the graph has grown.
 func cascade(ctx context.Context, tx graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
@@ -156,6 +164,15 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 					return nil, nil, err
 				}
 				pending = append(pending, candidate{d: ref.Digest})
+			}
+			tagArtifacts := func(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
+				return tx.TagArtifacts(ctx, repo, reference.SchemaKeyOf(x), after, n)
+			}
+			for a, err := range metastore.All(ctx, tagArtifacts, metastore.Itself) {
+				if err != nil {
+					return nil, nil, err
+				}
+				pending = append(pending, candidate{d: a})
 			}
 			if parsed, err := manifest.Parse(m.MediaType, m.Content); err == nil {
 				for _, c := range parsed.Manifests {

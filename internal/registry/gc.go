@@ -11,6 +11,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/blobstore"
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // Garbage collection runs while pushes go on. It marks what stays, then removes the
@@ -150,12 +151,25 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 		nodes[n.Digest] = &n
 		order = append(order, n.Digest)
 	}
+	// The tag-schema edges name their subjects by key: a digest, cut to 64 characters.
+	byKey := make(map[string]digest.Digest, len(order))
+	for _, d := range order {
+		byKey[reference.SchemaKeyOf(d)] = d
+	}
 	referrers := map[digest.Digest][]digest.Digest{}
+	subjects := map[digest.Digest][]digest.Digest{} // those of the subjects that are here
 	parents := map[digest.Digest][]digest.Digest{}
 	for _, d := range order {
 		n := nodes[d]
 		if n.Subject != "" {
 			referrers[n.Subject] = append(referrers[n.Subject], d)
+			subjects[d] = append(subjects[d], n.Subject)
+		}
+		for _, k := range n.TagSubjects {
+			if s, ok := byKey[k]; ok {
+				referrers[s] = append(referrers[s], d)
+				subjects[d] = append(subjects[d], s)
+			}
 		}
 		for _, c := range n.Children {
 			parents[c] = append(parents[c], d)
@@ -173,8 +187,8 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 	}
 	for _, d := range order {
 		n := nodes[d]
-		if n.Tagged || !n.DeleteEnabled || !n.Updated.Before(cutoff) ||
-			(n.Subject != "" && o.KeepOrphanReferrers) {
+		artifact := n.Subject != "" || len(n.TagSubjects) > 0
+		if n.Tagged || !n.DeleteEnabled || !n.Updated.Before(cutoff) || (artifact && o.KeepOrphanReferrers) {
 			keep(d)
 		}
 	}
@@ -203,7 +217,7 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 		for _, p := range parents[d] {
 			visit(p)
 		}
-		if s := nodes[d].Subject; s != "" {
+		for _, s := range subjects[d] {
 			if _, ok := nodes[s]; ok {
 				visit(s)
 			}
@@ -254,9 +268,9 @@ type graphWriter interface {
 	metastore.ManifestWriter
 }
 
-// removeManifest removes manifest d of repo when it is still garbage: untagged,
-// unlocked, older than cutoff, listed by no index, and, if it has a subject, the
-// subject is gone.
+// removeManifest removes manifest d of repo when it is still garbage: unlocked, older
+// than cutoff, listed by no index, named by no tag but tag-schema tags whose subjects
+// are gone, and, if it has a subject, the subject is gone.
 func removeManifest(ctx context.Context, tx graphWriter, repo string, d digest.Digest, cutoff time.Time) (bool, error) {
 	m, err := tx.Manifest(ctx, repo, d)
 	if errors.Is(err, metastore.ErrNotFound) {
@@ -265,16 +279,37 @@ func removeManifest(ctx context.Context, tx graphWriter, repo string, d digest.D
 	if err != nil {
 		return false, err
 	}
-	if m.TagCount > 0 || !m.Attributes.DeleteEnabled || !m.Updated.Before(cutoff) {
+	if !m.Attributes.DeleteEnabled || !m.Updated.Before(cutoff) {
 		return false, nil
 	}
 	ps, err := tx.Parents(ctx, repo, d)
 	if err != nil || len(ps) > 0 {
 		return false, err
 	}
+	var subjects []digest.Digest
 	if m.Subject != "" {
-		missing, err := tx.MissingManifests(ctx, repo, []digest.Digest{m.Subject})
-		if err != nil || len(missing) == 0 {
+		subjects = append(subjects, m.Subject)
+	}
+	if m.TagCount > 0 {
+		tags, err := tx.TagsOf(ctx, repo, d)
+		if err != nil {
+			return false, err
+		}
+		for _, t := range tags {
+			key, _, ok := reference.SchemaKey(t)
+			if !ok {
+				return false, nil // a tag of its own
+			}
+			s, err := digest.Parse(key)
+			if err != nil {
+				return false, nil // a key cut short of a digest: its subject may be here
+			}
+			subjects = append(subjects, s)
+		}
+	}
+	if len(subjects) > 0 {
+		missing, err := tx.MissingManifests(ctx, repo, subjects)
+		if err != nil || len(missing) < len(subjects) {
 			return false, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/artifact"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/manifest"
 	"github.com/graft-registry/graft/internal/metastore"
@@ -71,6 +72,36 @@ type Pushed struct {
 // with each of tags. Everything it references must be in repo already, except its
 // subject.
 func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte, tags []string) (*Pushed, error) {
+	return r.PutManifestIf(ctx, repo, ref, contentType, body, tags, Always)
+}
+
+// A Precondition is what a tag must name for a conditional push to move it, as HTTP's
+// If-Match and If-None-Match say it: the digest it names, Always, or Absent. A client
+// that reads an index, changes it and pushes it back under its tag (the referrers tag
+// schema's fallback index) so loses no concurrent change.
+type Precondition struct {
+	// Digest is the manifest the tag must name; "" for none in particular.
+	Digest digest.Digest
+	// Absent requires the tag to name nothing yet.
+	Absent bool
+}
+
+// Always is no precondition.
+var Always = Precondition{}
+
+func (p Precondition) check(tag string, cur digest.Digest, tagged bool) error {
+	switch {
+	case p.Absent && tagged:
+		return errcode.New(errcode.PreconditionFailed, "tag %s names %s already", tag, cur)
+	case p.Digest != "" && (!tagged || cur != p.Digest):
+		return errcode.New(errcode.PreconditionFailed, "tag %s does not name %s", tag, p.Digest)
+	}
+	return nil
+}
+
+// PutManifestIf is PutManifest when the tag ref meets cond; a push by digest has no tag
+// to meet it, and meets only Always.
+func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType string, body []byte, tags []string, cond Precondition) (*Pushed, error) {
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
@@ -90,6 +121,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		tags = append([]string{ref}, tags...)
 		d = digest.FromBytes(body)
 	}
+	if cond != Always && reference.IsDigest(ref) {
+		return nil, errcode.New(errcode.PreconditionFailed, "a push by digest moves no tag, and meets no condition on one")
+	}
 	for _, t := range tags {
 		if !reference.ValidTag(t) {
 			return nil, errcode.New(errcode.ManifestInvalid, "invalid tag %q", clip(t))
@@ -104,43 +138,40 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		}
 		return nil, internal("parse manifest", err)
 	}
-	m := &metastore.Manifest{
-		Repo:         repo,
-		Digest:       d,
-		MediaType:    parsed.MediaType,
-		Size:         int64(len(body)),
-		Content:      body,
-		ArtifactType: parsed.ArtifactType,
-		Annotations:  parsed.Annotations,
-	}
-	if parsed.Subject != nil {
-		m.Subject = parsed.Subject.Digest
+	m := record(repo, d, body, parsed)
+	if parsed.Config != nil {
+		m.Platform = r.platform(ctx, parsed.Config)
 	}
 	var blobs, children []digest.Digest
-	for _, b := range parsed.Blobs {
-		blobs = append(blobs, b.Digest)
-		m.References = append(m.References, metastore.Reference{Digest: b.Digest, Size: b.Size})
-	}
-	for _, c := range parsed.Manifests {
-		children = append(children, c.Digest)
-		m.References = append(m.References, metastore.Reference{Digest: c.Digest, Size: c.Size, Manifest: true})
-	}
-	if parsed.Config != nil {
-		m.ConfigMediaType = parsed.Config.MediaType
-		m.Platform = r.platform(ctx, parsed.Config)
+	for _, ref := range m.References {
+		if ref.Manifest {
+			children = append(children, ref.Digest)
+		} else {
+			blobs = append(blobs, ref.Digest)
+		}
 	}
 
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		for _, t := range tags {
+		for i, t := range tags {
 			cur, err := tx.Tag(ctx, repo, t)
-			if err == nil && cur.Digest != d && !cur.Attributes.WriteEnabled {
-				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
-			}
 			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
 				return err
+			}
+			tagged := err == nil
+			if tagged && cur.Digest != d && !cur.Attributes.WriteEnabled {
+				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
+			}
+			if i == 0 && cond != Always {
+				var at digest.Digest
+				if tagged {
+					at = cur.Digest
+				}
+				if err := cond.check(t, at, tagged); err != nil {
+					return err
+				}
 			}
 		}
 		missing, err := tx.MissingBlobs(ctx, repo, blobs)
@@ -173,6 +204,34 @@ func (r *Registry) PutManifest(ctx context.Context, repo, ref, contentType strin
 		return nil, internal("put manifest", err)
 	}
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
+}
+
+// record is the manifest body, parsed, of digest d as repo stores it, but for the
+// platform its config may name.
+func record(repo string, d digest.Digest, body []byte, parsed *manifest.Manifest) *metastore.Manifest {
+	m := &metastore.Manifest{
+		Repo:         repo,
+		Digest:       d,
+		MediaType:    parsed.MediaType,
+		Size:         int64(len(body)),
+		Content:      body,
+		ArtifactType: parsed.ArtifactType,
+		Annotations:  parsed.Annotations,
+		Kind:         string(artifact.Classify(parsed)),
+	}
+	if parsed.Subject != nil {
+		m.Subject = parsed.Subject.Digest
+	}
+	if parsed.Config != nil {
+		m.ConfigMediaType = parsed.Config.MediaType
+	}
+	for _, b := range parsed.Blobs {
+		m.References = append(m.References, metastore.Reference{Digest: b.Digest, Size: b.Size})
+	}
+	for _, c := range parsed.Manifests {
+		m.References = append(m.References, metastore.Reference{Digest: c.Digest, Size: c.Size, Manifest: true})
+	}
+	return m
 }
 
 // platform reads the platform an image config names; it returns nil when the config

@@ -6,6 +6,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/graft-registry/graft/internal/artifact"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/reference"
@@ -15,7 +16,38 @@ import (
 type ManifestInfo struct {
 	metastore.Manifest
 	Tags []string
+	// Artifacts counts the artifacts hanging under the manifest (referrers and
+	// tag-schema artifacts), by kind.
+	Artifacts map[string]int64
 }
+
+// Edge says how a manifest is known to be an artifact of another.
+type Edge string
+
+const (
+	// EdgeSubject is the subject field of the manifest, as the referrers API has it.
+	EdgeSubject Edge = "subject"
+	// EdgeTag is a tag of the referrers tag schema: the manifest is tagged
+	// "sha256-<hex>.<suffix>" after its subject (cosign), or listed by the index tagged
+	// "sha256-<hex>" (the spec's fallback).
+	EdgeTag Edge = "tag"
+)
+
+// Subject returns the manifest m is an artifact of and how that is known: its subject
+// field, else a tag-schema edge (the key of its subject, which is the subject's digest
+// but for digests longer than a tag holds); "" when it is no artifact.
+func (m *ManifestInfo) Subject() (string, Edge) {
+	switch {
+	case m.Manifest.Subject != "":
+		return m.Manifest.Subject.String(), EdgeSubject
+	case m.TagSubject != "":
+		return m.TagSubject, EdgeTag
+	}
+	return "", ""
+}
+
+// Signed reports whether a signature hangs under the manifest.
+func (m *ManifestInfo) Signed() bool { return m.Artifacts[string(artifact.Signature)] > 0 }
 
 // AttributesPatch changes the attributes that are set and keeps the others.
 type AttributesPatch struct {
@@ -95,13 +127,22 @@ func (r *Registry) ManifestList(ctx context.Context, repo string, f metastore.Fi
 		list, more = list[:n], true
 	}
 	ms = make([]ManifestInfo, len(list))
+	digests := make([]digest.Digest, len(list))
 	for i := range list {
 		ms[i].Manifest = list[i]
+		digests[i] = list[i].Digest
 		if list[i].TagCount > 0 {
 			if ms[i].Tags, err = r.meta.TagsOf(ctx, repo, list[i].Digest); err != nil {
 				return nil, false, internal("list manifests", err)
 			}
 		}
+	}
+	counts, err := r.meta.KindCounts(ctx, repo, digests)
+	if err != nil {
+		return nil, false, internal("list manifests", err)
+	}
+	for i := range ms {
+		ms[i].Artifacts = counts[ms[i].Digest]
 	}
 	return ms, more, nil
 }
@@ -124,6 +165,11 @@ func (r *Registry) ManifestInfo(ctx context.Context, repo, ref string) (*Manifes
 	if info.Tags, err = r.meta.TagsOf(ctx, repo, d); err != nil {
 		return nil, internal("manifest metadata", err)
 	}
+	counts, err := r.meta.KindCounts(ctx, repo, []digest.Digest{d})
+	if err != nil {
+		return nil, internal("manifest metadata", err)
+	}
+	info.Artifacts = counts[d]
 	return info, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/manifest"
+	"github.com/graft-registry/graft/internal/registry"
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
@@ -50,7 +51,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) e
 		return errcode.New(errcode.ManifestInvalid, "reading the manifest failed")
 	}
 	tags := r.URL.Query()["tag"]
-	pushed, err := s.reg.PutManifest(r.Context(), rt.name, rt.ref, r.Header.Get("Content-Type"), body, tags)
+	cond, err := precondition(r.Header)
+	if err != nil {
+		return err
+	}
+	pushed, err := s.reg.PutManifestIf(r.Context(), rt.name, rt.ref, r.Header.Get("Content-Type"), body, tags, cond)
 	if err != nil {
 		return err
 	}
@@ -99,4 +104,25 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, rt route
 	}
 	writeJSON(w, r, http.StatusAccepted, "application/json", body)
 	return nil
+}
+
+// precondition reads the conditions of a manifest push: If-Match names the manifest
+// (its quoted digest, the ETag a GET answers) the tag must name for the push to move
+// it, If-None-Match: * that the tag must name none yet.
+func precondition(h http.Header) (registry.Precondition, error) {
+	var p registry.Precondition
+	if v := h.Get("If-None-Match"); v != "" {
+		if strings.TrimSpace(v) != "*" {
+			return p, errBadRequest("If-None-Match of a manifest push must be *")
+		}
+		p.Absent = true
+	}
+	if v := h.Get("If-Match"); v != "" {
+		d, err := digest.Parse(strings.Trim(strings.TrimPrefix(strings.TrimSpace(v), "W/"), `"`))
+		if err != nil {
+			return p, errBadRequest("If-Match of a manifest push must be the ETag of a manifest")
+		}
+		p.Digest = d
+	}
+	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/graft-registry/graft/internal/artifact"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/registry"
@@ -55,29 +56,37 @@ type platformJSON struct {
 }
 
 type manifestJSON struct {
-	Digest               string         `json:"digest"`
-	MediaType            string         `json:"mediaType"`
-	ConfigMediaType      string         `json:"configMediaType,omitempty"`
-	ArtifactType         string         `json:"artifactType,omitempty"`
-	Size                 int64          `json:"size"`
-	TotalSize            int64          `json:"totalSize"`
-	Platform             *platformJSON  `json:"platform,omitempty"`
-	Tags                 []string       `json:"tags"`
-	Subject              string         `json:"subject,omitempty"`
-	CreatedTime          time.Time      `json:"createdTime"`
-	LastUpdateTime       time.Time      `json:"lastUpdateTime"`
-	ChangeableAttributes attributesJSON `json:"changeableAttributes"`
+	Digest               string           `json:"digest"`
+	MediaType            string           `json:"mediaType"`
+	ConfigMediaType      string           `json:"configMediaType,omitempty"`
+	ArtifactType         string           `json:"artifactType,omitempty"`
+	Size                 int64            `json:"size"`
+	TotalSize            int64            `json:"totalSize"`
+	Platform             *platformJSON    `json:"platform,omitempty"`
+	Tags                 []string         `json:"tags"`
+	Kind                 string           `json:"kind"`
+	Subject              string           `json:"subject,omitempty"`
+	Edge                 registry.Edge    `json:"edge,omitempty"`
+	Artifacts            map[string]int64 `json:"artifacts"`
+	Signed               bool             `json:"signed"`
+	CreatedTime          time.Time        `json:"createdTime"`
+	LastUpdateTime       time.Time        `json:"lastUpdateTime"`
+	ChangeableAttributes attributesJSON   `json:"changeableAttributes"`
 }
 
 func manifestInfo(m *registry.ManifestInfo) manifestJSON {
 	out := manifestJSON{
 		Digest: m.Digest.String(), MediaType: m.MediaType, ConfigMediaType: m.ConfigMediaType,
 		ArtifactType: m.ArtifactType, Size: m.Size, TotalSize: m.TotalSize, Tags: m.Tags,
-		Subject: m.Subject.String(), CreatedTime: m.Created, LastUpdateTime: m.Updated,
-		ChangeableAttributes: attributes(m.Attributes),
+		Kind: m.Kind, Artifacts: m.Artifacts, Signed: m.Signed(),
+		CreatedTime: m.Created, LastUpdateTime: m.Updated, ChangeableAttributes: attributes(m.Attributes),
 	}
+	out.Subject, out.Edge = m.Subject()
 	if out.Tags == nil {
 		out.Tags = []string{}
+	}
+	if out.Artifacts == nil {
+		out.Artifacts = map[string]int64{}
 	}
 	if p := m.Platform; p != nil {
 		out.Platform = &platformJSON{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant,
@@ -143,6 +152,25 @@ func (s *Server) metaManifests(w http.ResponseWriter, r *http.Request, rt route)
 	}
 	if f.HasSubject, err = boolParam(q, "hasSubject"); err != nil {
 		return err
+	}
+	if k := q.Get("kind"); k != "" {
+		if !artifact.Kind(k).Valid() {
+			return errBadRequest("kind must be one of %v", artifact.Kinds)
+		}
+		f.Kind = k
+	}
+	switch registry.Edge(q.Get("edge")) {
+	case "":
+	case registry.EdgeSubject:
+		yes := true
+		if f.HasSubject != nil && !*f.HasSubject {
+			return errBadRequest("edge=subject and hasSubject=false select nothing together")
+		}
+		f.HasSubject = &yes
+	case registry.EdgeTag:
+		f.TagEdge = true
+	default:
+		return errBadRequest("edge must be %s or %s", registry.EdgeSubject, registry.EdgeTag)
 	}
 	list, more, err := s.reg.ManifestList(r.Context(), rt.name, f, q.Get("last"), n)
 	if err != nil {
