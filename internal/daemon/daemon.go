@@ -1,5 +1,5 @@
 // Package daemon runs the registry: it opens the stores a configuration names, serves
-// the API, reclaims stale uploads, and shuts down gracefully.
+// the API and the web view, reclaims stale uploads, and shuts down gracefully.
 package daemon
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/server"
+	"github.com/graft-registry/graft/internal/ui"
 )
 
 // Run serves the registry cfg describes until ctx ends, then stops accepting
@@ -35,8 +36,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = server.New(reg, server.Options{Logger: log, Auth: authn})
+	if authn == nil { // the web view knows no access control yet
+		handler = ui.Mount(handler, ui.New(reg, ui.Options{Logger: log}))
+	}
 	srv := &http.Server{
-		Handler:           server.New(reg, server.Options{Logger: log, Auth: authn}),
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
