@@ -29,6 +29,7 @@ var funcs = template.FuncMap{
 	"manifestURL": func(repo string, ref any) string { return manifestURL(repo, fmt.Sprint(ref)) },
 	"tagURL":      func(repo, tag string) string { return Prefix + repo + ":" + tag },
 	"lockState":   lockState,
+	"isLocked":    locked,
 	"title":       func(d map[string]string) string { return d[ocispec.AnnotationTitle] },
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
@@ -40,6 +41,12 @@ var funcs = template.FuncMap{
 	"shortTag": shortTag,
 	"int":      func(n int64) int { return int(n) },
 	"kindOf":   func(s string) artifact.Kind { return artifact.Kind(s) },
+	"rows": func(repo string, rows []previewRow) any {
+		return struct {
+			Repo string
+			Rows []previewRow
+		}{repo, rows}
+	},
 }
 
 func repoURL(name string) string { return Prefix + name }
@@ -182,6 +189,9 @@ func lockState(a metastore.Attributes) string {
 	}
 	return "locked against " + strings.Join(off, ", ")
 }
+
+// locked reports whether a forbids deletes, which is what lock sets.
+func locked(a metastore.Attributes) bool { return !a.WriteEnabled || !a.DeleteEnabled }
 
 // keyValue is an entry of a sorted map.
 type keyValue struct{ Key, Value string }

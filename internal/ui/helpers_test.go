@@ -193,6 +193,36 @@ func (b *browser) page(path string) string {
 	return a.body
 }
 
+// post posts form with the CSRF token of the browser's cookie.
+func (b *browser) post(path string, form url.Values) answer {
+	b.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if form.Get("csrf") == "" {
+		form.Set("csrf", b.csrf())
+	}
+	return b.do(http.MethodPost, path, form)
+}
+
+func (b *browser) csrf() string {
+	b.t.Helper()
+	u, _ := url.Parse(b.f.srv.URL + Prefix)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == csrfCookie {
+			return c.Value
+		}
+	}
+	b.get(Prefix) // any page sets it
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == csrfCookie {
+			return c.Value
+		}
+	}
+	b.t.Fatal("no CSRF cookie")
+	return ""
+}
+
 var (
 	nodeRE = regexp.MustCompile(`data-node="(\d+)"`)
 	edgeRE = regexp.MustCompile(`<path class="(edge-[a-z]+)" d="[^"]*" data-from="(\d+)" data-to="(\d+)"`)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -119,7 +120,8 @@ type repositoryData struct {
 	Rows      []manifestRow
 	Next      string
 	// Scanned is set when a page stopped at the scan budget of a kind filter.
-	Scanned bool
+	Scanned   bool
+	MayChange bool
 	// TabURLs are the pages of each tab, keeping the kind filter.
 	TaggedURL, UntaggedURL string
 }
@@ -156,7 +158,7 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, v *viewer, 
 		return err
 	}
 	q := r.URL.Query()
-	d := repositoryData{Repo: rp, Tab: q.Get("tab"), Kinds: artifact.Kinds}
+	d := repositoryData{Repo: rp, Tab: q.Get("tab"), Kinds: artifact.Kinds, MayChange: v.may(name).Has(auth.Delete)}
 	if d.Tab != "tagged" && d.Tab != "untagged" {
 		d.Tab = "tagged"
 		if rp.TagCount == 0 {
@@ -224,9 +226,28 @@ page:
 	base.Set("tab", "untagged")
 	d.UntaggedURL = withQuery(repoURL(name), base)
 	h.render(w, r, v, http.StatusOK, "repository", page{
-		Title: name, Crumbs: []crumb{{name, repoURL(name)}}, Data: d,
+		Title: name, Crumbs: []crumb{{name, repoURL(name)}}, Notice: notice(q), Data: d,
 	})
 	return nil
+}
+
+// notice is the message of the action that redirected here: numbers and words of
+// this package only, nothing a request can spell.
+func notice(q url.Values) string {
+	switch {
+	case q.Has("deleted"):
+		n, _ := strconv.Atoi(q.Get("deleted"))
+		msg := "Deleted " + plural(n, "manifest") + "."
+		if k, _ := strconv.Atoi(q.Get("kept")); k > 0 {
+			msg += " Kept " + plural(k, "locked manifest") + " and what hangs under them."
+		}
+		return msg
+	case q.Get("done") == "locked":
+		return "Locked: deletes and writes are refused until it is unlocked."
+	case q.Get("done") == "unlocked":
+		return "Unlocked."
+	}
+	return ""
 }
 
 type manifestData struct {
@@ -243,10 +264,12 @@ type manifestData struct {
 	Picture     *picture
 	// Wide is set when the picture needs the page's width: what is beside it then
 	// goes under it.
-	Wide bool
-	Cut  bool
-	Pull []string
-	Lock string
+	Wide      bool
+	Cut       bool
+	Pull      []string
+	MayChange bool
+	Locked    bool
+	Lock      string
 }
 
 type imageConfig struct {
@@ -267,6 +290,8 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, v *viewer, re
 	}
 	q := r.URL.Query()
 	switch {
+	case q.Has("delete"):
+		return h.deletePreview(w, r, v, repo, ref)
 	case q.Has("referrers"):
 		return h.referrersPage(w, r, v, repo, ref, q.Get("referrers"))
 	}
@@ -275,7 +300,8 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, v *viewer, re
 	if err != nil {
 		return err
 	}
-	d := manifestData{Repo: repo, Ref: ref, M: m, Lock: lockState(m.Info.Attributes),
+	d := manifestData{Repo: repo, Ref: ref, M: m, MayChange: v.may(repo).Has(auth.Delete),
+		Locked: locked(m.Info.Attributes), Lock: lockState(m.Info.Attributes),
 		Annotations: sortedMap(m.Info.Annotations)}
 	if p := m.Parsed; p != nil {
 		d.Children = p.Manifests
@@ -309,7 +335,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, v *viewer, re
 	h.render(w, r, v, http.StatusOK, "manifest", page{
 		Title:  title,
 		Crumbs: []crumb{{repo, repoURL(repo)}, {strings.TrimPrefix(title, repo), manifestURL(repo, ref)}},
-		Data:   d,
+		Notice: notice(q), Data: d,
 	})
 	return nil
 }

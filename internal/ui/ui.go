@@ -39,6 +39,9 @@ type Handler struct {
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	static http.Handler
+	// origin refuses changes a page of another site asks a browser to make, before the
+	// CSRF token is looked at.
+	origin *http.CrossOriginProtection
 }
 
 // New returns the web view of reg.
@@ -54,6 +57,7 @@ func New(reg *registry.Registry, opts Options) *Handler {
 	return &Handler{
 		reg: reg, log: log, pages: parsePages(),
 		static: http.StripPrefix(Prefix+"_static/", http.FileServerFS(static)),
+		origin: http.NewCrossOriginProtection(),
 	}
 }
 
@@ -112,32 +116,59 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := h.viewer(w, r)
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		if err := h.origin.Check(r); err != nil {
+			h.fail(w, r, v, errForbidden("this change was asked for by another site"))
+			return
+		}
+		if !v.checkCSRF(r) {
+			h.fail(w, r, v, errForbidden("the form has expired: reload the page and try again"))
+			return
+		}
+	default:
 		h.fail(w, r, v, errMethod)
 		return
 	}
+	post := r.Method == http.MethodPost
 	switch p = strings.TrimSuffix(p, "/"); {
 	case p == "":
-		if err := h.repositories(w, r, v); err != nil {
-			h.fail(w, r, v, err)
-		}
+		h.getOnly(w, r, v, h.repositories)
 	case strings.HasPrefix(p, "_blob/"):
-		if err := h.blob(w, r, v, strings.TrimPrefix(p, "_blob/")); err != nil {
-			h.fail(w, r, v, err)
-		}
+		h.getOnly(w, r, v, func(w http.ResponseWriter, r *http.Request, v *viewer) error {
+			return h.blob(w, r, v, strings.TrimPrefix(p, "_blob/"))
+		})
 	case strings.HasPrefix(p, "_"):
 		h.fail(w, r, v, errNotFound)
 	default:
 		name, ref := splitReference(p)
 		var err error
-		if ref == "" {
+		switch {
+		case ref == "" && post:
+			err = h.repositoryAction(w, r, v, name)
+		case ref == "":
 			err = h.repository(w, r, v, name)
-		} else {
+		case post:
+			err = h.manifestAction(w, r, v, name, ref)
+		default:
 			err = h.manifest(w, r, v, name, ref)
 		}
 		if err != nil {
 			h.fail(w, r, v, err)
 		}
+	}
+}
+
+type pageFunc func(http.ResponseWriter, *http.Request, *viewer) error
+
+func (h *Handler) getOnly(w http.ResponseWriter, r *http.Request, v *viewer, f pageFunc) {
+	if r.Method == http.MethodPost {
+		h.fail(w, r, v, errMethod)
+		return
+	}
+	if err := f(w, r, v); err != nil {
+		h.fail(w, r, v, err)
 	}
 }
 
@@ -166,6 +197,8 @@ var (
 	errNotFound = &pageError{http.StatusNotFound, "There is nothing here, or you may not see it."}
 	errMethod   = &pageError{http.StatusMethodNotAllowed, "This page does not take that method."}
 )
+
+func errForbidden(msg string) error { return &pageError{http.StatusForbidden, msg} }
 
 // fail answers with an error page. The registry's errors are shown as the API would
 // say them, except that what does not exist and what the viewer may not see look

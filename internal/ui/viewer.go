@@ -7,10 +7,18 @@ import (
 )
 
 // viewer is who is looking at a page, and what the pages need to know of them.
-type viewer struct{}
+type viewer struct {
+	// CSRF is the token every form sends back.
+	CSRF   string
+	secure bool
+}
 
-// viewer returns who sent r.
-func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) *viewer { return &viewer{} }
+// viewer returns who sent r, and gives the browser a CSRF cookie when it has none.
+func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) *viewer {
+	v := &viewer{secure: overTLS(r)}
+	v.csrf(w, r)
+	return v
+}
 
 // overTLS reports whether the browser talks to us over TLS, directly or through a
 // proxy that says so.
@@ -25,4 +33,13 @@ func (v *viewer) may(repo string) auth.Actions { return auth.All }
 // mayPull checks that the viewer may see repo.
 func (v *viewer) mayPull(w http.ResponseWriter, r *http.Request, repo string) (bool, error) {
 	return v.may(repo).Has(auth.Pull), nil
+}
+
+// setCookie sets a cookie of the view: maxAge 0 lasts the browser session, -1
+// deletes it.
+func (v *viewer) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: Prefix, MaxAge: maxAge,
+		HttpOnly: true, Secure: v.secure, SameSite: http.SameSiteStrictMode,
+	})
 }
