@@ -36,12 +36,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = server.New(reg, server.Options{Logger: log, Auth: authn})
-	if authn == nil { // the web view knows no access control yet
-		handler = ui.Mount(handler, ui.New(reg, ui.Options{Logger: log}))
-	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn}),
+			ui.New(reg, ui.Options{Auth: authn, Logger: log})),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

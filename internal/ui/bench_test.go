@@ -26,7 +26,7 @@ func serve(b *testing.B, f *fixture, target string) {
 // BenchmarkRepositoryPage: a repository of 10,000 manifests, half of them tagged, a
 // tenth of them signatures of others.
 func BenchmarkRepositoryPage(b *testing.B) {
-	f := newFixture(b)
+	f := newFixture(b, nil)
 	const repo, n = "bench/app", 10000
 	config := f.blob(repo, ocispec.MediaTypeImageConfig, []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
 	layer := f.blob(repo, ocispec.MediaTypeImageLayerGzip, []byte("a layer"))
@@ -61,7 +61,7 @@ func BenchmarkRepositoryPage(b *testing.B) {
 // BenchmarkManifestPage: the picture of an image with 1,000 referrers, 600 signatures
 // and 400 SBOMs, each SBOM signed once more.
 func BenchmarkManifestPage(b *testing.B) {
-	f := newFixture(b)
+	f := newFixture(b, nil)
 	const repo = "bench/graph"
 	root := f.image(push{repo: repo, tag: "v1", config: `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`, layers: []string{"layer"}})
 	empty := f.blob(repo, ocispec.MediaTypeEmptyJSON, []byte("{}"))

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/blobstore/fs"
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
@@ -36,8 +37,9 @@ type fixture struct {
 	srv  *httptest.Server
 }
 
-// newFixture starts the view of a fresh registry.
-func newFixture(t testing.TB) *fixture {
+// newFixture starts the view of a fresh registry; withAuth, when set, makes the
+// authenticator it runs with (nil: access control off).
+func newFixture(t testing.TB, withAuth func(metastore.Store) *auth.Authenticator) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.Open(dir)
@@ -51,8 +53,12 @@ func newFixture(t testing.TB) *fixture {
 	t.Cleanup(func() { meta.Close(); blobs.Close() })
 	reg := registry.New(blobs, meta, registry.Options{Cascade: true})
 	f := &fixture{t: t, ctx: context.Background(), reg: reg, meta: meta}
-	f.ui = New(reg, Options{})
-	f.srv = httptest.NewServer(Mount(server.New(reg, server.Options{}), f.ui))
+	var authn *auth.Authenticator
+	if withAuth != nil {
+		authn = withAuth(meta)
+	}
+	f.ui = New(reg, Options{Auth: authn})
+	f.srv = httptest.NewServer(Mount(server.New(reg, server.Options{Auth: authn}), f.ui))
 	t.Cleanup(f.srv.Close)
 	return f
 }

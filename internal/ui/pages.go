@@ -29,6 +29,9 @@ const (
 	// scanBudget bounds the manifests a kind filter classifies for one page, while the
 	// store cannot filter by kind (storeFilterKind).
 	scanBudget = 400
+	// listBatch is how many repositories a listing cut down to what the viewer may see
+	// reads at a time, as the API's does.
+	listBatch = 1000
 	// widePicture is the width of a picture, in pixels, above which it takes the
 	// page's width.
 	widePicture = 720
@@ -69,6 +72,9 @@ func (h *Handler) repositoryPage(ctx context.Context, v *viewer, prefix, last st
 	}
 	after := max(last, prefixStart(prefix))
 	batch := n + 1
+	if v.caller != nil {
+		batch = listBatch
+	}
 	for {
 		repos, more, err := h.reg.RepositoryList(ctx, after, batch)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -30,12 +31,16 @@ var files embed.FS
 
 // Options configure a Handler.
 type Options struct {
+	// Auth decides who may see and do what, as for the API; nil lets anyone do
+	// anything.
+	Auth   *auth.Authenticator
 	Logger *slog.Logger
 }
 
 // Handler serves the web view.
 type Handler struct {
 	reg    *registry.Registry
+	auth   *auth.Authenticator
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	static http.Handler
@@ -55,7 +60,7 @@ func New(reg *registry.Registry, opts Options) *Handler {
 		panic(err)
 	}
 	return &Handler{
-		reg: reg, log: log, pages: parsePages(),
+		reg: reg, auth: opts.Auth, log: log, pages: parsePages(),
 		static: http.StripPrefix(Prefix+"_static/", http.FileServerFS(static)),
 		origin: http.NewCrossOriginProtection(),
 	}
@@ -135,6 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p = strings.TrimSuffix(p, "/"); {
 	case p == "":
 		h.getOnly(w, r, v, h.repositories)
+	case p == "_login":
+		h.login(w, r, v)
+	case p == "_logout":
+		h.postOnly(w, r, v, h.logout)
 	case strings.HasPrefix(p, "_blob/"):
 		h.getOnly(w, r, v, func(w http.ResponseWriter, r *http.Request, v *viewer) error {
 			return h.blob(w, r, v, strings.TrimPrefix(p, "_blob/"))
@@ -164,6 +173,16 @@ type pageFunc func(http.ResponseWriter, *http.Request, *viewer) error
 
 func (h *Handler) getOnly(w http.ResponseWriter, r *http.Request, v *viewer, f pageFunc) {
 	if r.Method == http.MethodPost {
+		h.fail(w, r, v, errMethod)
+		return
+	}
+	if err := f(w, r, v); err != nil {
+		h.fail(w, r, v, err)
+	}
+}
+
+func (h *Handler) postOnly(w http.ResponseWriter, r *http.Request, v *viewer, f pageFunc) {
+	if r.Method != http.MethodPost {
 		h.fail(w, r, v, errMethod)
 		return
 	}

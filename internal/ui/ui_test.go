@@ -25,7 +25,7 @@ type graphFixture struct {
 }
 
 func newGraphFixture(t *testing.T) *graphFixture {
-	f := &graphFixture{fixture: newFixture(t)}
+	f := &graphFixture{fixture: newFixture(t, nil)}
 	const repo = "demo/app"
 	f.amd64 = f.platformImage(repo, "linux", "amd64")
 	f.arm64 = f.platformImage(repo, "linux", "arm64")
@@ -46,7 +46,7 @@ func newGraphFixture(t *testing.T) *graphFixture {
 }
 
 func TestRedirectsToTheView(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, nil)
 	b := f.browser()
 	for _, p := range []string{"/", "/ui"} {
 		a := b.get(p)
@@ -210,7 +210,7 @@ func TestFiles(t *testing.T) {
 // group that links to their list, as are those that do not fit one by one; a picture
 // stops at its node limit and says so.
 func TestGraphGroups(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, nil)
 	const repo = "fan/out"
 	root := f.image(push{repo: repo, tag: "v1", config: `{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`, layers: []string{"l"}})
 	var sigs []ocispec.Descriptor
