@@ -28,7 +28,7 @@ const (
 	rowsPerPage  = 50
 	// scanBudget bounds the manifests a kind filter classifies for one page, while the
 	// store cannot filter by kind (storeFilterKind).
-	scanBudget = 400
+	scanBudget = 200
 	// listBatch is how many repositories a listing cut down to what the viewer may see
 	// reads at a time, as the API's does.
 	listBatch = 1000
