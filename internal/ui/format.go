@@ -37,10 +37,11 @@ var funcs = template.FuncMap{
 		}
 		return many
 	},
-	"add":      func(a, b int) int { return a + b },
-	"shortTag": shortTag,
-	"int":      func(n int64) int { return int(n) },
-	"kindOf":   func(s string) artifact.Kind { return artifact.Kind(s) },
+	"add":        func(a, b int) int { return a + b },
+	"shortTag":   shortTag,
+	"tagSubject": tagSubject,
+	"int":        func(n int64) int { return int(n) },
+	"kindOf":     func(s string) artifact.Kind { return artifact.Kind(s) },
 	"rows": func(repo string, rows []previewRow) any {
 		return struct {
 			Repo string
@@ -96,6 +97,14 @@ func shortTag(tag string) string {
 		return string(r[:24]) + "…" + string(r[len(r)-12:])
 	}
 	return tag
+}
+
+// tagSubject is the digest a tag of the referrers tag schema names, or "".
+func tagSubject(tag string) string {
+	if m := tagSchemaTag.FindStringSubmatch(tag); m != nil {
+		return m[1] + ":" + m[2]
+	}
+	return ""
 }
 
 func humanBytes(n int64) string {

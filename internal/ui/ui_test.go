@@ -117,6 +117,9 @@ func TestRepositoryPage(t *testing.T) {
 	if !strings.Contains(page, f.tagSig.Digest.String()) || strings.Contains(page, f.index.Digest.String()) {
 		t.Errorf("tagged signatures:\n%s", page)
 	}
+	if !strings.Contains(page, `<div>attached to <a class="mono" href="/ui/demo/app@`+f.amd64.Digest.String()+`">`) {
+		t.Errorf("the tag-schema signature does not say what it is attached to:\n%s", page)
+	}
 	if a := b.get(Prefix + "no/such"); a.status != http.StatusNotFound {
 		t.Errorf("a repository that does not exist: %d", a.status)
 	}
