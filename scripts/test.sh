@@ -9,7 +9,7 @@
 #
 # It needs Go; everything else (the conformance suite, oras, regctl, crane, cosign,
 # skopeo, jq, the S3 server, PostgreSQL) is built or installed by the team's scripts in
-# ../shared on first use.
+# ../shared on first use, and chromium (for the web view's browser tests) with apt-get.
 # Each stage prints a timing line: `== stage NAME: Ns`.
 set -euo pipefail
 
@@ -49,6 +49,15 @@ stage services services
 # distribution), installed once here rather than inside a test's timeout.
 clients() { GRAFT_CLIENTS_BIN=$("$shared/tools/install-clients.sh" | tail -n 1); export GRAFT_CLIENTS_BIN; }
 stage clients clients
+# Debian's chromium, which the browser tests of the web view (e2e/ui) drive headless;
+# installed once, like the clients.
+browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+stage browser browser
 
 stage vet go vet ./...
 stage go-test go test -race -count=1 -timeout 30m ./...

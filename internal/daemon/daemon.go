@@ -1,5 +1,5 @@
 // Package daemon runs the registry: it opens the stores a configuration names, serves
-// the API, reclaims stale uploads, and shuts down gracefully.
+// the API and the web view, reclaims stale uploads, and shuts down gracefully.
 package daemon
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/server"
+	"github.com/graft-registry/graft/internal/ui"
 )
 
 // Run serves the registry cfg describes until ctx ends, then stops accepting
@@ -36,7 +37,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(reg, server.Options{Logger: log, Auth: authn}),
+		Handler: ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn}),
+			ui.New(reg, ui.Options{Auth: authn, Logger: log})),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

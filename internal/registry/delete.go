@@ -43,35 +43,22 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 	if err != nil {
 		return nil, err
 	}
-	out := &Deleted{}
+	var out *Deleted
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
-		*out = Deleted{}
-		if err := checkRepoDelete(ctx, tx, repo); err != nil {
+		var err error
+		if out, err = r.plan(ctx, tx, repo, d); err != nil {
 			return err
 		}
-		root, err := tx.Manifest(ctx, repo, d)
-		if err != nil {
-			return err
-		}
-		if !deletable(root.Attributes) {
-			return errDenied("manifest %s is locked against deletes", d)
-		}
-		graph := []digest.Digest{d}
-		if r.opts.Cascade {
-			if graph, out.Locked, err = cascade(ctx, tx, repo, d); err != nil {
-				return err
-			}
-		}
-		for _, m := range graph {
+		for _, m := range out.Manifests {
 			if err := tx.DeleteManifest(ctx, repo, m); err != nil {
 				return err
 			}
 		}
-		rewritten, err := dropFromFallbacks(ctx, tx, repo, graph)
+		rewritten, err := dropFromFallbacks(ctx, tx, repo, out.Manifests)
 		if err != nil {
 			return err
 		}
-		out.Manifests = append(graph, rewritten...)
+		out.Manifests = append(out.Manifests, rewritten...)
 		return nil
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
@@ -83,20 +70,64 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 	return out, nil
 }
 
-func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
-	if !reference.ValidTag(tag) {
-		return errManifestUnknown(tag)
+// DeletePlan returns what DeleteManifest(ctx, repo, ref) would remove now, and the
+// locked manifests it would stop at, removing nothing: the preview a user confirms. It
+// leaves out the old versions of the fallback indexes the delete writes again.
+// It refuses what DeleteManifest would refuse, with the same error. A tag's plan is
+// empty: deleting a tag removes only the tag.
+func (r *Registry) DeletePlan(ctx context.Context, repo, ref string) (*Deleted, error) {
+	if err := checkName(repo); err != nil {
+		return nil, err
 	}
+	var (
+		out *Deleted
+		err error
+	)
+	if reference.IsDigest(ref) {
+		var d digest.Digest
+		if d, err = parseDigest(ref); err != nil {
+			return nil, err
+		}
+		out, err = r.plan(ctx, r.meta, repo, d)
+	} else {
+		out, err = &Deleted{}, checkTagDelete(ctx, r.meta, repo, ref)
+	}
+	if errors.Is(err, metastore.ErrNotFound) {
+		return nil, errManifestUnknown(ref)
+	}
+	if err != nil {
+		return nil, internal("plan delete", err)
+	}
+	return out, nil
+}
+
+// plan returns what deleting manifest d of repo removes, as rd sees it: d and, when
+// the registry cascades, the graph under it, with the locked manifests a cascade
+// stops at.
+func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d digest.Digest) (*Deleted, error) {
+	if err := checkRepoDelete(ctx, rd, repo); err != nil {
+		return nil, err
+	}
+	root, err := rd.Manifest(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	if !deletable(root.Attributes) {
+		return nil, errDenied("manifest %s is locked against deletes", d)
+	}
+	out := &Deleted{Manifests: []digest.Digest{d}}
+	if r.opts.Cascade {
+		if out.Manifests, out.Locked, err = cascade(ctx, rd, repo, d); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-		if err := checkRepoDelete(ctx, tx, repo); err != nil {
+		if err := checkTagDelete(ctx, tx, repo, tag); err != nil {
 			return err
-		}
-		m, err := tx.Tag(ctx, repo, tag)
-		if err != nil {
-			return err
-		}
-		if !deletable(m.Attributes) {
-			return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
 		}
 		return tx.DeleteTag(ctx, repo, tag)
 	})
@@ -109,22 +140,47 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	return nil
 }
 
+// checkTagDelete refuses a delete of tag in repo that the locks forbid; it returns
+// metastore.ErrNotFound for a tag that is not there.
+func checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error {
+	if !reference.ValidTag(tag) {
+		return metastore.ErrNotFound
+	}
+	if err := checkRepoDelete(ctx, rd, repo); err != nil {
+		return err
+	}
+	m, err := rd.Tag(ctx, repo, tag)
+	if err != nil {
+		return err
+	}
+	if !deletable(m.Attributes) {
+		return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
+	}
+	return nil
+}
+
 // graphReader reads manifests and the edges between them.
 type graphReader interface {
 	metastore.ManifestReader
 	metastore.GraphReader
 }
 
+// planReader reads what a delete checks and removes.
+type planReader interface {
+	graphReader
+	metastore.RepositoryReader
+}
+
 func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
 
 // cascade returns root and the graph under it in repo, root first, and the locked
-// manifests it stopped at.
+// manifests it stopped at, as rd sees them.
 //
 // An artifact (a referrer, a tag-schema artifact) joins the graph with its subject, and
 // a child of an index with the index when it is untagged; either only once every index that lists it is in the graph too,
 // so that nothing outside the graph loses a child. Candidates are looked at again
 // whenever the graph has grown.
-func cascade(ctx context.Context, tx graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
+func cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
 	in := map[digest.Digest]bool{}
 	seen := map[digest.Digest]bool{}
 	type candidate struct {
@@ -143,7 +199,7 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 				continue
 			}
 			seen[x] = true
-			m, err := tx.Manifest(ctx, repo, x)
+			m, err := rd.Manifest(ctx, repo, x)
 			if errors.Is(err, metastore.ErrNotFound) && x != root {
 				continue // a child deleted on its own earlier
 			}
@@ -157,7 +213,7 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 			in[x] = true
 			graph = append(graph, x)
 			referrers := func(ctx context.Context, after digest.Digest, n int) ([]ocispec.Descriptor, error) {
-				return tx.Referrers(ctx, repo, x, "", after, n)
+				return rd.Referrers(ctx, repo, x, "", after, n)
 			}
 			for ref, err := range metastore.All(ctx, referrers, descriptorKey) {
 				if err != nil {
@@ -166,7 +222,7 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 				pending = append(pending, candidate{d: ref.Digest})
 			}
 			tagArtifacts := func(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
-				return tx.TagArtifacts(ctx, repo, reference.SchemaKeyOf(x), after, n)
+				return rd.TagArtifacts(ctx, repo, reference.SchemaKeyOf(x), after, n)
 			}
 			for a, err := range metastore.All(ctx, tagArtifacts, metastore.Itself) {
 				if err != nil {
@@ -185,7 +241,7 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 			if seen[c.d] {
 				continue
 			}
-			ok, err := onlyUsedBy(ctx, tx, repo, c.d, in, c.child)
+			ok, err := onlyUsedBy(ctx, rd, repo, c.d, in, c.child)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -202,14 +258,14 @@ func cascade(ctx context.Context, tx graphReader, repo string, root digest.Diges
 
 // onlyUsedBy reports whether manifest c of repo is listed only by indexes in graph
 // and, when untagged is set, has no tag.
-func onlyUsedBy(ctx context.Context, tx graphReader, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
+func onlyUsedBy(ctx context.Context, rd graphReader, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
 	if untagged {
-		tags, err := tx.TagsOf(ctx, repo, c)
+		tags, err := rd.TagsOf(ctx, repo, c)
 		if err != nil || len(tags) > 0 {
 			return false, err
 		}
 	}
-	parents, err := tx.Parents(ctx, repo, c)
+	parents, err := rd.Parents(ctx, repo, c)
 	if err != nil {
 		return false, err
 	}
