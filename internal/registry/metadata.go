@@ -33,10 +33,10 @@ const (
 	EdgeTag Edge = "tag"
 )
 
-// Subject returns the manifest m is an artifact of and how that is known: its subject
+// ArtifactOf returns the manifest m is an artifact of and how that is known: its subject
 // field, else a tag-schema edge (the key of its subject, which is the subject's digest
 // but for digests longer than a tag holds); "" when it is no artifact.
-func (m *ManifestInfo) Subject() (string, Edge) {
+func (m *ManifestInfo) ArtifactOf() (string, Edge) {
 	switch {
 	case m.Manifest.Subject != "":
 		return m.Manifest.Subject.String(), EdgeSubject
@@ -240,4 +240,25 @@ func (r *Registry) UpdateManifest(ctx context.Context, repo, ref string, p Attri
 		return nil, manifestErr(ref, err)
 	}
 	return r.ManifestInfo(ctx, repo, d.String())
+}
+
+// TagArtifacts returns the digests of the manifests of repo that the referrers tag
+// schema attaches to manifest d, in digest order after `after`, n at most: those tagged
+// "<alg>-<hex>.<suffix>" after it (cosign's .sig, .att and .sbom), its fallback index
+// tagged "<alg>-<hex>", and what that lists. More is set when others follow.
+func (r *Registry) TagArtifacts(ctx context.Context, repo string, d digest.Digest, after digest.Digest, n int) (ds []digest.Digest, more bool, err error) {
+	if err := checkName(repo); err != nil {
+		return nil, false, err
+	}
+	if n <= 0 || n > MaxPage {
+		n = MaxPage
+	}
+	ds, err = r.meta.TagArtifacts(ctx, repo, reference.SchemaKeyOf(d), after, n+1)
+	if err != nil {
+		return nil, false, internal("tag-schema artifacts", err)
+	}
+	if len(ds) > n {
+		return ds[:n], true, nil
+	}
+	return ds, false, nil
 }

@@ -81,7 +81,7 @@ func manifestInfo(m *registry.ManifestInfo) manifestJSON {
 		Kind: m.Kind, Artifacts: m.Artifacts, Signed: m.Signed(),
 		CreatedTime: m.Created, LastUpdateTime: m.Updated, ChangeableAttributes: attributes(m.Attributes),
 	}
-	out.Subject, out.Edge = m.Subject()
+	out.Subject, out.Edge = m.ArtifactOf()
 	if out.Tags == nil {
 		out.Tags = []string{}
 	}

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -312,49 +311,21 @@ func (b *graphBuilder) referrers(d digest.Digest) (groups [][]ocispec.Descriptor
 }
 
 // tagArtifacts returns the manifests of repo that the referrers tag schema attaches
-// to d: those tagged <algorithm>-<hex>.<suffix> (cosign's .sig, .att and .sbom), and
-// those an index tagged <algorithm>-<hex> lists (what clients write on registries
-// without the referrers API). The registry does not record these edges yet; once it
-// does, this asks it. Until then, tags sort by name, so that those of d are one
-// indexed range.
+// to d: those tagged <algorithm>-<hex>.<suffix> (cosign's .sig, .att and .sbom), its
+// fallback index tagged <algorithm>-<hex> and what that lists, as the registry records
+// them.
 func (h *Handler) tagArtifacts(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
-	prefix := d.Algorithm().String() + "-" + d.Encoded()
 	var out []digest.Digest
-	c, err := h.reg.GetManifest(ctx, repo, prefix)
-	switch {
-	case err == nil:
-		if p, err := manifest.Parse(c.MediaType, c.Bytes); err == nil && p.Kind == manifest.Index {
-			for _, m := range p.Manifests {
-				out = append(out, m.Digest)
-			}
-		}
-	case !notFound(err) && !isCode(err, errcode.Denied):
-		return nil, err
-	}
-	// every tag character sorts before 0x7f, and '-' right before '.': the tags
-	// prefix-… come first, then prefix.…
-	last := prefix + "-\x7f"
+	var after digest.Digest
 	for {
-		page, err := h.reg.Tags(ctx, repo, last, 100)
+		page, more, err := h.reg.TagArtifacts(ctx, repo, d, after, registry.ReferrersPage)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range page.Items {
-			if !strings.HasPrefix(t, prefix+".") {
-				return out, nil
-			}
-			info, err := h.reg.ManifestInfo(ctx, repo, t)
-			if notFound(err) {
-				continue // untagged since
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, info.Digest)
-		}
-		if !page.More || len(page.Items) == 0 {
+		out = append(out, page...)
+		if !more || len(page) == 0 {
 			return out, nil
 		}
-		last = page.Items[len(page.Items)-1]
+		after = page[len(page)-1]
 	}
 }

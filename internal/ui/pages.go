@@ -26,9 +26,6 @@ import (
 const (
 	reposPerPage = 50
 	rowsPerPage  = 50
-	// scanBudget bounds the manifests a kind filter classifies for one page, while the
-	// store cannot filter by kind (storeFilterKind).
-	scanBudget = 200
 	// listBatch is how many repositories a listing cut down to what the viewer may see
 	// reads at a time, as the API's does.
 	listBatch = 1000
@@ -125,8 +122,6 @@ type repositoryData struct {
 	Kinds     []artifact.Kind
 	Rows      []manifestRow
 	Next      string
-	// Scanned is set when a page stopped at the scan budget of a kind filter.
-	Scanned   bool
 	MayChange bool
 	// TabURLs are the pages of each tab, keeping the kind filter.
 	TaggedURL, UntaggedURL string
@@ -176,48 +171,17 @@ func (h *Handler) repository(w http.ResponseWriter, r *http.Request, v *viewer, 
 		want, d.Kind = k, string(k)
 	}
 	tagged := d.Tab == "tagged"
-	f := metastore.Filter{Tagged: &tagged}
-	filter := want != "" && !storeFilterKind(&f, want)
-	batch := rowsPerPage
-	if filter {
-		batch = 2 * rowsPerPage
+	f := metastore.Filter{Tagged: &tagged, Kind: string(want)}
+	list, more, err := h.reg.ManifestList(ctx, name, f, q.Get("last"), rowsPerPage)
+	if err != nil {
+		return err
 	}
-	after := q.Get("last")
-	scanned := 0
-page:
-	for {
-		list, more, err := h.reg.ManifestList(ctx, name, f, after, batch)
-		if err != nil {
-			return err
-		}
-		for i := range list {
-			scanned++
-			k := h.kindOf(ctx, &list[i].Manifest, nil)
-			if filter && k != want {
-				continue
-			}
-			d.Rows = append(d.Rows, manifestRow{ManifestInfo: list[i], Kind: k})
-			if len(d.Rows) == rowsPerPage {
-				if i < len(list)-1 || more {
-					after = list[i].Digest.String()
-				} else {
-					after = ""
-				}
-				break page
-			}
-		}
-		if !more || len(list) == 0 {
-			after = ""
-			break
-		}
+	after := ""
+	if more {
 		after = list[len(list)-1].Digest.String()
-		if !filter {
-			break
-		}
-		if scanned >= scanBudget {
-			d.Scanned = true
-			break
-		}
+	}
+	for i := range list {
+		d.Rows = append(d.Rows, manifestRow{ManifestInfo: list[i], Kind: h.kindOf(ctx, &list[i].Manifest, nil)})
 	}
 	// newest first within the page: the store lists in digest order, and keeps no
 	// index by time
