@@ -20,7 +20,7 @@ type deployment struct {
 // deployments are the pairs of stores graft runs on: the embedded one always, the
 // scale-out one when the test environment names its servers.
 func deployments(t *testing.T) []deployment {
-	return []deployment{{name: "embedded", open: openEmbedded}, {name: "scale-out", open: openScaleOut}}
+	return []deployment{{name: "embedded", open: func(t *testing.T) *Registry { return openEmbedded(t) }}, {name: "scale-out", open: openScaleOut}}
 }
 
 // openScaleOut opens a fresh scale-out deployment: S3 and PostgreSQL, or skips.
@@ -44,7 +44,7 @@ func openScaleOut(t *testing.T) *Registry {
 	return New(blobs, meta, Options{Cascade: true})
 }
 
-func openEmbedded(t *testing.T) *Registry {
+func openEmbedded(t testing.TB) *Registry {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.Open(dir)

@@ -997,3 +997,7 @@ func BenchmarkTaggedManifest(b *testing.B) {
 func BenchmarkReferrers(b *testing.B) {
 	storetest.BenchmarkReferrers(b, func(b *testing.B) metastore.Store { return open(b, newDatabase(b)) })
 }
+
+func BenchmarkTagArtifacts(b *testing.B) {
+	storetest.BenchmarkTagArtifacts(b, func(b *testing.B) metastore.Store { return open(b, newDatabase(b)) })
+}

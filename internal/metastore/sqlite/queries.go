@@ -8,7 +8,8 @@ const repoID = `(SELECT id FROM repos WHERE name = ?1)`
 // metaColumns are a manifest's columns but its content, with the attributes of its
 // repository (joined as r), and the least key it is a tag-schema artifact of.
 const metaColumns = sqlstore.ManifestColumns + `,
-	(SELECT min(e.subject) FROM tag_edges e WHERE e.repo_id = m.repo_id AND e.artifact = m.digest)`
+	(SELECT min(e.subject) FROM tag_edges e INDEXED BY tag_edges_by_artifact
+		WHERE e.repo_id = m.repo_id AND e.artifact = m.digest)`
 
 // contentColumns are what a pull reads: a few columns, the content last.
 const contentColumns = `m.digest, m.media_type, m.size, m.read_enabled, r.read_enabled, m.content`
@@ -57,7 +58,8 @@ var queries = sqlstore.Queries{
 
 	Referrers:       referrerColumns + ` AND digest > ?3 ORDER BY digest LIMIT ?4`,
 	ReferrersOfType: referrerColumns + ` AND artifact_type = ?5 AND digest > ?3 ORDER BY digest LIMIT ?4`,
-	Parents: `SELECT m.digest FROM manifest_refs mr JOIN manifests m ON m.id = mr.manifest_id
+	// CROSS JOIN: the references of the child first, not every manifest of the repository.
+	Parents: `SELECT m.digest FROM manifest_refs mr CROSS JOIN manifests m ON m.id = mr.manifest_id
 		WHERE mr.digest = ?2 AND mr.is_manifest = 1 AND m.repo_id = ` + repoID + ` ORDER BY m.digest`,
 	TagArtifacts: `SELECT DISTINCT artifact FROM tag_edges
 		WHERE repo_id = ` + repoID + ` AND subject = ?2 AND artifact > ?3 ORDER BY artifact LIMIT ?4`,
@@ -87,11 +89,12 @@ var queries = sqlstore.Queries{
 	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
 
 	Nodes: `SELECT m.digest, m.subject,
-			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.repo_id = m.repo_id AND e.artifact = m.digest AND e.direct),
+			m.tag_count > (SELECT count(*) FROM tag_edges e INDEXED BY tag_edges_by_artifact
+				WHERE e.repo_id = m.repo_id AND e.artifact = m.digest AND e.direct),
 			m.delete_enabled, m.updated,
 			(SELECT json_group_array(digest) FROM (SELECT mr.digest FROM manifest_refs mr
 				WHERE mr.manifest_id = m.id AND mr.is_manifest = 1 ORDER BY mr.digest)),
-			(SELECT json_group_array(subject) FROM (SELECT DISTINCT e.subject FROM tag_edges e
+			(SELECT json_group_array(subject) FROM (SELECT DISTINCT e.subject FROM tag_edges e INDEXED BY tag_edges_by_artifact
 				WHERE e.repo_id = m.repo_id AND e.artifact = m.digest ORDER BY e.subject))
 		FROM manifests m WHERE m.repo_id = ` + repoID + ` AND m.digest > ?2
 		ORDER BY m.digest LIMIT ?3`,

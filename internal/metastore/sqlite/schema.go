@@ -151,7 +151,7 @@ CREATE TABLE tag_edges (
 	PRIMARY KEY (repo_id, tag, artifact)
 ) WITHOUT ROWID;
 CREATE INDEX tag_edges_by_subject ON tag_edges (repo_id, subject, artifact);
-CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact);
+CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact, subject, direct);
 
 -- What the migration leaves to sqlstore.Backfill, which reads it in Go.
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;

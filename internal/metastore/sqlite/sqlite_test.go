@@ -4,7 +4,10 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +175,70 @@ func TestUpgrade(t *testing.T) {
 	s := open(t, path)
 	defer s.Close()
 	storetest.CheckUpgrade(t, s, b)
+}
+
+// TestStatementPlans checks that no statement reads a range of a repository's rows to
+// find a few of them, or scans a whole table: every statement is an indexed lookup
+// whose cost follows its answer. SQLite plans without statistics (the database is
+// never analyzed), so a plan is what its heuristics choose for the schema; a statement
+// that needs it names its join order (CROSS JOIN) or index (INDEXED BY).
+func TestStatementPlans(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "graft.db")
+	s := open(t, path)
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Tables small enough, or read whole on purpose: the backfills a migration left,
+	// the tokens all listed.
+	scanned := map[string]bool{"backfills": true, "tokens": true, "json_each": true, "CONSTANT": true}
+	v := reflect.ValueOf(sqlite.Queries)
+	statements := map[string]string{}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String && f.String() != "" {
+			statements[v.Type().Field(i).Name] = f.String()
+		}
+	}
+	mq := sqlite.Queries.Manifests
+	statements["Manifests"] = mq.Select + mq.Order
+	repoRange := regexp.MustCompile(`^SEARCH (\w+) USING .*\(repo_id=\?\)$`)
+	for name, q := range statements {
+		args := make([]any, 8)
+		for i := range args {
+			args[i] = "x"
+		}
+		rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if f := strings.Fields(step); len(f) >= 2 && f[0] == "SCAN" && !scanned[f[1]] && !strings.HasPrefix(f[1], "(subquery") {
+				t.Errorf("%s scans table %s: %q", name, f[1], plan)
+			}
+			if m := repoRange.FindStringSubmatch(step); m != nil {
+				t.Errorf("%s reads a range of the repository's %s: %q", name, m[1], plan)
+			}
+		}
+	}
+}
+
+func BenchmarkTagArtifacts(b *testing.B) {
+	storetest.BenchmarkTagArtifacts(b, func(b *testing.B) metastore.Store {
+		s := open(b, filepath.Join(b.TempDir(), "graft.db"))
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
 }

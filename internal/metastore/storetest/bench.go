@@ -10,6 +10,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // Manifest returns a small image manifest of repo, distinct for each i, naming the
@@ -191,6 +192,70 @@ func BenchmarkReferrers(b *testing.B, open func(b *testing.B) metastore.Store) {
 						}
 					}
 				})
+			}
+		})
+	}
+}
+
+// BenchmarkTagArtifacts looks up the 1000 tag-schema artifacts of one subject (cosign
+// tags, signatures listed by its fallback index), in repositories with few and with
+// many other manifests, some of them tag-schema artifacts of other subjects: the cost
+// follows the answer.
+func BenchmarkTagArtifacts(b *testing.B, open func(b *testing.B) metastore.Store) {
+	const artifacts = 1000
+	for _, fillers := range []int{100, 10_000} {
+		b.Run(fmt.Sprint("fillers=", fillers), func(b *testing.B) {
+			ctx := b.Context()
+			s := open(b)
+			const repo = "bench/tag-edges"
+			subject := Manifest(repo, -1)
+			key := reference.SchemaKeyOf(subject.Digest)
+			tags := map[digest.Digest]string{}
+			var ms []*metastore.Manifest
+			var listed []*metastore.Manifest
+			for i := range int64(artifacts) {
+				m := Manifest(repo, i)
+				ms = append(ms, m)
+				if i%2 == 0 {
+					tags[m.Digest] = fmt.Sprintf("%s.sig%d", reference.SchemaTag(subject.Digest), i)
+				} else {
+					listed = append(listed, m)
+				}
+			}
+			fallback := index(repo, "fallback", listed...)
+			tags[fallback.Digest] = reference.SchemaTag(subject.Digest)
+			for i := range int64(fillers) {
+				m := Manifest(repo, artifacts+i)
+				if i%2 == 0 {
+					tags[m.Digest] = reference.SchemaTag(digest.FromString(fmt.Sprint("other ", i))) + ".sig"
+				}
+				ms = append(ms, m)
+			}
+			ms = append(ms, subject, fallback)
+			for chunk := range slices.Chunk(ms, 500) {
+				err := s.Update(ctx, func(tx metastore.Tx) error {
+					for _, m := range chunk {
+						if err := tx.PutManifest(ctx, m); err != nil {
+							return err
+						}
+						if tag, ok := tags[m.Digest]; ok {
+							if err := tx.SetTag(ctx, repo, tag, m.Digest); err != nil {
+								return err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ds, err := s.TagArtifacts(ctx, repo, key, "", artifacts+1)
+				if err != nil || len(ds) != artifacts+1 {
+					b.Fatalf("TagArtifacts = %d digests, %v; want %d", len(ds), err, artifacts+1)
+				}
 			}
 		})
 	}
