@@ -249,14 +249,38 @@ func TestDeleteWithoutCascade(t *testing.T) {
 }
 
 // TestCascadeKeepsReferrersListedOutside: an index outside the graph that lists a
-// referrer (as clients without the referrers API keep them, under a sha256-<hex> tag)
-// keeps it: the cascade never leaves an index with a missing child.
+// referrer keeps it: the cascade never leaves an index of the repository's own with a
+// missing child.
 func TestCascadeKeepsReferrersListedOutside(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
 	const name = "outside"
 	repo := repository(t, srv, name)
 	g := pushGraph(t, srv, name, "v1", newImage(t, linuxAMD64, "outside layer"))
+	outside := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
+		{}: g.imgSig,
+	}, nil)
+	push(t, repo, outside)
+	if err := repo.Tag(t.Context(), outside.Desc, "signatures"); err != nil {
+		t.Fatal(err)
+	}
+
+	r := deleteManifest(t, srv, name, g.image.Desc().Digest.String())
+	// the image, its SBOM and the SBOM's signature; not the listed signature
+	wantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "2")
+	wantManifests(t, srv, name, http.StatusNotFound, g.image.Desc(), g.sbom, g.sbomSig)
+	wantManifests(t, srv, name, http.StatusOK, g.imgSig, outside.Desc)
+}
+
+// TestCascadeTakesFallbackIndex: the referrers tag schema's index of an image (tagged
+// sha256-<hex> after it) is in the image's graph, with what it lists: the delete takes
+// it, and the signature it lists.
+func TestCascadeTakesFallbackIndex(t *testing.T) {
+	t.Parallel()
+	srv := graftest.Start(t)
+	const name = "fallback"
+	repo := repository(t, srv, name)
+	g := pushGraph(t, srv, name, "v1", newImage(t, linuxAMD64, "fallback layer"))
 	fallback := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
 		{}: g.imgSig,
 	}, nil)
@@ -266,8 +290,7 @@ func TestCascadeKeepsReferrersListedOutside(t *testing.T) {
 	}
 
 	r := deleteManifest(t, srv, name, g.image.Desc().Digest.String())
-	// the image, its SBOM and the SBOM's signature; not the listed signature
-	wantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "2")
-	wantManifests(t, srv, name, http.StatusNotFound, g.image.Desc(), g.sbom, g.sbomSig)
-	wantManifests(t, srv, name, http.StatusOK, g.imgSig, fallback.Desc)
+	// the image, its SBOM and the SBOM's signature, its signature and the index
+	wantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "4")
+	wantManifests(t, srv, name, http.StatusNotFound, g.image.Desc(), g.sbom, g.sbomSig, g.imgSig, fallback.Desc)
 }
