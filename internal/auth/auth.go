@@ -36,6 +36,8 @@ const (
 	DefaultService    = "graft"
 	DefaultTTL        = 5 * time.Minute
 	DefaultRefreshTTL = 30 * 24 * time.Hour
+	// DefaultLoginWindow is the window of Options.LoginFailures.
+	DefaultLoginWindow = time.Minute
 )
 
 // Options configure an Authenticator.
@@ -57,9 +59,11 @@ type Options struct {
 	Realm string
 	// TTL is how long an access token works; RefreshTTL a refresh token.
 	TTL, RefreshTTL time.Duration
-	// LoginFailures is how many failed logins a source may make per minute before it
-	// is refused for the rest of that minute; 0 means no limit.
+	// LoginFailures is how many failed logins a source may make per LoginWindow
+	// before it is refused for the rest of that window; 0 means no limit.
 	LoginFailures int
+	// LoginWindow is the window of LoginFailures; 0 is DefaultLoginWindow.
+	LoginWindow time.Duration
 	// ClientCerts makes the common name of a verified client certificate a user name.
 	ClientCerts bool
 	Logger      *slog.Logger
@@ -104,6 +108,9 @@ func New(o Options) (*Authenticator, error) {
 	if o.RefreshTTL <= 0 {
 		o.RefreshTTL = DefaultRefreshTTL
 	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = DefaultLoginWindow
+	}
 	for name, h := range o.Users {
 		if !ValidName(name) {
 			return nil, fmt.Errorf("auth.users: %q is not a valid user name", clip(name))
@@ -126,7 +133,7 @@ func New(o Options) (*Authenticator, error) {
 	}
 	return &Authenticator{
 		users: users, policy: policy, tokens: o.Tokens, signer: o.Signer, service: o.Service,
-		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, time.Minute),
+		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, o.LoginWindow),
 		certs: o.ClientCerts, log: o.Logger, now: o.Now,
 		verified: verifiedCache{key: key, m: map[string]time.Time{}},
 	}, nil
@@ -142,13 +149,18 @@ func (a *Authenticator) Policy() *Policy { return a.policy }
 // expired, tampered with, revoked or for another service all are, alike.
 var ErrBadCredentials = errors.New("auth: invalid credentials")
 
-// RateLimitError refuses a source that failed to log in too often.
+// RateLimitError refuses a source that failed to log in too often, or (Busy) whose
+// logins under way held its whole budget for too long.
 type RateLimitError struct {
 	RetryAfter time.Duration
+	Busy       bool
 }
 
 func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
+	if e.Busy {
+		return "too many logins under way from this address; try again in a moment"
+	}
+	return fmt.Sprintf("too many failed logins from this address; try again in %s", e.RetryAfter.Round(time.Second))
 }
 
 // Caller is who sent a request, and what the credentials it came with allow.
@@ -209,19 +221,53 @@ func (a *Authenticator) CertIdentity(r *http.Request) (Identity, bool) { return 
 
 // Login checks a user name and password: a user's bcrypt password, or the secret of
 // the repository-scoped token of that name. remoteAddr is where the attempt comes
-// from; a source that failed too often is refused before anything is checked.
+// from; a source that failed too often is refused before anything is checked, and a
+// check takes its place in the source's failure budget before it starts, so that
+// parallel guesses get no more checks than sequential ones. A login that finds every
+// place held by checks under way waits for one to end, up to maxQueue.
 func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr string) (Identity, error) {
 	src := source(remoteAddr)
-	now := a.now()
-	if ok, wait := a.limit.allow(src, now); !ok {
-		return Identity{}, &RateLimitError{RetryAfter: wait}
+	var attempt *attempt
+	var timeout <-chan time.Time
+	for attempt == nil {
+		now := a.now()
+		if blocked, wait := a.limit.blocked(src, now); blocked {
+			return Identity{}, &RateLimitError{RetryAfter: wait}
+		}
+		// a password proven a moment ago (by a login this one waited for, maybe) is
+		// no guess: it needs no place in the budget
+		if id, ok := a.remembered(name, password, now); ok {
+			return id, nil
+		}
+		var wait time.Duration
+		var changed <-chan struct{}
+		attempt, wait, changed = a.limit.reserve(src, now)
+		switch {
+		case attempt != nil:
+			continue
+		case changed == nil:
+			return Identity{}, &RateLimitError{RetryAfter: wait}
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxQueue)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return Identity{}, &RateLimitError{RetryAfter: time.Second, Busy: true}
+		case <-ctx.Done():
+			return Identity{}, ctx.Err()
+		}
 	}
-	id, known, err := a.check(ctx, name, password, now)
+	id, known, err := a.check(ctx, name, password, a.now())
 	if err != nil {
+		attempt.release()
 		return Identity{}, err
 	}
 	if id.Kind == Anonymous {
-		a.limit.fail(src, now)
+		attempt.fail()
 		if known { // a name that is no user's may be a mistyped password: never logged
 			a.log.Warn("login failed", "user", name, "source", src)
 		} else {
@@ -229,6 +275,7 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 		}
 		return Identity{}, ErrBadCredentials
 	}
+	attempt.release()
 	return id, nil
 }
 
@@ -271,6 +318,15 @@ var dummyHash = sync.OnceValue(func() []byte {
 
 func userIdentity(name, hash string) Identity {
 	return Identity{Kind: User, Name: name, version: fingerprint(hash)}
+}
+
+// remembered returns the user that name and password proved within verifiedTTL.
+func (a *Authenticator) remembered(name, password string, now time.Time) (Identity, bool) {
+	hash, ok := a.users.hash(name)
+	if !ok || !a.verified.ok(a.verified.sum(name, password, hash), now) {
+		return Identity{}, false
+	}
+	return userIdentity(name, hash), true
 }
 
 // passwordMatches checks password against a bcrypt hash, remembering successes for a

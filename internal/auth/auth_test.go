@@ -10,12 +10,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,6 +270,101 @@ func TestRateLimit(t *testing.T) {
 	}
 	f.now = f.now.Add(61 * time.Second)
 	f.mustLogin(t, "bob", "bob-password")
+}
+
+// TestRateLimitParallel: guesses that arrive at once are checked no more often than
+// sequential ones: each check takes its place in the budget before it starts.
+func TestRateLimitParallel(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) { o.LoginFailures = 5 })
+	const n = 60
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var checked, limited int
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.a.Login(context.Background(), "bob", fmt.Sprintf("guess-%d", i), "192.0.2.1:1234")
+			mu.Lock()
+			defer mu.Unlock()
+			var rl *RateLimitError
+			switch {
+			case errors.Is(err, ErrBadCredentials):
+				checked++
+			case errors.As(err, &rl):
+				limited++
+			default:
+				t.Errorf("guess %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked != 5 || limited != n-5 {
+		t.Errorf("%d parallel guesses with a budget of 5: %d checked, %d refused", n, checked, limited)
+	}
+	var rl *RateLimitError
+	if _, err := f.login(t, "bob", "bob-password"); !errors.As(err, &rl) {
+		t.Errorf("the right password in the spent window: %v", err)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.mustLogin(t, "bob", "bob-password")
+}
+
+// TestRateLimitRefund: a right password gives its place back, so that a source's
+// successful logins never spend its budget; logins that find every place taken by
+// checks under way wait for them, and a password proven before needs no place.
+func TestRateLimitRefund(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) { o.LoginFailures = 2 })
+	forget := func() { f.a.verified = verifiedCache{key: f.a.verified.key, m: map[string]time.Time{}} }
+	for i := 0; i < 10; i++ {
+		forget() // no memory of the last login
+		f.mustLogin(t, "bob", "bob-password")
+	}
+	if _, err := f.login(t, "bob", "wrong"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a wrong password after 10 right ones: %v", err)
+	}
+	f.mustLogin(t, "bob", "bob-password")
+
+	// one failure and one check under way hold the budget of 2: a login proven a
+	// moment ago passes, another waits for the check
+	held, _, _ := f.a.limit.reserve("192.0.2.1", f.now)
+	if held == nil {
+		t.Fatal("no place for one check after one failure out of 2")
+	}
+	f.mustLogin(t, "bob", "bob-password")
+	done := make(chan error)
+	go func() {
+		_, err := f.login(t, "dave", "dave-password")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a login with every place held did not wait: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	held.release()
+	if err := <-done; err != nil {
+		t.Errorf("the waiting login after the check ended: %v", err)
+	}
+
+	// many right passwords at once, each checked (none remembered): they wait their
+	// turn and all pass
+	forget()
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, password := "dave", "dave-password"
+			if i%2 == 0 {
+				name, password = "bob", "bob-password"
+			}
+			if _, err := f.a.Login(context.Background(), name, password, "198.51.100.9:1"); err != nil {
+				t.Errorf("login %d of 20 at once: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestRepositoryTokens(t *testing.T) {

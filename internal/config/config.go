@@ -75,9 +75,10 @@ type Config struct {
 
 // Auth is the access control of graft serve: users, policies, tokens.
 type Auth struct {
-	Htpasswd          string `yaml:"htpasswd" usage:"htpasswd file of users with bcrypt passwords (--htpasswd for short); setting it turns authentication on"`
-	InsecureAnonymous bool   `yaml:"insecure-anonymous" usage:"let anyone do anything without credentials on an address other than loopback (--insecure-anonymous for short)"`
-	LoginFailures     int    `yaml:"login-failures" usage:"failed logins a source may make per minute before it is refused for the rest of the minute (0: no limit)"`
+	Htpasswd          string        `yaml:"htpasswd" usage:"htpasswd file of users with bcrypt passwords (--htpasswd for short); setting it turns authentication on"`
+	InsecureAnonymous bool          `yaml:"insecure-anonymous" usage:"let anyone do anything without credentials on an address other than loopback (--insecure-anonymous for short)"`
+	LoginFailures     int           `yaml:"login-failures" usage:"failed logins a source may make per auth.login-window before it is refused for the rest of the window (0: no limit)"`
+	LoginWindow       time.Duration `yaml:"login-window" usage:"the window of auth.login-failures"`
 	Token             struct {
 		Key        string        `yaml:"key" usage:"PEM private key that signs tokens (default: one generated in the data dir); replicas must share it"`
 		Realm      string        `yaml:"realm" usage:"token endpoint URL sent to clients (default: /auth/token on the host and scheme they used)"`
@@ -138,6 +139,7 @@ func Default() Config {
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
 	c.Auth.LoginFailures = 10
+	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
 	c.Auth.Token.TTL = 5 * time.Minute
 	c.Auth.Token.RefreshTTL = 30 * 24 * time.Hour

@@ -137,8 +137,7 @@ func (s *Server) tokenError(w http.ResponseWriter, err error) error {
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconvSeconds(limited.RetryAfter))
-		return errcode.New(errcode.TooManyRequests, "too many failed logins from this address; try again later")
+		return rateLimited(w, limited)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return errcode.New(errcode.Unauthorized, "invalid credentials")
 	}
