@@ -66,6 +66,11 @@ type Config struct {
 		Delay           time.Duration `yaml:"delay" usage:"grace period: blobs and manifests younger than this are never collected"`
 		OrphanReferrers string        `yaml:"orphan-referrers" usage:"referrers whose subject is gone: delete or keep"`
 	} `yaml:"gc"`
+	// Limits bound what one client may hold of the server.
+	Limits struct {
+		BodyMinBytes int           `yaml:"body-min-bytes" usage:"bytes a request body must deliver in every limits.body-window, or its request is cut off"`
+		BodyWindow   time.Duration `yaml:"body-window" usage:"the window of limits.body-min-bytes (0: no minimum body rate)"`
+	} `yaml:"limits"`
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
 	Auth Auth `yaml:"auth"`
@@ -138,6 +143,8 @@ func Default() Config {
 	c.Shutdown.Timeout = 30 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
+	c.Limits.BodyMinBytes = 16 << 10
+	c.Limits.BodyWindow = 30 * time.Second
 	c.Auth.LoginFailures = 10
 	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
@@ -431,6 +438,9 @@ func (c *Config) validate() error {
 	}
 	if c.GC.Delay < 0 || c.GC.Interval < 0 {
 		return errors.New("config: gc.delay and gc.interval must not be negative")
+	}
+	if c.Limits.BodyMinBytes <= 0 || c.Limits.BodyWindow < 0 {
+		return errors.New("config: limits.body-min-bytes must be positive and limits.body-window not negative")
 	}
 	if p := c.Storage.S3.PartSize; p != 0 && p < 5<<20 {
 		return fmt.Errorf("config: storage.s3.part-size must be at least 5 MiB (5242880), not %d", p)

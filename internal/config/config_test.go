@@ -395,6 +395,8 @@ func TestInvalidValues(t *testing.T) {
 		{name: "file zero ttl", file: "uploads:\n  ttl: 0s\n", names: []string{"uploads.ttl"}},
 		{name: "file negative ttl", file: "uploads:\n  ttl: -1h\n", names: []string{"uploads.ttl"}},
 		{name: "file empty data dir", file: "data-dir: \"\"\n", names: []string{"data-dir"}},
+		{name: "file zero body min bytes", file: "limits:\n  body-min-bytes: 0\n", names: []string{"limits.body-min-bytes"}},
+		{name: "file negative body window", file: "limits:\n  body-window: -1s\n", names: []string{"limits.body-window"}},
 
 		{name: "env duration", env: map[string]string{"GRAFT_UPLOADS_TTL": "soon"}, names: []string{"GRAFT_UPLOADS_TTL"}},
 		{name: "env duration without unit", env: map[string]string{"GRAFT_SHUTDOWN_TIMEOUT": "30"}, names: []string{"GRAFT_SHUTDOWN_TIMEOUT"}},
