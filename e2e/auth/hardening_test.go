@@ -186,3 +186,113 @@ func TestSlowBodies(t *testing.T) {
 		}
 	})
 }
+
+// heap is the server's heap as its /metrics tell: bytes in use, and bytes the runtime
+// holds from the operating system (what of the heap counts in its RSS).
+func (r *registry) heap() (inUse, retained float64) {
+	r.t.Helper()
+	resp := r.do(http.MethodGet, "/metrics", "", nil)
+	m := map[string]float64{}
+	for line := range strings.Lines(string(resp.Body)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if ok && strings.HasPrefix(name, "go_memstats_heap_") {
+			var v float64
+			fmt.Sscan(value, &v)
+			m[name] = v
+		}
+	}
+	if m["go_memstats_heap_sys_bytes"] == 0 {
+		r.t.Fatalf("no heap metrics in /metrics: %s", resp)
+	}
+	return m["go_memstats_heap_inuse_bytes"], m["go_memstats_heap_sys_bytes"] - m["go_memstats_heap_released_bytes"]
+}
+
+// TestUnfinishedManifestPuts: 60 manifest PUTs of 4 MiB that never send their last
+// byte hold no more memory than the manifest budget, the rest are answered 429, and
+// the memory goes back once they are gone.
+func TestUnfinishedManifestPuts(t *testing.T) {
+	const (
+		puts   = 60
+		size   = 4 << 20
+		budget = 16 << 20
+		mib    = 1 << 20
+	)
+	r := startRegistry(t, "", "--limits-manifest-memory", itoa(budget))
+	baseInUse, baseRetained := r.heap()
+
+	var peakInUse, peakRetained float64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			inUse, retained := r.heap()
+			peakInUse, peakRetained = max(peakInUse, inUse), max(peakRetained, retained)
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+
+	body := bytes.Repeat([]byte(" "), size-1) // all but the last byte
+	conns := make([]net.Conn, puts)
+	var wg sync.WaitGroup
+	for i := range conns {
+		conns[i] = rawRequest(t, r.srv.Addr, http.MethodPut, "/v2/team/big/manifests/v"+itoa(i), as("admin"), size)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conns[i].Write(body) // fails once the server gives up on the request
+		}()
+	}
+	written := make(chan struct{})
+	go func() { wg.Wait(); close(written) }()
+	select {
+	case <-written:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the bodies were neither read nor refused")
+	}
+	time.Sleep(time.Second) // a last sample of the requests still held
+	close(stopSampling)
+	<-sampled
+
+	refused := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "TOOMANYREQUESTS") {
+				t.Errorf("an unfinished manifest PUT answered %d %s", resp.StatusCode, b)
+			}
+			refused++
+		}
+	}
+	t.Logf("heap in use %.0f MiB at first, %.0f MiB at most; held from the system %.0f MiB, %.0f MiB at most; %d of %d PUTs refused",
+		baseInUse/mib, peakInUse/mib, baseRetained/mib, peakRetained/mib, refused, puts)
+	// 60 bodies of 4 MiB held at once would be 240 MiB; the budget allows 16 MiB, and
+	// the margin leaves room for the garbage of growing buffers before a collection
+	if peakInUse-baseInUse > 100*mib {
+		t.Errorf("unfinished manifest PUTs took %.0f MiB of heap, with a budget of %d MiB", (peakInUse-baseInUse)/mib, budget/mib)
+	}
+	if refused == 0 {
+		t.Errorf("none of %d unfinished 4 MiB manifest PUTs was refused with a budget of %d MiB", puts, budget/mib)
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		inUse, retained := r.heap()
+		if inUse-baseInUse < 16*mib && retained-baseRetained < 32*mib {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after the PUTs ended the heap holds %.0f MiB in use, %.0f MiB from the system (%.0f, %.0f at first)",
+				inUse/mib, retained/mib, baseInUse/mib, baseRetained/mib)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

@@ -70,6 +70,8 @@ type Config struct {
 	Limits struct {
 		BodyMinBytes int           `yaml:"body-min-bytes" usage:"bytes a request body must deliver in every limits.body-window, or its request is cut off"`
 		BodyWindow   time.Duration `yaml:"body-window" usage:"the window of limits.body-min-bytes (0: no minimum body rate)"`
+		// ManifestMemory is at least 4 MiB: the largest manifest must fit.
+		ManifestMemory int `yaml:"manifest-memory" usage:"bytes of manifest bodies held at once across all requests; past it a manifest PUT waits a moment, then is answered 429"`
 	} `yaml:"limits"`
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
@@ -145,6 +147,7 @@ func Default() Config {
 	c.GC.OrphanReferrers = "delete"
 	c.Limits.BodyMinBytes = 16 << 10
 	c.Limits.BodyWindow = 30 * time.Second
+	c.Limits.ManifestMemory = 64 << 20
 	c.Auth.LoginFailures = 10
 	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
@@ -441,6 +444,9 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.BodyMinBytes <= 0 || c.Limits.BodyWindow < 0 {
 		return errors.New("config: limits.body-min-bytes must be positive and limits.body-window not negative")
+	}
+	if c.Limits.ManifestMemory < 4<<20 {
+		return fmt.Errorf("config: limits.manifest-memory must be at least 4 MiB (4194304), the largest manifest, not %d", c.Limits.ManifestMemory)
 	}
 	if p := c.Storage.S3.PartSize; p != 0 && p < 5<<20 {
 		return fmt.Errorf("config: storage.s3.part-size must be at least 5 MiB (5242880), not %d", p)

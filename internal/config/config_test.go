@@ -143,7 +143,7 @@ func (s setting) another(prev string) string {
 		pool = []string{"true", "false"}
 	case s.typ == "duration":
 		pool = []string{"1m0s", "2h0m0s", "3s"}
-	case s.key == "storage.s3.part-size":
+	case s.key == "storage.s3.part-size", s.key == "limits.manifest-memory":
 		pool = []string{"8388608", "16777216"}
 	case s.typ == "int":
 		pool = []string{"11", "12"}
@@ -396,6 +396,7 @@ func TestInvalidValues(t *testing.T) {
 		{name: "file negative ttl", file: "uploads:\n  ttl: -1h\n", names: []string{"uploads.ttl"}},
 		{name: "file empty data dir", file: "data-dir: \"\"\n", names: []string{"data-dir"}},
 		{name: "file zero body min bytes", file: "limits:\n  body-min-bytes: 0\n", names: []string{"limits.body-min-bytes"}},
+		{name: "file small manifest memory", file: "limits:\n  manifest-memory: 1048576\n", names: []string{"limits.manifest-memory"}},
 		{name: "file negative body window", file: "limits:\n  body-window: -1s\n", names: []string{"limits.body-window"}},
 
 		{name: "env duration", env: map[string]string{"GRAFT_UPLOADS_TTL": "soon"}, names: []string{"GRAFT_UPLOADS_TTL"}},

@@ -88,7 +88,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // Limits are the server's limits cfg sets.
 func Limits(cfg *config.Config) server.Limits {
 	return server.Limits{
-		BodyMinBytes: int64(cfg.Limits.BodyMinBytes),
-		BodyWindow:   cfg.Limits.BodyWindow,
+		BodyMinBytes:   int64(cfg.Limits.BodyMinBytes),
+		BodyWindow:     cfg.Limits.BodyWindow,
+		ManifestMemory: int64(cfg.Limits.ManifestMemory),
 	}
 }

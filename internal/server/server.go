@@ -26,6 +26,8 @@ type Server struct {
 	promh   http.Handler
 	auth    *auth.Authenticator
 	limits  Limits
+	// manifestBodies is the memory budget of manifest bodies in flight.
+	manifestBodies *bodyBudget
 }
 
 // Options configure a Server.
@@ -46,7 +48,8 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits}
+	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits,
+		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
