@@ -6,14 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // What an attacker tries against a registry with authentication on: bursts of
@@ -294,5 +299,88 @@ func TestUnfinishedManifestPuts(t *testing.T) {
 				inUse/mib, retained/mib, baseInUse/mib, baseRetained/mib)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// bcryptCost is the lowest bcrypt cost whose comparison takes at least d here: the
+// server, built as this test is (with the race detector or without), takes about as
+// long.
+func bcryptCost(t *testing.T, d time.Duration) int {
+	t.Helper()
+	for cost := bcrypt.MinCost; cost < bcrypt.DefaultCost; cost++ {
+		h, err := bcrypt.GenerateFromPassword([]byte("x"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fastest := time.Hour
+		for range 3 {
+			start := time.Now()
+			bcrypt.CompareHashAndPassword(h, []byte("y"))
+			fastest = min(fastest, time.Since(start))
+		}
+		if fastest >= d {
+			return cost
+		}
+	}
+	return bcrypt.DefaultCost
+}
+
+// TestFailedLoginsTakeAlike: a failed login takes as long whether its name is a
+// repository token's, a user's or nobody's, so that the time of an answer tells no
+// names. The medians of 50 attempts of each kind are within 20% of each other.
+func TestFailedLoginsTakeAlike(t *testing.T) {
+	// a cost that makes a comparison take 30 ms or more, and the test short
+	cost := bcryptCost(t, 30*time.Millisecond)
+	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
+	graft(t, "timer-Pa55word\n", "user", "add", "timer", "--password-stdin", "--htpasswd", htpasswd, "--bcrypt-cost", itoa(cost))
+	r := startRegistry(t, "  login-failures: 0\n", "--htpasswd", htpasswd)
+	graft(t, "", "token", "create", "ci-timer", "--repo", "team/**", "--action", "pull",
+		"--config", r.config, "--htpasswd", htpasswd, "--data-dir", r.srv.DataDir)
+
+	// secrets start with graft_: an attacker probing for token names sends such
+	// passwords, and others
+	kinds := []struct{ name, authz string }{
+		{"a token's name, a wrong secret", basic("ci-timer", "graft_wrongwrongwrongwrongwrongwrongwrongwrong")},
+		{"a token's name, a wrong password", basic("ci-timer", "wrong-Pa55word")},
+		{"a user's name, a wrong secret", basic("timer", "graft_wrongwrongwrongwrongwrongwrongwrongwrong")},
+		{"a user's name, a wrong password", basic("timer", "wrong-Pa55word")},
+		{"an unknown name, a wrong secret", basic("nobody-here", "graft_wrongwrongwrongwrongwrongwrongwrongwrong")},
+		{"an unknown name, a wrong password", basic("nobody-here", "wrong-Pa55word")},
+	}
+	const rounds = 50
+	took := make([][]time.Duration, len(kinds))
+	medians := func(n int) []time.Duration {
+		out := make([]time.Duration, len(kinds))
+		for i := range kinds {
+			sorted := slices.Sorted(slices.Values(took[i]))
+			out[i] = sorted[n/2]
+		}
+		return out
+	}
+	apart := func(m []time.Duration, by float64) bool {
+		return float64(slices.Max(m)) > by*float64(slices.Min(m))
+	}
+	for round := -1; round < rounds; round++ { // round -1 warms up, uncounted
+		for _, i := range rand.Perm(len(kinds)) {
+			start := time.Now()
+			resp := r.do(http.MethodGet, "/v2/", kinds[i].authz, nil)
+			d := time.Since(start)
+			if resp.Status != http.StatusUnauthorized {
+				t.Fatalf("%s: %s", kinds[i].name, resp)
+			}
+			if round >= 0 {
+				took[i] = append(took[i], d)
+			}
+		}
+		if round == 9 && apart(medians(10), 3) { // as good as decided
+			t.Fatalf("failed logins take from %s to %s (medians of 10)", slices.Min(medians(10)), slices.Max(medians(10)))
+		}
+	}
+	m := medians(rounds)
+	for i := range kinds {
+		t.Logf("%s: median %s of %d (bcrypt cost %d)", kinds[i].name, m[i], rounds, cost)
+	}
+	if apart(m, 1.2) {
+		t.Errorf("failed logins take from %s to %s (medians): more than 20%% apart", slices.Min(m), slices.Max(m))
 	}
 }

@@ -280,12 +280,16 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 }
 
 // check returns the identity name and password prove, or Anonymous; known says
-// whether name is a user or token at all.
+// whether name is a user or token at all. Every failure costs one bcrypt
+// comparison, as a wrong password of a real user does, whether name is a user, a
+// repository token or nothing: the time of an answer tells nothing of which names
+// exist.
 func (a *Authenticator) check(ctx context.Context, name, password string, now time.Time) (id Identity, known bool, err error) {
 	hash, isUser := a.users.hash(name)
 	if isUser && a.passwordMatches(name, password, hash) {
 		return userIdentity(name, hash), true, nil
 	}
+	known = isUser
 	// a token's name is known whatever the password: a wrong secret is not an unknown user
 	if a.tokens != nil && ValidName(name) {
 		tok, err := a.tokens.Token(ctx, name)
@@ -294,27 +298,38 @@ func (a *Authenticator) check(ctx context.Context, name, password string, now ti
 		case err != nil:
 			return Identity{}, false, fmt.Errorf("auth: reading token %s: %w", name, err)
 		default:
+			known = true
+			// a secret is checked by its SHA-256: fast, so a wrong one pays the
+			// bcrypt below
 			if strings.HasPrefix(password, secretPrefix) && secretMatches(tok.Hash, password) {
 				if id, ok := tokenIdentity(tok, now); ok {
 					return id, true, nil
 				}
 			}
-			return Identity{}, true, nil
 		}
 	}
 	if !isUser {
-		// as long as a wrong password of a real user takes, so that the time of an
-		// answer does not tell which names are users
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(a.users.cost()), []byte(password))
 	}
-	return Identity{}, isUser, nil
+	return Identity{}, known, nil
 }
 
-// dummyHash is made on first use: client commands of the same binary never need it.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("graft: no such user"), DefaultCost)
+// dummyHashes are bcrypt hashes of no password, by cost, made on first use: client
+// commands of the same binary never need them.
+var dummyHashes sync.Map
+
+// dummyHash is a hash of the given cost that no password matches.
+func dummyHash(cost int) []byte {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("graft: no such user"), cost)
+	if err != nil {
+		h, _ = bcrypt.GenerateFromPassword([]byte("graft: no such user"), DefaultCost)
+	}
+	dummyHashes.Store(cost, h)
 	return h
-})
+}
 
 func userIdentity(name, hash string) Identity {
 	return Identity{Kind: User, Name: name, version: fingerprint(hash)}

@@ -367,6 +367,25 @@ func TestRateLimitRefund(t *testing.T) {
 	wg.Wait()
 }
 
+// TestDummyCost: a failed login of a stranger costs a bcrypt of the users' cost, no
+// cheaper and no dearer than a user's.
+func TestDummyCost(t *testing.T) {
+	f := newFixture(t, PolicyConfig{})
+	if got := f.a.users.cost(); got != bcrypt.MinCost {
+		t.Errorf("users of cost %d: a stranger's failure costs %d", bcrypt.MinCost, got)
+	}
+	if got, _ := bcrypt.Cost(dummyHash(f.a.users.cost())); got != bcrypt.MinCost {
+		t.Errorf("the dummy hash has cost %d", got)
+	}
+	none, err := newUserDB(nil, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := none.cost(); got != DefaultCost {
+		t.Errorf("without users: cost %d, want %d", got, DefaultCost)
+	}
+}
+
 func TestRepositoryTokens(t *testing.T) {
 	f := newFixture(t, teamPolicy)
 	ctx := context.Background()
