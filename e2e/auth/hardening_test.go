@@ -3,6 +3,7 @@ package authe2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -382,5 +383,35 @@ func TestFailedLoginsTakeAlike(t *testing.T) {
 	}
 	if apart(m, 1.2) {
 		t.Errorf("failed logins take from %s to %s (medians): more than 20%% apart", slices.Min(m), slices.Max(m))
+	}
+}
+
+// TestScopeNames: the token endpoint grants nothing for a scope whose name is no
+// repository name, through GET and the password grant, even to an admin.
+func TestScopeNames(t *testing.T) {
+	r := startRegistry(t, "")
+	// the names as the scope parameter carries them, before the query is decoded
+	for _, name := range []string{"team/../private/z", "team/*", "team//a", "team/a/", "team/a%00", "team/a%2500", "team/a:pull"} {
+		scope := "repository:" + name + ":pull,push"
+		get := r.do(http.MethodGet, "/auth/token?service=graft&scope="+strings.ReplaceAll(scope, "/", "%2F"), as("admin"), nil)
+		form := "grant_type=password&username=admin&password=" + url.QueryEscape(passwords["admin"]) + "&service=graft&scope=" + scope
+		post := r.do(http.MethodPost, "/auth/token", "", []byte(form), "Content-Type", "application/x-www-form-urlencoded")
+		for _, resp := range []*response{get, post} {
+			var body struct {
+				AccessToken string `json:"access_token"`
+				Scope       string `json:"scope"`
+			}
+			if resp.Status != 200 || json.Unmarshal(resp.Body, &body) != nil || body.AccessToken == "" {
+				t.Fatalf("token for %q: %s", name, resp)
+			}
+			if body.Scope != "" || claimsOf(t, body.AccessToken)["access"] != nil {
+				t.Errorf("a token for %q grants %q, access %v", name, body.Scope, claimsOf(t, body.AccessToken)["access"])
+			}
+		}
+	}
+	// the same request with a repository name is granted
+	tok := r.token(as("admin"), "repository:team/a:pull,push")
+	if access := claimsOf(t, tok)["access"]; access == nil {
+		t.Error("no access granted for team/a")
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // TokenPath is where graft serve answers token requests, on the registry's listener.
@@ -501,7 +502,10 @@ const maxScopes = 64
 
 // Grant returns those of the requested scopes that id may have, cut down to what it
 // may do. A scope id may do nothing with is left out, as distribution does; the
-// registry then refuses the request the token is for.
+// registry then refuses the request the token is for. So is a scope whose name is no
+// repository name: a pattern that matches it ("team/**") must not lend a token
+// access to "team/../private/z" or "team/*", which other software might read
+// otherwise.
 func (a *Authenticator) Grant(id Identity, requested []Scope) []Scope {
 	var out []Scope
 	index := map[string]int{}
@@ -509,6 +513,9 @@ func (a *Authenticator) Grant(id Identity, requested []Scope) []Scope {
 	for _, s := range requested {
 		switch s.Type {
 		case TypeRepository:
+			if !reference.ValidName(s.Name) {
+				continue
+			}
 			var want Actions
 			for _, n := range s.Actions {
 				if b, ok := actionOf(strings.ToLower(n)); ok {

@@ -656,6 +656,21 @@ func TestGrant(t *testing.T) {
 	}
 }
 
+// TestGrantRefusesBadNames: no scope is granted for a name outside the repository
+// name grammar, not even to an admin, whose patterns match anything.
+func TestGrantRefusesBadNames(t *testing.T) {
+	f := newFixture(t, teamPolicy)
+	alice := f.mustLogin(t, "alice", "alice-password") // an admin
+	for _, name := range []string{"team/../private/z", "team/*", "team//a", "team/a/", "team/a\x00", "team/a%00", "team/a:pull", "Team/a", ""} {
+		if got := f.a.Grant(alice, []Scope{RepositoryScope(name, All)}); len(got) != 0 {
+			t.Errorf("Grant(%q) = %v, want nothing", name, got)
+		}
+	}
+	if got := f.a.Grant(alice, []Scope{RepositoryScope("team/a", Pull)}); len(got) != 1 {
+		t.Errorf("Grant(team/a) = %v", got)
+	}
+}
+
 func TestHtpasswdFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	if added, err := SetPassword(path, "alice", "one", bcrypt.MinCost); err != nil || !added {
