@@ -3,10 +3,14 @@ package authe2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -413,5 +417,37 @@ func TestScopeNames(t *testing.T) {
 	tok := r.token(as("admin"), "repository:team/a:pull,push")
 	if access := claimsOf(t, tok)["access"]; access == nil {
 		t.Error("no access granted for team/a")
+	}
+}
+
+// TestHighSRefused: the server issues tokens whose ECDSA signature has the low-S
+// form, and refuses the same token with s replaced by n-s, which ECDSA alone accepts.
+func TestHighSRefused(t *testing.T) {
+	r := startRegistry(t, "")
+	n := r.key.Curve.Params().N
+	var tok string
+	for range 32 { // each would be high-S half the time
+		tok = r.token(as("admin"), "repository:team/app:pull")
+		sig, err := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+		if err != nil || len(sig) != 64 {
+			t.Fatalf("signature of %q: %v", tok, err)
+		}
+		if s := new(big.Int).SetBytes(sig[32:]); s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+			t.Fatal("the server issued a token with a high s")
+		}
+	}
+	if resp := r.do(http.MethodGet, "/v2/team/app/tags/list", "Bearer "+tok, nil); resp.Status != 404 {
+		t.Fatalf("the token as issued: %s", resp)
+	}
+	dot := strings.LastIndexByte(tok, '.')
+	sig, _ := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+	high := new(big.Int).Sub(n, new(big.Int).SetBytes(sig[32:]))
+	forged := tok[:dot+1] + base64.RawURLEncoding.EncodeToString(append(sig[:32:32], high.FillBytes(make([]byte, 32))...))
+	digest := sha256.Sum256([]byte(tok[:dot]))
+	if !ecdsa.Verify(&r.key.PublicKey, digest[:], new(big.Int).SetBytes(sig[:32]), high) {
+		t.Fatal("(r, n-s) is no valid signature: the test proves nothing")
+	}
+	if resp := r.do(http.MethodGet, "/v2/team/app/tags/list", "Bearer "+forged, nil); resp.Status != 401 {
+		t.Errorf("the token with s replaced by n-s: %s", resp)
 	}
 }

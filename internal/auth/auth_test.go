@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -746,6 +748,57 @@ func TestSigners(t *testing.T) {
 	os.WriteFile(pemFile, []byte("not a key"), 0o600)
 	if _, err := LoadSigner(pemFile); err == nil {
 		t.Error("a file without a key was accepted")
+	}
+}
+
+// TestLowS: the signature of every token issued has the low-S form, and the other
+// form of the same signature, (r, n-s), valid as ECDSA goes, is refused: one token
+// has one spelling.
+func TestLowS(t *testing.T) {
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		key, _ := ecdsa.GenerateKey(curve, rand.Reader)
+		signer, err := NewSigner(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		a := &Authenticator{signer: signer, service: "graft", ttl: time.Minute, now: func() time.Time { return now }}
+		n := curve.Params().N
+		half := new(big.Int).Rsh(n, 1)
+		// a signature's s is above n/2 half the time: 64 tokens all below it by
+		// chance would be a 1 in 2^64 event
+		var tok string
+		for range 64 {
+			iss, err := a.IssueAccess(Identity{Kind: Anonymous}, []Scope{RepositoryScope("a", Pull)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok = iss.Token
+			sig, _ := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+			if s := new(big.Int).SetBytes(sig[len(sig)/2:]); s.Cmp(half) > 0 {
+				t.Fatalf("%s: issued a token with a high s", curve.Params().Name)
+			}
+		}
+		if _, err := signer.verify(tok, "graft", now); err != nil {
+			t.Fatalf("%s: a token just issued: %v", curve.Params().Name, err)
+		}
+
+		// (r, n-s): a valid ECDSA signature of the same content
+		dot := strings.LastIndexByte(tok, '.')
+		sig, _ := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+		h := len(sig) / 2
+		r, s := new(big.Int).SetBytes(sig[:h]), new(big.Int).SetBytes(sig[h:])
+		high := new(big.Int).Sub(n, s)
+		digest := signer.method.(lowS).Hash.New()
+		digest.Write([]byte(tok[:dot]))
+		if !ecdsa.Verify(&key.PublicKey, digest.Sum(nil), r, high) {
+			t.Fatalf("%s: (r, n-s) is no valid signature: the test proves nothing", curve.Params().Name)
+		}
+		malleated := append(slices.Clone(sig[:h]), high.FillBytes(make([]byte, h))...)
+		forged := tok[:dot+1] + base64.RawURLEncoding.EncodeToString(malleated)
+		if _, err := signer.verify(forged, "graft", now); err == nil {
+			t.Errorf("%s: a token with s replaced by n-s was accepted", curve.Params().Name)
+		}
 	}
 }
 
