@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/graft-registry/graft/internal/auth"
 )
 
 // What an attacker tries against a registry with authentication on: bursts of
@@ -450,4 +452,60 @@ func TestHighSRefused(t *testing.T) {
 	if resp := r.do(http.MethodGet, "/v2/team/app/tags/list", "Bearer "+forged, nil); resp.Status != 401 {
 		t.Errorf("the token with s replaced by n-s: %s", resp)
 	}
+}
+
+// TestForwardedHeaders: X-Forwarded-For, -Proto and -Host count only from the peers
+// trusted-proxies lists. Without it, a client's headers change neither the realm of a
+// challenge nor whom the login limiter counts; with it, the proxy's say both.
+func TestForwardedHeaders(t *testing.T) {
+	realm := func(resp *response) string {
+		c, err := auth.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
+		if err != nil {
+			t.Fatalf("challenge of %s: %v", resp, err)
+		}
+		return c.Params["realm"]
+	}
+	forwardedFrom := func(client string) []string {
+		return []string{"X-Forwarded-For", client, "X-Forwarded-Proto", "https", "X-Forwarded-Host", "registry.example"}
+	}
+	guess := func(r *registry, client string, i int) int {
+		return r.do(http.MethodGet, "/v2/", basic("dev", "guess"+itoa(i)), nil, forwardedFrom(client)...).Status
+	}
+
+	t.Run("untrusted", func(t *testing.T) {
+		r := startRegistry(t, "  login-failures: 3\n")
+		if got := realm(r.do(http.MethodGet, "/v2/", "", nil, forwardedFrom("198.51.100.7")...)); got != r.srv.URL+auth.TokenPath {
+			t.Errorf("realm with a client's forwarded headers: %q", got)
+		}
+		// every guess claims another client: all are counted as the peer's
+		for i := range 3 {
+			if s := guess(r, "198.51.100."+itoa(i), i); s != 401 {
+				t.Fatalf("guess %d: %d", i, s)
+			}
+		}
+		if resp := r.do(http.MethodGet, "/v2/", as("dev"), nil, forwardedFrom("198.51.100.99")...); resp.Status != 429 {
+			t.Errorf("after 3 failures of the peer, under another X-Forwarded-For: %s", resp)
+		}
+	})
+	t.Run("trusted", func(t *testing.T) {
+		r := startRegistry(t, "  login-failures: 3\n", "--trusted-proxies", "127.0.0.1/32")
+		if got := realm(r.do(http.MethodGet, "/v2/", "", nil, forwardedFrom("198.51.100.7")...)); got != "https://registry.example"+auth.TokenPath {
+			t.Errorf("realm behind a trusted proxy: %q", got)
+		}
+		for i := range 3 {
+			if s := guess(r, "198.51.100.7", i); s != 401 {
+				t.Fatalf("guess %d: %d", i, s)
+			}
+		}
+		if resp := r.do(http.MethodGet, "/v2/", as("dev"), nil, forwardedFrom("198.51.100.7")...); resp.Status != 429 {
+			t.Errorf("the client that failed 3 times: %s", resp)
+		}
+		// another client of the same proxy, and a client that names the first one
+		// before its own address (the proxy appends the real one)
+		for _, client := range []string{"198.51.100.8", "198.51.100.7, 198.51.100.9"} {
+			if resp := r.do(http.MethodGet, "/v2/", as("dev"), nil, forwardedFrom(client)...); resp.Status != 200 {
+				t.Errorf("another client, X-Forwarded-For %q: %s", client, resp)
+			}
+		}
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,9 @@ type Options struct {
 	// Realm is the token endpoint's URL in challenges; empty means TokenPath on the
 	// host (and scheme) each request came to.
 	Realm string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For, -Proto and -Host
+	// headers are believed; none by default.
+	TrustedProxies []netip.Prefix
 	// TTL is how long an access token works; RefreshTTL a refresh token.
 	TTL, RefreshTTL time.Duration
 	// LoginFailures is how many failed logins a source may make per LoginWindow
@@ -87,6 +91,7 @@ type Authenticator struct {
 	log        *slog.Logger
 	now        func() time.Time
 	verified   verifiedCache
+	proxies    []netip.Prefix
 }
 
 // New returns an authenticator.
@@ -136,7 +141,7 @@ func New(o Options) (*Authenticator, error) {
 		users: users, policy: policy, tokens: o.Tokens, signer: o.Signer, service: o.Service,
 		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, o.LoginWindow),
 		certs: o.ClientCerts, log: o.Logger, now: o.Now,
-		verified: verifiedCache{key: key, m: map[string]time.Time{}},
+		verified: verifiedCache{key: key, m: map[string]time.Time{}}, proxies: o.TrustedProxies,
 	}, nil
 }
 
@@ -197,7 +202,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Caller, error) {
 		if !ok {
 			return nil, ErrBadCredentials
 		}
-		id, err := a.Login(r.Context(), name, password, r.RemoteAddr)
+		id, err := a.Login(r.Context(), name, password, a.ClientAddr(r))
 		if err != nil {
 			return nil, err
 		}
@@ -613,20 +618,27 @@ func (a *Authenticator) Refresh(ctx context.Context, token string) (Identity, er
 }
 
 // Realm is the URL of the token endpoint for a request: the configured realm, else
-// TokenPath on the host the request came to, by the scheme it came with (or the one
-// a TLS-terminating proxy says in X-Forwarded-Proto).
+// TokenPath on the host the request came to, by the scheme it came with; from a
+// trusted proxy, the host and scheme its X-Forwarded-Host and X-Forwarded-Proto say.
+// A pinned realm is what production wants: a client's Host header then decides
+// nothing.
 func (a *Authenticator) Realm(r *http.Request) string {
 	if a.realm != "" {
 		return a.realm
 	}
-	scheme := "http"
+	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
+	if a.viaProxy(r) {
+		if p := forwarded(r, "X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h := forwarded(r, "X-Forwarded-Host"); validHost(h) {
+			host = h
+		}
 	}
-	return scheme + "://" + r.Host + TokenPath
+	return scheme + "://" + host + TokenPath
 }
 
 // Challenge is the WWW-Authenticate value that sends the client of r for a token

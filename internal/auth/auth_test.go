@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -838,23 +839,75 @@ func TestCallerRights(t *testing.T) {
 	}
 }
 
+// TestRealm: the realm follows the host and scheme a request came to; forwarded
+// headers count only from a trusted proxy; a configured realm is the realm.
 func TestRealm(t *testing.T) {
 	f := newFixture(t, PolicyConfig{})
 	r := httptest.NewRequest(http.MethodGet, "http://registry.example:5000/v2/", nil)
+	r.RemoteAddr = "10.0.0.2:40000"
 	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
 		t.Errorf("Realm = %q", got)
 	}
 	r.Header.Set("X-Forwarded-Proto", "https")
-	if got := f.a.Realm(r); got != "https://registry.example:5000/auth/token" {
-		t.Errorf("Realm behind a TLS proxy = %q", got)
+	r.Header.Set("X-Forwarded-Host", "evil.example")
+	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm with forwarded headers and no trusted proxy = %q", got)
+	}
+
+	p := newFixture(t, PolicyConfig{}, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")} })
+	if got := p.a.Realm(r); got != "https://evil.example/auth/token" {
+		t.Errorf("Realm behind a trusted proxy = %q", got)
+	}
+	// the proxy's own values are the last: a client's go first
+	r.Header.Set("X-Forwarded-Proto", "javascript, https")
+	r.Header.Set("X-Forwarded-Host", "client.example, registry.example")
+	if got := p.a.Realm(r); got != "https://registry.example/auth/token" {
+		t.Errorf("Realm behind a trusted proxy that appends = %q", got)
 	}
 	r.Header.Set("X-Forwarded-Proto", "javascript")
-	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
-		t.Errorf("Realm with a bogus X-Forwarded-Proto = %q", got)
+	r.Header.Set("X-Forwarded-Host", `evil.example/"x`)
+	if got := p.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm with a bogus X-Forwarded-Proto and -Host = %q", got)
 	}
+	r.RemoteAddr = "10.0.1.2:40000"
+	r.Header.Set("X-Forwarded-Proto", "https")
+	if got := p.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm from a peer outside the trusted proxies = %q", got)
+	}
+
 	g := newFixture(t, PolicyConfig{}, func(o *Options) { o.Realm = "https://auth.example/token" })
 	if got := g.a.Realm(r); got != "https://auth.example/token" {
 		t.Errorf("configured Realm = %q", got)
+	}
+}
+
+// TestClientAddr: the client of a request is its peer, unless the peer is a trusted
+// proxy: then the last address of X-Forwarded-For that is no trusted proxy.
+func TestClientAddr(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	})
+	for _, c := range []struct{ peer, xff, want string }{
+		{"192.0.2.1:1", "", "192.0.2.1:1"},
+		{"192.0.2.1:1", "198.51.100.7", "192.0.2.1:1"}, // not from a proxy
+		{"10.0.0.1:1", "", "10.0.0.1:1"},
+		{"10.0.0.1:1", "198.51.100.7", "198.51.100.7"},
+		{"10.0.0.1:1", "203.0.113.9, 198.51.100.7", "198.51.100.7"}, // the client's own say goes first
+		{"10.0.0.1:1", "198.51.100.7, 10.0.0.3", "198.51.100.7"},    // two proxies
+		{"[fd00::1]:1", "198.51.100.7:5555", "198.51.100.7"},        // with a port
+		{"10.0.0.1:1", "10.0.0.5, 10.0.0.3", "10.0.0.5"},            // all proxies
+		{"10.0.0.1:1", "198.51.100.7, garbage", "10.0.0.1:1"},       // no proxy wrote that
+		{"10.0.0.1:1", "garbage, 198.51.100.7, 10.0.0.3", "198.51.100.7"},
+		{"[::ffff:10.0.0.1]:1", "198.51.100.7", "198.51.100.7"}, // a mapped peer
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		r.RemoteAddr = c.peer
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := f.a.ClientAddr(r); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %q, want %q", c.peer, c.xff, got, c.want)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -26,7 +27,11 @@ type Config struct {
 	Addr string `yaml:"addr" usage:"address to listen on"`
 	// DataDir holds everything of the embedded deployment: blobs, uploads, database.
 	DataDir string `yaml:"data-dir" usage:"directory for all registry state"`
-	Log     struct {
+	// TrustedProxies are the addresses (CIDRs) of the reverse proxies whose
+	// X-Forwarded-For, -Proto and -Host headers are believed: a list in the file,
+	// separated by commas in a flag or variable (ParsePrefixes reads it).
+	TrustedProxies string `yaml:"trusted-proxies" config:"list" usage:"CIDRs or addresses of reverse proxies whose X-Forwarded-For, -Proto and -Host headers are believed, separated by commas (default: none)"`
+	Log            struct {
 		Format string `yaml:"format" usage:"log format: text or json (text on a terminal by default)"`
 		Level  string `yaml:"level" usage:"log level: debug, info, warn or error"`
 	} `yaml:"log"`
@@ -165,6 +170,9 @@ type setting struct {
 	index []int // field path in Config
 	// fileOnly settings are lists and maps: no flag or variable sets them.
 	fileOnly bool
+	// list settings are strings of comma-separated values that the file may give
+	// as a list
+	list bool
 }
 
 func settings() []setting {
@@ -190,6 +198,7 @@ func settings() []setting {
 				env:   "GRAFT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")),
 				usage: f.Tag.Get("usage"),
 				index: idx,
+				list:  f.Tag.Get("config") == "list",
 			})
 		}
 	}
@@ -328,6 +337,17 @@ func loadFile(v reflect.Value, path string) error {
 				}
 				continue
 			}
+			if s, ok := byKey[key]; ok && s.list && val.Kind == yaml.SequenceNode {
+				items := make([]string, len(val.Content))
+				for j, item := range val.Content {
+					if item.Kind != yaml.ScalarNode {
+						return fmt.Errorf("config: %s: line %d: %s must be a list of single values", path, item.Line, key)
+					}
+					items[j] = item.Value
+				}
+				v.FieldByIndex(s.index).SetString(strings.Join(items, ","))
+				continue
+			}
 			if s, ok := byKey[key]; ok {
 				if val.Kind != yaml.ScalarNode {
 					return fmt.Errorf("config: %s: line %d: %s must be a single value", path, val.Line, key)
@@ -445,6 +465,9 @@ func (c *Config) validate() error {
 	if c.Limits.BodyMinBytes <= 0 || c.Limits.BodyWindow < 0 {
 		return errors.New("config: limits.body-min-bytes must be positive and limits.body-window not negative")
 	}
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("config: trusted-proxies: %w", err)
+	}
 	if c.Limits.ManifestMemory < 4<<20 {
 		return fmt.Errorf("config: limits.manifest-memory must be at least 4 MiB (4194304), the largest manifest, not %d", c.Limits.ManifestMemory)
 	}
@@ -452,4 +475,23 @@ func (c *Config) validate() error {
 		return fmt.Errorf("config: storage.s3.part-size must be at least 5 MiB (5242880), not %d", p)
 	}
 	return nil
+}
+
+// ParsePrefixes reads a list of CIDRs and addresses (an address is the prefix of
+// itself alone), separated by commas or spaces.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -86,7 +86,7 @@ func (s *Server) tokenPost(w http.ResponseWriter, r *http.Request) error {
 	)
 	switch f.Get("grant_type") {
 	case "password":
-		id, err = s.auth.Login(r.Context(), f.Get("username"), f.Get("password"), r.RemoteAddr)
+		id, err = s.auth.Login(r.Context(), f.Get("username"), f.Get("password"), s.auth.ClientAddr(r))
 	case "refresh_token":
 		id, err = s.auth.Refresh(r.Context(), f.Get("refresh_token"))
 	default:
@@ -125,7 +125,7 @@ func (s *Server) tokenIdentity(r *http.Request) (auth.Identity, error) {
 		if !ok {
 			return auth.Identity{}, auth.ErrBadCredentials
 		}
-		return s.auth.Login(r.Context(), name, password, r.RemoteAddr)
+		return s.auth.Login(r.Context(), name, password, s.auth.ClientAddr(r))
 	}
 	if id, ok := s.auth.CertIdentity(r); ok {
 		return id, nil
