@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/reference"
 )
 
 // TokenPath is where graft serve answers token requests, on the registry's listener.
@@ -36,6 +38,8 @@ const (
 	DefaultService    = "graft"
 	DefaultTTL        = 5 * time.Minute
 	DefaultRefreshTTL = 30 * 24 * time.Hour
+	// DefaultLoginWindow is the window of Options.LoginFailures.
+	DefaultLoginWindow = time.Minute
 )
 
 // Options configure an Authenticator.
@@ -55,11 +59,16 @@ type Options struct {
 	// Realm is the token endpoint's URL in challenges; empty means TokenPath on the
 	// host (and scheme) each request came to.
 	Realm string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For, -Proto and -Host
+	// headers are believed; none by default.
+	TrustedProxies []netip.Prefix
 	// TTL is how long an access token works; RefreshTTL a refresh token.
 	TTL, RefreshTTL time.Duration
-	// LoginFailures is how many failed logins a source may make per minute before it
-	// is refused for the rest of that minute; 0 means no limit.
+	// LoginFailures is how many failed logins a source may make per LoginWindow
+	// before it is refused for the rest of that window; 0 means no limit.
 	LoginFailures int
+	// LoginWindow is the window of LoginFailures; 0 is DefaultLoginWindow.
+	LoginWindow time.Duration
 	// ClientCerts makes the common name of a verified client certificate a user name.
 	ClientCerts bool
 	Logger      *slog.Logger
@@ -82,6 +91,7 @@ type Authenticator struct {
 	log        *slog.Logger
 	now        func() time.Time
 	verified   verifiedCache
+	proxies    []netip.Prefix
 }
 
 // New returns an authenticator.
@@ -103,6 +113,9 @@ func New(o Options) (*Authenticator, error) {
 	}
 	if o.RefreshTTL <= 0 {
 		o.RefreshTTL = DefaultRefreshTTL
+	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = DefaultLoginWindow
 	}
 	for name, h := range o.Users {
 		if !ValidName(name) {
@@ -126,9 +139,9 @@ func New(o Options) (*Authenticator, error) {
 	}
 	return &Authenticator{
 		users: users, policy: policy, tokens: o.Tokens, signer: o.Signer, service: o.Service,
-		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, time.Minute),
+		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, o.LoginWindow),
 		certs: o.ClientCerts, log: o.Logger, now: o.Now,
-		verified: verifiedCache{key: key, m: map[string]time.Time{}},
+		verified: verifiedCache{key: key, m: map[string]time.Time{}}, proxies: o.TrustedProxies,
 	}, nil
 }
 
@@ -142,13 +155,18 @@ func (a *Authenticator) Policy() *Policy { return a.policy }
 // expired, tampered with, revoked or for another service all are, alike.
 var ErrBadCredentials = errors.New("auth: invalid credentials")
 
-// RateLimitError refuses a source that failed to log in too often.
+// RateLimitError refuses a source that failed to log in too often, or (Busy) whose
+// logins under way held its whole budget for too long.
 type RateLimitError struct {
 	RetryAfter time.Duration
+	Busy       bool
 }
 
 func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("too many failed logins; try again in %s", e.RetryAfter.Round(time.Second))
+	if e.Busy {
+		return "too many logins under way from this address; try again in a moment"
+	}
+	return fmt.Sprintf("too many failed logins from this address; try again in %s", e.RetryAfter.Round(time.Second))
 }
 
 // Caller is who sent a request, and what the credentials it came with allow.
@@ -184,7 +202,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Caller, error) {
 		if !ok {
 			return nil, ErrBadCredentials
 		}
-		id, err := a.Login(r.Context(), name, password, r.RemoteAddr)
+		id, err := a.Login(r.Context(), name, password, a.ClientAddr(r))
 		if err != nil {
 			return nil, err
 		}
@@ -209,19 +227,53 @@ func (a *Authenticator) CertIdentity(r *http.Request) (Identity, bool) { return 
 
 // Login checks a user name and password: a user's bcrypt password, or the secret of
 // the repository-scoped token of that name. remoteAddr is where the attempt comes
-// from; a source that failed too often is refused before anything is checked.
+// from; a source that failed too often is refused before anything is checked, and a
+// check takes its place in the source's failure budget before it starts, so that
+// parallel guesses get no more checks than sequential ones. A login that finds every
+// place held by checks under way waits for one to end, up to maxQueue.
 func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr string) (Identity, error) {
 	src := source(remoteAddr)
-	now := a.now()
-	if ok, wait := a.limit.allow(src, now); !ok {
-		return Identity{}, &RateLimitError{RetryAfter: wait}
+	var attempt *attempt
+	var timeout <-chan time.Time
+	for attempt == nil {
+		now := a.now()
+		if blocked, wait := a.limit.blocked(src, now); blocked {
+			return Identity{}, &RateLimitError{RetryAfter: wait}
+		}
+		// a password proven a moment ago (by a login this one waited for, maybe) is
+		// no guess: it needs no place in the budget
+		if id, ok := a.remembered(name, password, now); ok {
+			return id, nil
+		}
+		var wait time.Duration
+		var changed <-chan struct{}
+		attempt, wait, changed = a.limit.reserve(src, now)
+		switch {
+		case attempt != nil:
+			continue
+		case changed == nil:
+			return Identity{}, &RateLimitError{RetryAfter: wait}
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxQueue)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return Identity{}, &RateLimitError{RetryAfter: time.Second, Busy: true}
+		case <-ctx.Done():
+			return Identity{}, ctx.Err()
+		}
 	}
-	id, known, err := a.check(ctx, name, password, now)
+	id, known, err := a.check(ctx, name, password, a.now())
 	if err != nil {
+		attempt.release()
 		return Identity{}, err
 	}
 	if id.Kind == Anonymous {
-		a.limit.fail(src, now)
+		attempt.fail()
 		if known { // a name that is no user's may be a mistyped password: never logged
 			a.log.Warn("login failed", "user", name, "source", src)
 		} else {
@@ -229,16 +281,21 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 		}
 		return Identity{}, ErrBadCredentials
 	}
+	attempt.release()
 	return id, nil
 }
 
 // check returns the identity name and password prove, or Anonymous; known says
-// whether name is a user or token at all.
+// whether name is a user or token at all. Every failure costs one bcrypt
+// comparison, as a wrong password of a real user does, whether name is a user, a
+// repository token or nothing: the time of an answer tells nothing of which names
+// exist.
 func (a *Authenticator) check(ctx context.Context, name, password string, now time.Time) (id Identity, known bool, err error) {
 	hash, isUser := a.users.hash(name)
 	if isUser && a.passwordMatches(name, password, hash) {
 		return userIdentity(name, hash), true, nil
 	}
+	known = isUser
 	// a token's name is known whatever the password: a wrong secret is not an unknown user
 	if a.tokens != nil && ValidName(name) {
 		tok, err := a.tokens.Token(ctx, name)
@@ -247,30 +304,50 @@ func (a *Authenticator) check(ctx context.Context, name, password string, now ti
 		case err != nil:
 			return Identity{}, false, fmt.Errorf("auth: reading token %s: %w", name, err)
 		default:
+			known = true
+			// a secret is checked by its SHA-256: fast, so a wrong one pays the
+			// bcrypt below
 			if strings.HasPrefix(password, secretPrefix) && secretMatches(tok.Hash, password) {
 				if id, ok := tokenIdentity(tok, now); ok {
 					return id, true, nil
 				}
 			}
-			return Identity{}, true, nil
 		}
 	}
 	if !isUser {
-		// as long as a wrong password of a real user takes, so that the time of an
-		// answer does not tell which names are users
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(a.users.cost()), []byte(password))
 	}
-	return Identity{}, isUser, nil
+	return Identity{}, known, nil
 }
 
-// dummyHash is made on first use: client commands of the same binary never need it.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("graft: no such user"), DefaultCost)
+// dummyHashes are bcrypt hashes of no password, by cost, made on first use: client
+// commands of the same binary never need them.
+var dummyHashes sync.Map
+
+// dummyHash is a hash of the given cost that no password matches.
+func dummyHash(cost int) []byte {
+	if h, ok := dummyHashes.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("graft: no such user"), cost)
+	if err != nil {
+		h, _ = bcrypt.GenerateFromPassword([]byte("graft: no such user"), DefaultCost)
+	}
+	dummyHashes.Store(cost, h)
 	return h
-})
+}
 
 func userIdentity(name, hash string) Identity {
 	return Identity{Kind: User, Name: name, version: fingerprint(hash)}
+}
+
+// remembered returns the user that name and password proved within verifiedTTL.
+func (a *Authenticator) remembered(name, password string, now time.Time) (Identity, bool) {
+	hash, ok := a.users.hash(name)
+	if !ok || !a.verified.ok(a.verified.sum(name, password, hash), now) {
+		return Identity{}, false
+	}
+	return userIdentity(name, hash), true
 }
 
 // passwordMatches checks password against a bcrypt hash, remembering successes for a
@@ -430,7 +507,10 @@ const maxScopes = 64
 
 // Grant returns those of the requested scopes that id may have, cut down to what it
 // may do. A scope id may do nothing with is left out, as distribution does; the
-// registry then refuses the request the token is for.
+// registry then refuses the request the token is for. So is a scope whose name is no
+// repository name: a pattern that matches it ("team/**") must not lend a token
+// access to "team/../private/z" or "team/*", which other software might read
+// otherwise.
 func (a *Authenticator) Grant(id Identity, requested []Scope) []Scope {
 	var out []Scope
 	index := map[string]int{}
@@ -438,6 +518,9 @@ func (a *Authenticator) Grant(id Identity, requested []Scope) []Scope {
 	for _, s := range requested {
 		switch s.Type {
 		case TypeRepository:
+			if !reference.ValidName(s.Name) {
+				continue
+			}
 			var want Actions
 			for _, n := range s.Actions {
 				if b, ok := actionOf(strings.ToLower(n)); ok {
@@ -535,20 +618,27 @@ func (a *Authenticator) Refresh(ctx context.Context, token string) (Identity, er
 }
 
 // Realm is the URL of the token endpoint for a request: the configured realm, else
-// TokenPath on the host the request came to, by the scheme it came with (or the one
-// a TLS-terminating proxy says in X-Forwarded-Proto).
+// TokenPath on the host the request came to, by the scheme it came with; from a
+// trusted proxy, the host and scheme its X-Forwarded-Host and X-Forwarded-Proto say.
+// A pinned realm is what production wants: a client's Host header then decides
+// nothing.
 func (a *Authenticator) Realm(r *http.Request) string {
 	if a.realm != "" {
 		return a.realm
 	}
-	scheme := "http"
+	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
+	if a.viaProxy(r) {
+		if p := forwarded(r, "X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		if h := forwarded(r, "X-Forwarded-Host"); validHost(h) {
+			host = h
+		}
 	}
-	return scheme + "://" + r.Host + TokenPath
+	return scheme + "://" + host + TokenPath
 }
 
 // Challenge is the WWW-Authenticate value that sends the client of r for a token

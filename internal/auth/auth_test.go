@@ -10,12 +10,17 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,6 +273,120 @@ func TestRateLimit(t *testing.T) {
 	}
 	f.now = f.now.Add(61 * time.Second)
 	f.mustLogin(t, "bob", "bob-password")
+}
+
+// TestRateLimitParallel: guesses that arrive at once are checked no more often than
+// sequential ones: each check takes its place in the budget before it starts.
+func TestRateLimitParallel(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) { o.LoginFailures = 5 })
+	const n = 60
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var checked, limited int
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.a.Login(context.Background(), "bob", fmt.Sprintf("guess-%d", i), "192.0.2.1:1234")
+			mu.Lock()
+			defer mu.Unlock()
+			var rl *RateLimitError
+			switch {
+			case errors.Is(err, ErrBadCredentials):
+				checked++
+			case errors.As(err, &rl):
+				limited++
+			default:
+				t.Errorf("guess %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked != 5 || limited != n-5 {
+		t.Errorf("%d parallel guesses with a budget of 5: %d checked, %d refused", n, checked, limited)
+	}
+	var rl *RateLimitError
+	if _, err := f.login(t, "bob", "bob-password"); !errors.As(err, &rl) {
+		t.Errorf("the right password in the spent window: %v", err)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.mustLogin(t, "bob", "bob-password")
+}
+
+// TestRateLimitRefund: a right password gives its place back, so that a source's
+// successful logins never spend its budget; logins that find every place taken by
+// checks under way wait for them, and a password proven before needs no place.
+func TestRateLimitRefund(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) { o.LoginFailures = 2 })
+	forget := func() { f.a.verified = verifiedCache{key: f.a.verified.key, m: map[string]time.Time{}} }
+	for i := 0; i < 10; i++ {
+		forget() // no memory of the last login
+		f.mustLogin(t, "bob", "bob-password")
+	}
+	if _, err := f.login(t, "bob", "wrong"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("a wrong password after 10 right ones: %v", err)
+	}
+	f.mustLogin(t, "bob", "bob-password")
+
+	// one failure and one check under way hold the budget of 2: a login proven a
+	// moment ago passes, another waits for the check
+	held, _, _ := f.a.limit.reserve("192.0.2.1", f.now)
+	if held == nil {
+		t.Fatal("no place for one check after one failure out of 2")
+	}
+	f.mustLogin(t, "bob", "bob-password")
+	done := make(chan error)
+	go func() {
+		_, err := f.login(t, "dave", "dave-password")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a login with every place held did not wait: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	held.release()
+	if err := <-done; err != nil {
+		t.Errorf("the waiting login after the check ended: %v", err)
+	}
+
+	// many right passwords at once, each checked (none remembered): they wait their
+	// turn and all pass
+	forget()
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, password := "dave", "dave-password"
+			if i%2 == 0 {
+				name, password = "bob", "bob-password"
+			}
+			if _, err := f.a.Login(context.Background(), name, password, "198.51.100.9:1"); err != nil {
+				t.Errorf("login %d of 20 at once: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestDummyCost: a failed login of a stranger costs a bcrypt of the users' cost, no
+// cheaper and no dearer than a user's.
+func TestDummyCost(t *testing.T) {
+	f := newFixture(t, PolicyConfig{})
+	if got := f.a.users.cost(); got != bcrypt.MinCost {
+		t.Errorf("users of cost %d: a stranger's failure costs %d", bcrypt.MinCost, got)
+	}
+	if got, _ := bcrypt.Cost(dummyHash(f.a.users.cost())); got != bcrypt.MinCost {
+		t.Errorf("the dummy hash has cost %d", got)
+	}
+	none, err := newUserDB(nil, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := none.cost(); got != DefaultCost {
+		t.Errorf("without users: cost %d, want %d", got, DefaultCost)
+	}
 }
 
 func TestRepositoryTokens(t *testing.T) {
@@ -540,6 +659,21 @@ func TestGrant(t *testing.T) {
 	}
 }
 
+// TestGrantRefusesBadNames: no scope is granted for a name outside the repository
+// name grammar, not even to an admin, whose patterns match anything.
+func TestGrantRefusesBadNames(t *testing.T) {
+	f := newFixture(t, teamPolicy)
+	alice := f.mustLogin(t, "alice", "alice-password") // an admin
+	for _, name := range []string{"team/../private/z", "team/*", "team//a", "team/a/", "team/a\x00", "team/a%00", "team/a:pull", "Team/a", ""} {
+		if got := f.a.Grant(alice, []Scope{RepositoryScope(name, All)}); len(got) != 0 {
+			t.Errorf("Grant(%q) = %v, want nothing", name, got)
+		}
+	}
+	if got := f.a.Grant(alice, []Scope{RepositoryScope("team/a", Pull)}); len(got) != 1 {
+		t.Errorf("Grant(team/a) = %v", got)
+	}
+}
+
 func TestHtpasswdFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "htpasswd")
 	if added, err := SetPassword(path, "alice", "one", bcrypt.MinCost); err != nil || !added {
@@ -618,6 +752,57 @@ func TestSigners(t *testing.T) {
 	}
 }
 
+// TestLowS: the signature of every token issued has the low-S form, and the other
+// form of the same signature, (r, n-s), valid as ECDSA goes, is refused: one token
+// has one spelling.
+func TestLowS(t *testing.T) {
+	for _, curve := range []elliptic.Curve{elliptic.P256(), elliptic.P384(), elliptic.P521()} {
+		key, _ := ecdsa.GenerateKey(curve, rand.Reader)
+		signer, err := NewSigner(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		a := &Authenticator{signer: signer, service: "graft", ttl: time.Minute, now: func() time.Time { return now }}
+		n := curve.Params().N
+		half := new(big.Int).Rsh(n, 1)
+		// a signature's s is above n/2 half the time: 64 tokens all below it by
+		// chance would be a 1 in 2^64 event
+		var tok string
+		for range 64 {
+			iss, err := a.IssueAccess(Identity{Kind: Anonymous}, []Scope{RepositoryScope("a", Pull)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok = iss.Token
+			sig, _ := base64.RawURLEncoding.DecodeString(tok[strings.LastIndexByte(tok, '.')+1:])
+			if s := new(big.Int).SetBytes(sig[len(sig)/2:]); s.Cmp(half) > 0 {
+				t.Fatalf("%s: issued a token with a high s", curve.Params().Name)
+			}
+		}
+		if _, err := signer.verify(tok, "graft", now); err != nil {
+			t.Fatalf("%s: a token just issued: %v", curve.Params().Name, err)
+		}
+
+		// (r, n-s): a valid ECDSA signature of the same content
+		dot := strings.LastIndexByte(tok, '.')
+		sig, _ := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+		h := len(sig) / 2
+		r, s := new(big.Int).SetBytes(sig[:h]), new(big.Int).SetBytes(sig[h:])
+		high := new(big.Int).Sub(n, s)
+		digest := signer.method.(lowS).Hash.New()
+		digest.Write([]byte(tok[:dot]))
+		if !ecdsa.Verify(&key.PublicKey, digest.Sum(nil), r, high) {
+			t.Fatalf("%s: (r, n-s) is no valid signature: the test proves nothing", curve.Params().Name)
+		}
+		malleated := append(slices.Clone(sig[:h]), high.FillBytes(make([]byte, h))...)
+		forged := tok[:dot+1] + base64.RawURLEncoding.EncodeToString(malleated)
+		if _, err := signer.verify(forged, "graft", now); err == nil {
+			t.Errorf("%s: a token with s replaced by n-s was accepted", curve.Params().Name)
+		}
+	}
+}
+
 func TestCallerRights(t *testing.T) {
 	f := newFixture(t, teamPolicy)
 	bob := f.mustLogin(t, "bob", "bob-password")
@@ -654,23 +839,75 @@ func TestCallerRights(t *testing.T) {
 	}
 }
 
+// TestRealm: the realm follows the host and scheme a request came to; forwarded
+// headers count only from a trusted proxy; a configured realm is the realm.
 func TestRealm(t *testing.T) {
 	f := newFixture(t, PolicyConfig{})
 	r := httptest.NewRequest(http.MethodGet, "http://registry.example:5000/v2/", nil)
+	r.RemoteAddr = "10.0.0.2:40000"
 	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
 		t.Errorf("Realm = %q", got)
 	}
 	r.Header.Set("X-Forwarded-Proto", "https")
-	if got := f.a.Realm(r); got != "https://registry.example:5000/auth/token" {
-		t.Errorf("Realm behind a TLS proxy = %q", got)
+	r.Header.Set("X-Forwarded-Host", "evil.example")
+	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm with forwarded headers and no trusted proxy = %q", got)
+	}
+
+	p := newFixture(t, PolicyConfig{}, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")} })
+	if got := p.a.Realm(r); got != "https://evil.example/auth/token" {
+		t.Errorf("Realm behind a trusted proxy = %q", got)
+	}
+	// the proxy's own values are the last: a client's go first
+	r.Header.Set("X-Forwarded-Proto", "javascript, https")
+	r.Header.Set("X-Forwarded-Host", "client.example, registry.example")
+	if got := p.a.Realm(r); got != "https://registry.example/auth/token" {
+		t.Errorf("Realm behind a trusted proxy that appends = %q", got)
 	}
 	r.Header.Set("X-Forwarded-Proto", "javascript")
-	if got := f.a.Realm(r); got != "http://registry.example:5000/auth/token" {
-		t.Errorf("Realm with a bogus X-Forwarded-Proto = %q", got)
+	r.Header.Set("X-Forwarded-Host", `evil.example/"x`)
+	if got := p.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm with a bogus X-Forwarded-Proto and -Host = %q", got)
 	}
+	r.RemoteAddr = "10.0.1.2:40000"
+	r.Header.Set("X-Forwarded-Proto", "https")
+	if got := p.a.Realm(r); got != "http://registry.example:5000/auth/token" {
+		t.Errorf("Realm from a peer outside the trusted proxies = %q", got)
+	}
+
 	g := newFixture(t, PolicyConfig{}, func(o *Options) { o.Realm = "https://auth.example/token" })
 	if got := g.a.Realm(r); got != "https://auth.example/token" {
 		t.Errorf("configured Realm = %q", got)
+	}
+}
+
+// TestClientAddr: the client of a request is its peer, unless the peer is a trusted
+// proxy: then the last address of X-Forwarded-For that is no trusted proxy.
+func TestClientAddr(t *testing.T) {
+	f := newFixture(t, PolicyConfig{}, func(o *Options) {
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	})
+	for _, c := range []struct{ peer, xff, want string }{
+		{"192.0.2.1:1", "", "192.0.2.1:1"},
+		{"192.0.2.1:1", "198.51.100.7", "192.0.2.1:1"}, // not from a proxy
+		{"10.0.0.1:1", "", "10.0.0.1:1"},
+		{"10.0.0.1:1", "198.51.100.7", "198.51.100.7"},
+		{"10.0.0.1:1", "203.0.113.9, 198.51.100.7", "198.51.100.7"}, // the client's own say goes first
+		{"10.0.0.1:1", "198.51.100.7, 10.0.0.3", "198.51.100.7"},    // two proxies
+		{"[fd00::1]:1", "198.51.100.7:5555", "198.51.100.7"},        // with a port
+		{"10.0.0.1:1", "10.0.0.5, 10.0.0.3", "10.0.0.5"},            // all proxies
+		{"10.0.0.1:1", "198.51.100.7, garbage", "10.0.0.1:1"},       // no proxy wrote that
+		{"10.0.0.1:1", "garbage, 198.51.100.7, 10.0.0.3", "198.51.100.7"},
+		{"[::ffff:10.0.0.1]:1", "198.51.100.7", "198.51.100.7"}, // a mapped peer
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/v2/", nil)
+		r.RemoteAddr = c.peer
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := f.a.ClientAddr(r); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %q, want %q", c.peer, c.xff, got, c.want)
+		}
 	}
 }
 

@@ -81,10 +81,17 @@ func FromConfig(cfg *config.Config, meta metastore.TokenReader, log *slog.Logger
 	if a.LoginFailures < 0 {
 		return nil, errors.New("auth.login-failures must not be negative")
 	}
+	if a.LoginWindow <= 0 {
+		return nil, errors.New("auth.login-window must be positive")
+	}
+	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
 	return New(Options{
 		Users: users, Htpasswd: a.Htpasswd, Policy: pc, Tokens: meta, Signer: signer,
 		Service: a.Token.Service, Realm: a.Token.Realm, TTL: a.Token.TTL, RefreshTTL: a.Token.RefreshTTL,
-		LoginFailures: a.LoginFailures, ClientCerts: cfg.TLS.ClientCA != "", Logger: log,
+		LoginFailures: a.LoginFailures, LoginWindow: a.LoginWindow, TrustedProxies: proxies, ClientCerts: cfg.TLS.ClientCA != "", Logger: log,
 	})
 }
 

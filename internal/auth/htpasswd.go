@@ -184,10 +184,14 @@ type userDB struct {
 	path   string
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	file    map[string]string
-	stamp   fileStamp
-	checked time.Time
+	// staticCost and fileCost are the highest bcrypt costs of static and file
+	staticCost int
+
+	mu       sync.Mutex
+	file     map[string]string
+	fileCost int
+	stamp    fileStamp
+	checked  time.Time
 }
 
 type fileStamp struct {
@@ -199,7 +203,7 @@ type fileStamp struct {
 const recheck = time.Second
 
 func newUserDB(static map[string]string, path string, log *slog.Logger) (*userDB, error) {
-	db := &userDB{static: static, path: path, log: log, file: map[string]string{}}
+	db := &userDB{static: static, path: path, log: log, file: map[string]string{}, staticCost: maxCost(static)}
 	if path == "" {
 		return db, nil
 	}
@@ -217,6 +221,7 @@ func newUserDB(static map[string]string, path string, log *slog.Logger) (*userDB
 		}
 	}
 	db.file, db.stamp, db.checked = users, fileStamp{fi.ModTime(), fi.Size()}, time.Now()
+	db.fileCost = maxCost(users)
 	return db, nil
 }
 
@@ -261,7 +266,36 @@ func (db *userDB) reload() {
 		}
 	}
 	db.file, db.stamp = users, fileStamp{fi.ModTime(), fi.Size()}
+	db.fileCost = maxCost(users)
 	db.log.Info("htpasswd file read again", "path", db.path, "users", len(users))
+}
+
+// cost is the highest bcrypt cost of the users' hashes (DefaultCost without users):
+// a failed login of a name that is no user's costs as much, so that no user's
+// failures take longer than a stranger's.
+func (db *userDB) cost() int {
+	c := db.staticCost
+	if db.path != "" {
+		db.mu.Lock()
+		db.reload()
+		c = max(c, db.fileCost)
+		db.mu.Unlock()
+	}
+	if c == 0 {
+		return DefaultCost
+	}
+	return c
+}
+
+// maxCost is the highest bcrypt cost of hashes, 0 for none.
+func maxCost(hashes map[string]string) int {
+	c := 0
+	for _, h := range hashes {
+		if n, err := bcrypt.Cost([]byte(h)); err == nil {
+			c = max(c, n)
+		}
+	}
+	return c
 }
 
 // names returns every user name.

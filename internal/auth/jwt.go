@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,6 +29,10 @@ type Signer struct {
 	// kid names the key in each token's header, so that a token signed by another
 	// key is turned down before any signature is checked.
 	kid string
+	// order is the order of an ECDSA key's curve, nil for other keys: an ECDSA
+	// signature (r, s) is as valid as (r, n-s), and only the one with the lower s is
+	// issued and accepted, so that a token has one spelling.
+	order *big.Int
 }
 
 // Method is the JWS algorithm of s: ES256 for the keys graft generates.
@@ -37,18 +42,20 @@ func (s *Signer) Method() string { return s.method.Alg() }
 // at least 2048 bits (RS256) or Ed25519 (EdDSA).
 func NewSigner(key crypto.Signer) (*Signer, error) {
 	var m jwt.SigningMethod
+	var order *big.Int
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
 		switch k.Curve {
 		case elliptic.P256():
-			m = jwt.SigningMethodES256
+			m = lowS{jwt.SigningMethodES256}
 		case elliptic.P384():
-			m = jwt.SigningMethodES384
+			m = lowS{jwt.SigningMethodES384}
 		case elliptic.P521():
-			m = jwt.SigningMethodES512
+			m = lowS{jwt.SigningMethodES512}
 		default:
 			return nil, errors.New("token key: an ECDSA key must be on P-256, P-384 or P-521")
 		}
+		order = k.Curve.Params().N
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
 			return nil, errors.New("token key: an RSA key must have at least 2048 bits")
@@ -64,7 +71,39 @@ func NewSigner(key crypto.Signer) (*Signer, error) {
 		return nil, fmt.Errorf("token key: %w", err)
 	}
 	sum := sha256.Sum256(der)
-	return &Signer{key: key, method: m, kid: base64.RawURLEncoding.EncodeToString(sum[:12])}, nil
+	return &Signer{key: key, method: m, kid: base64.RawURLEncoding.EncodeToString(sum[:12]), order: order}, nil
+}
+
+// lowS is an ECDSA signing method that signs in the low-S form: of the two valid
+// signatures (r, s) and (r, n-s), the one whose s is at most n/2.
+type lowS struct{ *jwt.SigningMethodECDSA }
+
+func (m lowS) Sign(signingString string, key any) ([]byte, error) {
+	sig, err := m.SigningMethodECDSA.Sign(signingString, key)
+	if err != nil {
+		return nil, err
+	}
+	n := key.(*ecdsa.PrivateKey).Curve.Params().N
+	h := len(sig) / 2
+	s := new(big.Int).SetBytes(sig[h:])
+	if !isLowS(s, n) {
+		s.Sub(n, s).FillBytes(sig[h:])
+	}
+	return sig, nil
+}
+
+// isLowS reports whether s is at most half the curve order n.
+func isLowS(s, n *big.Int) bool {
+	return s.Cmp(new(big.Int).Rsh(n, 1)) <= 0
+}
+
+// lowSignature reports whether an ECDSA signature in the JWS form (r and s, each
+// of half its length) has the low-S form.
+func lowSignature(sig []byte, n *big.Int) bool {
+	if len(sig) == 0 || len(sig)%2 != 0 {
+		return false
+	}
+	return isLowS(new(big.Int).SetBytes(sig[len(sig)/2:]), n)
 }
 
 // LoadSigner reads a PEM private key file: PKCS #8, SEC 1 (EC PRIVATE KEY) or
@@ -202,6 +241,9 @@ func (s *Signer) verify(token, service string, now time.Time) (*claims, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if kid, _ := t.Header["kid"].(string); kid != s.kid {
+			return nil, errToken
+		}
+		if s.order != nil && !lowSignature(t.Signature, s.order) {
 			return nil, errToken
 		}
 		return s.key.Public(), nil

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -26,7 +27,11 @@ type Config struct {
 	Addr string `yaml:"addr" usage:"address to listen on"`
 	// DataDir holds everything of the embedded deployment: blobs, uploads, database.
 	DataDir string `yaml:"data-dir" usage:"directory for all registry state"`
-	Log     struct {
+	// TrustedProxies are the addresses (CIDRs) of the reverse proxies whose
+	// X-Forwarded-For, -Proto and -Host headers are believed: a list in the file,
+	// separated by commas in a flag or variable (ParsePrefixes reads it).
+	TrustedProxies string `yaml:"trusted-proxies" config:"list" usage:"CIDRs or addresses of reverse proxies whose X-Forwarded-For, -Proto and -Host headers are believed, separated by commas (default: none)"`
+	Log            struct {
 		Format string `yaml:"format" usage:"log format: text or json (text on a terminal by default)"`
 		Level  string `yaml:"level" usage:"log level: debug, info, warn or error"`
 	} `yaml:"log"`
@@ -66,6 +71,13 @@ type Config struct {
 		Delay           time.Duration `yaml:"delay" usage:"grace period: blobs and manifests younger than this are never collected"`
 		OrphanReferrers string        `yaml:"orphan-referrers" usage:"referrers whose subject is gone: delete or keep"`
 	} `yaml:"gc"`
+	// Limits bound what one client may hold of the server.
+	Limits struct {
+		BodyMinBytes int           `yaml:"body-min-bytes" usage:"bytes a request body must deliver in every limits.body-window, or its request is cut off"`
+		BodyWindow   time.Duration `yaml:"body-window" usage:"the window of limits.body-min-bytes (0: no minimum body rate)"`
+		// ManifestMemory is at least 4 MiB: the largest manifest must fit.
+		ManifestMemory int `yaml:"manifest-memory" usage:"bytes of manifest bodies held at once across all requests; past it a manifest PUT waits a moment, then is answered 429"`
+	} `yaml:"limits"`
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
 	Auth Auth `yaml:"auth"`
@@ -75,9 +87,10 @@ type Config struct {
 
 // Auth is the access control of graft serve: users, policies, tokens.
 type Auth struct {
-	Htpasswd          string `yaml:"htpasswd" usage:"htpasswd file of users with bcrypt passwords (--htpasswd for short); setting it turns authentication on"`
-	InsecureAnonymous bool   `yaml:"insecure-anonymous" usage:"let anyone do anything without credentials on an address other than loopback (--insecure-anonymous for short)"`
-	LoginFailures     int    `yaml:"login-failures" usage:"failed logins a source may make per minute before it is refused for the rest of the minute (0: no limit)"`
+	Htpasswd          string        `yaml:"htpasswd" usage:"htpasswd file of users with bcrypt passwords (--htpasswd for short); setting it turns authentication on"`
+	InsecureAnonymous bool          `yaml:"insecure-anonymous" usage:"let anyone do anything without credentials on an address other than loopback (--insecure-anonymous for short)"`
+	LoginFailures     int           `yaml:"login-failures" usage:"failed logins a source may make per auth.login-window before it is refused for the rest of the window (0: no limit)"`
+	LoginWindow       time.Duration `yaml:"login-window" usage:"the window of auth.login-failures"`
 	Token             struct {
 		Key        string        `yaml:"key" usage:"PEM private key that signs tokens (default: one generated in the data dir); replicas must share it"`
 		Realm      string        `yaml:"realm" usage:"token endpoint URL sent to clients (default: /auth/token on the host and scheme they used)"`
@@ -137,7 +150,11 @@ func Default() Config {
 	c.Shutdown.Timeout = 30 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
+	c.Limits.BodyMinBytes = 16 << 10
+	c.Limits.BodyWindow = 30 * time.Second
+	c.Limits.ManifestMemory = 64 << 20
 	c.Auth.LoginFailures = 10
+	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
 	c.Auth.Token.TTL = 5 * time.Minute
 	c.Auth.Token.RefreshTTL = 30 * 24 * time.Hour
@@ -153,6 +170,9 @@ type setting struct {
 	index []int // field path in Config
 	// fileOnly settings are lists and maps: no flag or variable sets them.
 	fileOnly bool
+	// list settings are strings of comma-separated values that the file may give
+	// as a list
+	list bool
 }
 
 func settings() []setting {
@@ -178,6 +198,7 @@ func settings() []setting {
 				env:   "GRAFT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")),
 				usage: f.Tag.Get("usage"),
 				index: idx,
+				list:  f.Tag.Get("config") == "list",
 			})
 		}
 	}
@@ -316,6 +337,17 @@ func loadFile(v reflect.Value, path string) error {
 				}
 				continue
 			}
+			if s, ok := byKey[key]; ok && s.list && val.Kind == yaml.SequenceNode {
+				items := make([]string, len(val.Content))
+				for j, item := range val.Content {
+					if item.Kind != yaml.ScalarNode {
+						return fmt.Errorf("config: %s: line %d: %s must be a list of single values", path, item.Line, key)
+					}
+					items[j] = item.Value
+				}
+				v.FieldByIndex(s.index).SetString(strings.Join(items, ","))
+				continue
+			}
 			if s, ok := byKey[key]; ok {
 				if val.Kind != yaml.ScalarNode {
 					return fmt.Errorf("config: %s: line %d: %s must be a single value", path, val.Line, key)
@@ -430,8 +462,36 @@ func (c *Config) validate() error {
 	if c.GC.Delay < 0 || c.GC.Interval < 0 {
 		return errors.New("config: gc.delay and gc.interval must not be negative")
 	}
+	if c.Limits.BodyMinBytes <= 0 || c.Limits.BodyWindow < 0 {
+		return errors.New("config: limits.body-min-bytes must be positive and limits.body-window not negative")
+	}
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("config: trusted-proxies: %w", err)
+	}
+	if c.Limits.ManifestMemory < 4<<20 {
+		return fmt.Errorf("config: limits.manifest-memory must be at least 4 MiB (4194304), the largest manifest, not %d", c.Limits.ManifestMemory)
+	}
 	if p := c.Storage.S3.PartSize; p != 0 && p < 5<<20 {
 		return fmt.Errorf("config: storage.s3.part-size must be at least 5 MiB (5242880), not %d", p)
 	}
 	return nil
+}
+
+// ParsePrefixes reads a list of CIDRs and addresses (an address is the prefix of
+// itself alone), separated by commas or spaces.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

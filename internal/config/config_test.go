@@ -143,10 +143,12 @@ func (s setting) another(prev string) string {
 		pool = []string{"true", "false"}
 	case s.typ == "duration":
 		pool = []string{"1m0s", "2h0m0s", "3s"}
-	case s.key == "storage.s3.part-size":
+	case s.key == "storage.s3.part-size", s.key == "limits.manifest-memory":
 		pool = []string{"8388608", "16777216"}
 	case s.typ == "int":
 		pool = []string{"11", "12"}
+	case s.key == "trusted-proxies":
+		pool = []string{"10.0.0.0/8", "192.0.2.1,2001:db8::/32"}
 	case s.key == "gc.orphan-referrers":
 		pool = []string{"keep", "delete"}
 	case s.key == "log.format":
@@ -395,6 +397,11 @@ func TestInvalidValues(t *testing.T) {
 		{name: "file zero ttl", file: "uploads:\n  ttl: 0s\n", names: []string{"uploads.ttl"}},
 		{name: "file negative ttl", file: "uploads:\n  ttl: -1h\n", names: []string{"uploads.ttl"}},
 		{name: "file empty data dir", file: "data-dir: \"\"\n", names: []string{"data-dir"}},
+		{name: "file trusted proxy", file: "trusted-proxies: [10.0.0.0/8, proxy.example]\n", names: []string{"trusted-proxies"}},
+		{name: "env trusted proxy", env: map[string]string{"GRAFT_TRUSTED_PROXIES": "10.0.0.0/33"}, names: []string{"trusted-proxies"}},
+		{name: "file zero body min bytes", file: "limits:\n  body-min-bytes: 0\n", names: []string{"limits.body-min-bytes"}},
+		{name: "file small manifest memory", file: "limits:\n  manifest-memory: 1048576\n", names: []string{"limits.manifest-memory"}},
+		{name: "file negative body window", file: "limits:\n  body-window: -1s\n", names: []string{"limits.body-window"}},
 
 		{name: "env duration", env: map[string]string{"GRAFT_UPLOADS_TTL": "soon"}, names: []string{"GRAFT_UPLOADS_TTL"}},
 		{name: "env duration without unit", env: map[string]string{"GRAFT_SHUTDOWN_TIMEOUT": "30"}, names: []string{"GRAFT_SHUTDOWN_TIMEOUT"}},
@@ -471,5 +478,27 @@ func TestCamelCaseKeys(t *testing.T) {
 	c := load(t, parseFlags(t, "--config="+path))
 	if !c.Storage.S3.ForcePathStyle || c.Storage.S3.PartSize != 8<<20 || c.Metadata.Postgres.MaxConns != 7 || c.GC.OrphanReferrers != "keep" {
 		t.Errorf("camel case keys not applied: %+v %+v %+v", c.Storage.S3, c.Metadata.Postgres, c.GC)
+	}
+}
+
+// TestTrustedProxies: the file gives the proxies as a list or as one string, a flag
+// or variable as one string; each entry is a CIDR or an address.
+func TestTrustedProxies(t *testing.T) {
+	clearEnv(t)
+	c := load(t, parseFlags(t, "--config", writeFile(t, "trusted-proxies:\n  - 10.0.0.0/8\n  - 192.0.2.7\n  - \"2001:db8::/32\"\n")))
+	if c.TrustedProxies != "10.0.0.0/8,192.0.2.7,2001:db8::/32" {
+		t.Errorf("a list in the file: %q", c.TrustedProxies)
+	}
+	got, err := config.ParsePrefixes(c.TrustedProxies)
+	if err != nil || len(got) != 3 || got[1].String() != "192.0.2.7/32" || got[2].String() != "2001:db8::/32" {
+		t.Errorf("ParsePrefixes(%q) = %v, %v", c.TrustedProxies, got, err)
+	}
+	t.Setenv("GRAFT_TRUSTED_PROXIES", "172.16.0.0/12, ::1")
+	c = load(t, parseFlags(t))
+	if got, err := config.ParsePrefixes(c.TrustedProxies); err != nil || len(got) != 2 || got[1].String() != "::1/128" {
+		t.Errorf("GRAFT_TRUSTED_PROXIES: %v, %v", got, err)
+	}
+	if got, err := config.ParsePrefixes(""); err != nil || len(got) != 0 {
+		t.Errorf("no proxies: %v, %v", got, err)
 	}
 }

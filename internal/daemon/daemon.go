@@ -37,7 +37,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler: ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn}),
+		Handler: ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
 			ui.New(reg, ui.Options{Auth: authn, Logger: log})),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -83,4 +83,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Limits are the server's limits cfg sets.
+func Limits(cfg *config.Config) server.Limits {
+	return server.Limits{
+		BodyMinBytes:   int64(cfg.Limits.BodyMinBytes),
+		BodyWindow:     cfg.Limits.BodyWindow,
+		ManifestMemory: int64(cfg.Limits.ManifestMemory),
+	}
 }

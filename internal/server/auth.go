@@ -121,13 +121,21 @@ func (s *Server) authError(w http.ResponseWriter, r *http.Request, err error, sc
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconvSeconds(limited.RetryAfter))
-		return errcode.New(errcode.TooManyRequests, "too many failed logins from this address; try again later")
+		return rateLimited(w, limited)
 	case errors.Is(err, auth.ErrBadCredentials):
 		w.Header().Set("WWW-Authenticate", s.auth.Challenge(r, scopes, "invalid_token"))
 		return errcode.New(errcode.Unauthorized, "invalid credentials").WithDetail(accessDetail(scopes))
 	}
 	return err
+}
+
+// rateLimited answers a login the limiter refused.
+func rateLimited(w http.ResponseWriter, limited *auth.RateLimitError) error {
+	w.Header().Set("Retry-After", strconvSeconds(limited.RetryAfter))
+	if limited.Busy {
+		return errcode.New(errcode.TooManyRequests, "too many logins under way from this address; try again in a moment")
+	}
+	return errcode.New(errcode.TooManyRequests, "too many failed logins from this address; try again later")
 }
 
 // strconvSeconds spells d as Retry-After does: whole seconds, rounded up.

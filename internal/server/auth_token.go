@@ -86,7 +86,7 @@ func (s *Server) tokenPost(w http.ResponseWriter, r *http.Request) error {
 	)
 	switch f.Get("grant_type") {
 	case "password":
-		id, err = s.auth.Login(r.Context(), f.Get("username"), f.Get("password"), r.RemoteAddr)
+		id, err = s.auth.Login(r.Context(), f.Get("username"), f.Get("password"), s.auth.ClientAddr(r))
 	case "refresh_token":
 		id, err = s.auth.Refresh(r.Context(), f.Get("refresh_token"))
 	default:
@@ -125,7 +125,7 @@ func (s *Server) tokenIdentity(r *http.Request) (auth.Identity, error) {
 		if !ok {
 			return auth.Identity{}, auth.ErrBadCredentials
 		}
-		return s.auth.Login(r.Context(), name, password, r.RemoteAddr)
+		return s.auth.Login(r.Context(), name, password, s.auth.ClientAddr(r))
 	}
 	if id, ok := s.auth.CertIdentity(r); ok {
 		return id, nil
@@ -137,8 +137,7 @@ func (s *Server) tokenError(w http.ResponseWriter, err error) error {
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconvSeconds(limited.RetryAfter))
-		return errcode.New(errcode.TooManyRequests, "too many failed logins from this address; try again later")
+		return rateLimited(w, limited)
 	case errors.Is(err, auth.ErrBadCredentials):
 		return errcode.New(errcode.Unauthorized, "invalid credentials")
 	}

@@ -15,6 +15,7 @@ import (
 // logged with its text and answered as UNKNOWN, so no internal detail reaches the
 // client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = answeringError(r, w, err)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.
 		w.WriteHeader(499)

@@ -1,16 +1,12 @@
 package server
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/graft-registry/graft/internal/errcode"
-	"github.com/graft-registry/graft/internal/manifest"
 	"github.com/graft-registry/graft/internal/registry"
 )
 
@@ -39,17 +35,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 }
 
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rt route) error {
-	if r.ContentLength > manifest.MaxSize {
-		return errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).
-			WithStatus(http.StatusRequestEntityTooLarge)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, manifest.MaxSize+1))
+	body, release, err := s.manifestBodies.readManifest(w, r)
 	if err != nil {
-		if errors.Is(r.Context().Err(), err) || r.Context().Err() != nil {
-			return r.Context().Err()
-		}
-		return errcode.New(errcode.ManifestInvalid, "reading the manifest failed")
+		return err
 	}
+	defer release()
 	tags := r.URL.Query()["tag"]
 	cond, err := precondition(r.Header)
 	if err != nil {

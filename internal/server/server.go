@@ -25,6 +25,9 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	auth    *auth.Authenticator
+	limits  Limits
+	// manifestBodies is the memory budget of manifest bodies in flight.
+	manifestBodies *bodyBudget
 }
 
 // Options configure a Server.
@@ -35,6 +38,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Auth authenticates and authorizes every request; nil lets anyone do anything.
 	Auth *auth.Authenticator
+	// Limits bound what requests may hold of the server.
+	Limits Limits
 }
 
 // New returns a server for reg.
@@ -43,7 +48,8 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log, auth: opts.Auth}
+	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits,
+		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
@@ -60,6 +66,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 // clean "a/../b" and answer with a redirect to another repository, which clients
 // follow with the same method and body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = guardBody(s.limits, w, r)
 	if r.URL.Path == "/metrics" {
 		s.promh.ServeHTTP(w, r)
 		return

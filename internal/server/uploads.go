@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,24 +144,47 @@ func (s *Server) cancelUpload(w http.ResponseWriter, r *http.Request, rt route) 
 // inclusive) and Content-Length, which must agree.
 func chunk(r *http.Request) (registry.Chunk, error) {
 	c := registry.Chunk{Body: r.Body, Start: -1, Length: r.ContentLength}
-	cr := r.Header.Get("Content-Range")
+	start, length, err := parseContentRange(r.Header.Get("Content-Range"), r.ContentLength)
+	if err != nil {
+		return c, err
+	}
+	if start >= 0 {
+		c.Start, c.Length = start, length
+	}
+	return c, nil
+}
+
+// parseContentRange reads an upload chunk's Content-Range, "start-end" in bytes,
+// inclusive, as distribution has it ("bytes " or "bytes=" before it is tolerated):
+// where the chunk starts and how long it is. start is -1 when there is no header.
+// A Content-Length (contentLength >= 0) must agree with the range.
+func parseContentRange(cr string, contentLength int64) (start, length int64, err error) {
 	if cr == "" {
-		return c, nil
+		return -1, contentLength, nil
 	}
 	cr = strings.TrimPrefix(strings.TrimSpace(cr), "bytes=")
 	cr = strings.TrimPrefix(cr, "bytes ")
 	first, last, ok := strings.Cut(cr, "-")
 	start, err1 := strconv.ParseInt(first, 10, 64)
 	end, err2 := strconv.ParseInt(last, 10, 64)
-	if !ok || err1 != nil || err2 != nil || start < 0 || end < start {
-		return c, &errcode.Error{Code: errcode.BlobUploadInvalid, Message: "malformed Content-Range",
+	// digits only: strconv takes a sign too
+	if !ok || !digits(first) || !digits(last) || err1 != nil || err2 != nil || end < start || end == math.MaxInt64 {
+		return -1, 0, &errcode.Error{Code: errcode.BlobUploadInvalid, Message: "malformed Content-Range",
 			Status: http.StatusRequestedRangeNotSatisfiable}
 	}
-	n := end - start + 1
-	if c.Length >= 0 && c.Length != n {
-		return c, &errcode.Error{Code: errcode.BlobUploadInvalid,
+	length = end - start + 1
+	if contentLength >= 0 && contentLength != length {
+		return -1, 0, &errcode.Error{Code: errcode.BlobUploadInvalid,
 			Message: "Content-Range and Content-Length disagree", Status: http.StatusRequestedRangeNotSatisfiable}
 	}
-	c.Start, c.Length = start, n
-	return c, nil
+	return start, length, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -59,7 +59,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	user := strings.TrimSpace(r.PostFormValue("user"))
-	id, err := h.auth.Login(r.Context(), user, r.PostFormValue("password"), r.RemoteAddr)
+	id, err := h.auth.Login(r.Context(), user, r.PostFormValue("password"), h.auth.ClientAddr(r))
 	if err != nil {
 		var limited *auth.RateLimitError
 		status, msg := http.StatusUnauthorized, "Wrong name or password."
