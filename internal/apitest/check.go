@@ -95,6 +95,7 @@ func NextLink(t testing.TB, r *Response) string {
 	m := linkRe.FindStringSubmatch(link)
 	if m == nil {
 		t.Fatalf("%s %s: malformed Link header %q", r.Method, r.URL, link)
+		return ""
 	}
 	return m[1]
 }

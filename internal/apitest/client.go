@@ -149,17 +149,20 @@ func (c *Client) Try(ctx context.Context, method, target string, body io.Reader,
 	return &Response{Method: method, URL: u, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
-// Resolve makes target, a path or a URL, a URL of the registry.
+// Resolve makes target, a path or a URL, a URL of the registry. A path is taken as
+// it is, dot segments and all: tests send paths a client library would clean.
 func (c *Client) Resolve(target string) (string, error) {
-	base, err := url.Parse(c.URL + "/")
-	if err != nil {
-		return "", err
-	}
-	u, err := base.Parse(target)
+	u, err := url.Parse(target)
 	if err != nil {
 		return "", fmt.Errorf("resolving %q: %w", target, err)
 	}
-	return u.String(), nil
+	if u.IsAbs() {
+		return target, nil
+	}
+	if !strings.HasPrefix(target, "/") {
+		return "", fmt.Errorf("resolving %q: neither a URL nor an absolute path", target)
+	}
+	return c.URL + target, nil
 }
 
 // Pages GETs target and every page its Link headers lead to, each of which must

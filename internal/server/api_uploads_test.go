@@ -277,6 +277,7 @@ func TestUploadSessionOfAnotherRepository(t *testing.T) {
 			// and sessions that are nowhere
 			{http.MethodGet, "/v2/up/a/blobs/uploads/" + strings.Repeat("0", len(id)), nil},
 			{http.MethodGet, "/v2/up/a/blobs/uploads/" + strings.ToUpper(id), nil},
+			{http.MethodGet, "/v2/up/a/blobs/uploads/..", nil},
 			{http.MethodPatch, "/v2/up/a/blobs/uploads/" + id + "x", data},
 		} {
 			calls = append(calls, call{method: c.method, target: c.target, body: c.body,
