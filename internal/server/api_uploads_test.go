@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "crypto/sha512"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/registrytest"
+	"github.com/graft-registry/graft/internal/server"
 )
 
 const octets = "application/octet-stream"
@@ -448,4 +450,25 @@ func TestExpireUploads(t *testing.T) {
 			}
 		}, func(c *config.Config) { c.Uploads.TTL = time.Nanosecond })
 	})
+}
+
+// TestBlobBehindARecorder: the server serves blobs to a ResponseWriter that is not
+// net/http's, as a middleware or httptest.ResponseRecorder gives it.
+func TestBlobBehindARecorder(t *testing.T) {
+	t.Parallel()
+	srv := registrytest.Start(t, registrytest.SQLite)
+	data := repeat("recorded ", 100_000)
+	d := srv.PushBlob(t, "rec/app", data)
+	h := server.New(srv.Registry, server.Options{})
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/v2/rec/app/blobs/"+d.String(), nil))
+		want := data
+		if method == http.MethodHead {
+			want = nil
+		}
+		if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) || rec.Header().Get("Content-Length") != strconv.Itoa(len(data)) {
+			t.Errorf("%s: %d, %d bytes, Content-Length %q; want 200 and the blob", method, rec.Code, rec.Body.Len(), rec.Header().Get("Content-Length"))
+		}
+	}
 }

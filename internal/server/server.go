@@ -206,8 +206,10 @@ func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
 	return nil
 }
 
-// statusWriter records the status and size of an answer. It passes ReadFrom through,
-// so that net/http's own copy path serves blobs.
+// statusWriter records the status and size of an answer. It passes ReadFrom through
+// when the writer it wraps has one, so that net/http's own copy path serves blobs;
+// behind a writer without one (a wrapping middleware, httptest.ResponseRecorder) it
+// copies.
 type statusWriter struct {
 	http.ResponseWriter
 	status  int
@@ -234,7 +236,17 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		// io.Copy would find this ReadFrom again on w; on the wrapped writer it
+		// finds none.
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
 	w.written += n
 	return n, err
 }
