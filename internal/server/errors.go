@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -38,10 +37,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeJSON answers with v as JSON of type contentType.
-func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		slog.Error("encoding an answer", "err", err)
+		s.log.Error("encoding an answer", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}

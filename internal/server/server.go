@@ -202,7 +202,7 @@ func (s *Server) handlerFor(rt route, method string) handlerFunc {
 }
 
 func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
-	writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
+	s.writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
 	return nil
 }
 
