@@ -72,7 +72,8 @@ func TestErrorBodies(t *testing.T) {
 }
 
 // TestUnknownEndpoints: a path the API does not have is 404 UNSUPPORTED; a method an
-// endpoint does not have is 405 UNSUPPORTED. Neither changes anything.
+// endpoint does not have is 405 UNSUPPORTED, with an Allow header that lists those it
+// has. Neither changes anything.
 func TestUnknownEndpoints(t *testing.T) {
 	t.Parallel()
 	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
@@ -91,34 +92,49 @@ func TestUnknownEndpoints(t *testing.T) {
 		// An endpoint word the metadata API does not have is part of the name.
 		calls = append(calls, call{method: http.MethodGet, target: "/graft/v1/good/_tags", status: http.StatusBadRequest,
 			code: "NAME_INVALID"})
-		for _, c := range []struct{ method, path string }{
-			{http.MethodPatch, "/v2/good/manifests/latest"},
-			{http.MethodPost, "/v2/good/manifests/latest"},
-			{http.MethodPost, "/v2/_catalog"},
-			{http.MethodDelete, "/v2/"},
-			{http.MethodPut, "/v2/good/blobs/" + layer},
-			{http.MethodPost, "/v2/good/blobs/" + layer},
-			{http.MethodPost, "/v2/good/tags/list"},
-			{http.MethodDelete, "/v2/good/tags/list"},
-			{http.MethodGet, "/v2/good/blobs/uploads/"},
-			{http.MethodPost, loc},
-			{http.MethodPost, "/v2/good/referrers/" + layer},
-			{http.MethodPut, "/oras/artifacts/v1/good/manifests/" + im.Desc().Digest.String()},
-			{http.MethodDelete, "/oras/artifacts/v1/good/manifests/" + im.Desc().Digest.String() + "/referrers"},
-			{http.MethodPost, "/graft/v1/_repositories"},
-			{http.MethodPatch, "/graft/v1/_repositories"},
-			{http.MethodPut, "/graft/v1/good"},
-			{http.MethodDelete, "/graft/v1/good"},
-			{http.MethodPost, "/graft/v1/good/_manifests"},
-			{http.MethodPatch, "/graft/v1/good/_manifests"},
-			{http.MethodDelete, "/graft/v1/good/_manifests/latest"},
-			{http.MethodPut, "/graft/v1/good/_manifests/latest"},
-			{"BREW", "/v2/"},
-			{"BREW", "/v2/good/manifests/latest"},
+		const (
+			get       = "GET, HEAD"
+			manifests = "GET, HEAD, PUT, DELETE"
+			blobs     = "GET, HEAD, DELETE"
+			uploads   = "POST"
+			upload    = "GET, HEAD, PUT, PATCH, DELETE"
+			patchable = "GET, HEAD, PATCH"
+		)
+		d := im.Desc().Digest.String()
+		for _, c := range []struct{ method, path, allow string }{
+			{http.MethodPatch, "/v2/good/manifests/latest", manifests},
+			{http.MethodPost, "/v2/good/manifests/latest", manifests},
+			{http.MethodPost, "/v2/_catalog", get},
+			{http.MethodDelete, "/v2/", get},
+			{http.MethodPut, "/v2/good/blobs/" + layer, blobs},
+			{http.MethodPost, "/v2/good/blobs/" + layer, blobs},
+			{http.MethodPost, "/v2/good/tags/list", get},
+			{http.MethodDelete, "/v2/good/tags/list", get},
+			{http.MethodGet, "/v2/good/blobs/uploads/", uploads},
+			{http.MethodHead, "/v2/good/blobs/uploads/", uploads},
+			{http.MethodPost, loc, upload},
+			{http.MethodPost, "/v2/good/referrers/" + layer, get},
+			{http.MethodPut, "/oras/artifacts/v1/good/manifests/" + d, get},
+			{http.MethodDelete, "/oras/artifacts/v1/good/manifests/" + d + "/referrers", get},
+			{http.MethodPost, "/graft/v1/_repositories", get},
+			{http.MethodPatch, "/graft/v1/_repositories", get},
+			{http.MethodPut, "/graft/v1/good", patchable},
+			{http.MethodDelete, "/graft/v1/good", patchable},
+			{http.MethodPost, "/graft/v1/good/_manifests", get},
+			{http.MethodPatch, "/graft/v1/good/_manifests", get},
+			{http.MethodDelete, "/graft/v1/good/_manifests/latest", patchable},
+			{http.MethodPut, "/graft/v1/good/_manifests/latest", patchable},
+			{http.MethodOptions, "/v2/good/manifests/latest", manifests},
+			{"BREW", "/v2/", get},
+			{"BREW", "/v2/good/manifests/latest", manifests},
 		} {
 			calls = append(calls, call{method: c.method, target: c.path, body: []byte("{}"), status: http.StatusMethodNotAllowed,
-				code: "UNSUPPORTED", message: c.method + " is not supported here"})
+				code: "UNSUPPORTED", message: c.method + " is not supported here", headers: map[string]string{"Allow": c.allow}})
 		}
+		// The token endpoint is served only with authentication on; without, it is
+		// no endpoint.
+		calls = append(calls, call{method: http.MethodGet, target: "/auth/token", status: http.StatusNotFound, code: "UNSUPPORTED",
+			headers: map[string]string{"Allow": ""}})
 		run(t, srv, calls)
 		wantManifest(t, srv, "good", "latest", im.Manifest)
 		call{method: http.MethodGet, target: loc, status: http.StatusNoContent, headers: map[string]string{"Range": "0-0"}}.check(t, srv)
@@ -167,6 +183,39 @@ func TestMetrics(t *testing.T) {
 		} {
 			if !want.Match(r.Body) {
 				t.Errorf("/metrics does not match %s", want)
+			}
+		}
+	})
+}
+
+// TestHeadWhereverGet: every endpoint that answers GET answers HEAD with the same
+// status and headers, and no body; an error, with its status.
+func TestHeadWhereverGet(t *testing.T) {
+	t.Parallel()
+	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
+		im := apitest.NewImage(t, linuxAMD64, "a layer")
+		srv.PushImage(t, "head/app", "v1", im)
+		d := im.Desc().Digest.String()
+		loc := srv.StartUpload(t, "head/app")
+		for _, path := range []string{
+			"/v2/", "/v2/_catalog", "/v2/head/app/tags/list", "/v2/head/app/manifests/v1", "/v2/head/app/blobs/" + im.Layers[0].Desc.Digest.String(),
+			loc, "/v2/head/app/referrers/" + d, "/oras/artifacts/v1/head/app/manifests/" + d,
+			"/oras/artifacts/v1/head/app/manifests/" + d + "/referrers", "/graft/v1/_repositories", "/graft/v1/head/app",
+			"/graft/v1/head/app/_manifests", "/graft/v1/head/app/_manifests/v1",
+			"/v2/head/app/manifests/v2", // and where GET fails
+		} {
+			get := srv.Do(t, http.MethodGet, path, nil)
+			head := srv.Do(t, http.MethodHead, path, nil)
+			if head.Status != get.Status || len(head.Body) != 0 {
+				t.Errorf("HEAD %s: %v; GET answers %d", path, head, get.Status)
+			}
+			if get.Status >= 400 {
+				continue // an error's HEAD is its status alone
+			}
+			for _, k := range []string{"Content-Type", "Content-Length", "Docker-Content-Digest", "Range", "Location", "Link"} {
+				if head.Header.Get(k) != get.Header.Get(k) {
+					t.Errorf("HEAD %s: %s %q, GET's is %q", path, k, head.Header.Get(k), get.Header.Get(k))
+				}
 			}
 		}
 	})

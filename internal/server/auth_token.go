@@ -44,6 +44,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		err = s.tokenPost(sw, r)
 	default:
+		h.Set("Allow", "GET, POST")
 		err = errcode.New(errcode.Unsupported, "%s is not supported here", r.Method)
 	}
 	if err != nil {

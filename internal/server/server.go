@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	auth    *auth.Authenticator
+	routes  [len(kindNames)]endpoint
 }
 
 // Options configure a Server.
@@ -44,6 +46,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{reg: reg, log: log, auth: opts.Auth}
+	s.routes = s.endpoints()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
@@ -73,6 +76,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handlerFunc func(http.ResponseWriter, *http.Request, route) error
 
+// endpoint is what one kind of route answers: a handler per method, as distribution's
+// handlers have it. Any other method is answered 405, with allow as the Allow header.
+type endpoint struct {
+	handlers map[string]handlerFunc
+	allow    string
+}
+
+// methodOrder is the order of the methods an Allow header names.
+var methodOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// newEndpoint is the endpoint of handlers; HEAD is answered wherever GET is, by the
+// same handler, which writes no body for HEAD.
+func newEndpoint(handlers map[string]handlerFunc) endpoint {
+	if get, ok := handlers[http.MethodGet]; ok {
+		handlers[http.MethodHead] = get
+	}
+	var allow []string
+	for _, m := range methodOrder {
+		if handlers[m] != nil {
+			allow = append(allow, m)
+		}
+	}
+	return endpoint{handlers: handlers, allow: strings.Join(allow, ", ")}
+}
+
+// endpoints are the server's routes: the handlers of each kind, by method.
+func (s *Server) endpoints() [len(kindNames)]endpoint {
+	type m = map[string]handlerFunc
+	const get, put, post, patch, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete
+	return [len(kindNames)]endpoint{
+		routeNone:          newEndpoint(m{}),
+		routeBase:          newEndpoint(m{get: s.base}),
+		routeCatalog:       newEndpoint(m{get: s.catalog}),
+		routeTags:          newEndpoint(m{get: s.tags}),
+		routeManifest:      newEndpoint(m{get: s.getManifest, put: s.putManifest, del: s.deleteManifest}),
+		routeBlob:          newEndpoint(m{get: s.getBlob, del: s.deleteBlob}),
+		routeUploads:       newEndpoint(m{post: s.startUpload}),
+		routeUpload:        newEndpoint(m{get: s.uploadStatus, patch: s.patchUpload, put: s.finishUpload, del: s.cancelUpload}),
+		routeReferrers:     newEndpoint(m{get: s.referrers}),
+		routeORASManifest:  newEndpoint(m{get: s.orasManifest}),
+		routeORASReferrers: newEndpoint(m{get: s.orasReferrers}),
+		routeMetaRepos:     newEndpoint(m{get: s.metaRepositories}),
+		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository}),
+		routeMetaManifests: newEndpoint(m{get: s.metaManifests}),
+		routeMetaManifest:  newEndpoint(m{get: s.metaManifest, patch: s.patchManifest}),
+	}
+}
+
 // serveAPI dispatches by route and method, and records what each request did.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -96,11 +147,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	h := s.handlerFor(rt, r.Method)
+	ep := &s.routes[rt.kind]
+	h := ep.handlers[r.Method]
 	if h == nil {
 		if rt.kind == routeNone {
 			s.writeError(sw, r, &errcode.Error{Code: errcode.Unsupported, Message: "no such endpoint", Status: http.StatusNotFound})
 		} else {
+			sw.Header().Set("Allow", ep.allow)
 			s.writeError(sw, r, errcode.New(errcode.Unsupported, "%s is not supported here", r.Method))
 		}
 		return
@@ -115,90 +168,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if err := h(sw, r, rt); err != nil {
 		s.writeError(sw, r, err)
 	}
-}
-
-func (s *Server) handlerFor(rt route, method string) handlerFunc {
-	get := method == http.MethodGet || method == http.MethodHead
-	switch rt.kind {
-	case routeBase:
-		if get {
-			return s.base
-		}
-	case routeCatalog:
-		if get {
-			return s.catalog
-		}
-	case routeTags:
-		if get {
-			return s.tags
-		}
-	case routeManifest:
-		switch {
-		case get:
-			return s.getManifest
-		case method == http.MethodPut:
-			return s.putManifest
-		case method == http.MethodDelete:
-			return s.deleteManifest
-		}
-	case routeBlob:
-		switch {
-		case get:
-			return s.getBlob
-		case method == http.MethodDelete:
-			return s.deleteBlob
-		}
-	case routeUploads:
-		if method == http.MethodPost {
-			return s.startUpload
-		}
-	case routeUpload:
-		switch method {
-		case http.MethodGet, http.MethodHead:
-			return s.uploadStatus
-		case http.MethodPatch:
-			return s.patchUpload
-		case http.MethodPut:
-			return s.finishUpload
-		case http.MethodDelete:
-			return s.cancelUpload
-		}
-	case routeReferrers:
-		if get {
-			return s.referrers
-		}
-	case routeORASManifest:
-		if get {
-			return s.orasManifest
-		}
-	case routeORASReferrers:
-		if get {
-			return s.orasReferrers
-		}
-	case routeMetaRepos:
-		if get {
-			return s.metaRepositories
-		}
-	case routeMetaRepo:
-		switch {
-		case get:
-			return s.metaRepository
-		case method == http.MethodPatch:
-			return s.patchRepository
-		}
-	case routeMetaManifests:
-		if get {
-			return s.metaManifests
-		}
-	case routeMetaManifest:
-		switch {
-		case get:
-			return s.metaManifest
-		case method == http.MethodPatch:
-			return s.patchManifest
-		}
-	}
-	return nil
 }
 
 func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
