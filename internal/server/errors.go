@@ -10,9 +10,10 @@ import (
 	"github.com/graft-registry/graft/internal/errcode"
 )
 
-// writeError answers with err as the spec's error body. An error without a code is
-// logged with its text and answered as UNKNOWN, so no internal detail reaches the
-// client.
+// writeError answers with err as the spec's error body (the answer to HEAD has the
+// status alone). An error without a code is logged with its text and answered as
+// UNKNOWN, so no internal detail reaches the client; a client that went away is
+// recorded as 499.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; nobody reads the answer.

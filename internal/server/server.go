@@ -1,6 +1,7 @@
-// Package server is the registry's HTTP surface: the OCI distribution API, the legacy
-// ORAS artifacts API and metrics. It parses requests, calls the registry service and
-// writes its answers; the rules live in the service.
+// Package server is the registry's HTTP surface: the OCI distribution API, graft's
+// metadata API (/graft/v1/), the legacy ORAS artifacts API, the token endpoint and
+// metrics. It parses requests, checks access, calls the registry service and writes
+// its answers; the rules live in the service.
 package server
 
 import (
