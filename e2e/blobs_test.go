@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -31,49 +32,24 @@ func testData(seed string, n int) []byte {
 	return b.Bytes()[:n]
 }
 
-// startUpload opens an upload session in repo and returns its location.
-func startUpload(t *testing.T, srv *graftest.Server, repo string) string {
-	t.Helper()
-	r := do(t, srv, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil)
-	wantStatus(t, "POST uploads", r, http.StatusAccepted)
-	loc := r.Header.Get("Location")
-	if loc == "" {
-		t.Fatal("POST uploads: no Location")
-	}
-	return loc
-}
-
-// withDigest adds ?digest=d to location, keeping whatever query it has.
-func withDigest(t *testing.T, location string, d digest.Digest) string {
-	t.Helper()
-	u, err := url.Parse(location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("digest", d.String())
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // wantBlob checks that repo serves d with content data.
 func wantBlob(t *testing.T, srv *graftest.Server, repo string, d digest.Digest, data []byte) {
 	t.Helper()
 	path := "/v2/" + repo + "/blobs/" + d.String()
-	r := do(t, srv, http.MethodGet, path, nil)
-	wantStatus(t, "GET "+path, r, http.StatusOK)
+	r := srv.Do(t, http.MethodGet, path, nil)
+	apitest.WantStatus(t, "GET "+path, r, http.StatusOK)
 	if !bytes.Equal(r.Body, data) {
 		t.Errorf("GET %s: %d bytes that differ from the %d uploaded", path, len(r.Body), len(data))
 	}
-	wantHeader(t, "GET "+path, r, "Docker-Content-Digest", d.String())
+	apitest.WantHeader(t, "GET "+path, r, "Docker-Content-Digest", d.String())
 }
 
 // wantNoBlob checks that repo does not serve d.
 func wantNoBlob(t *testing.T, srv *graftest.Server, repo string, d digest.Digest) {
 	t.Helper()
 	path := "/v2/" + repo + "/blobs/" + d.String()
-	wantError(t, "GET "+path, do(t, srv, http.MethodGet, path, nil), http.StatusNotFound, "BLOB_UNKNOWN")
-	if s := do(t, srv, http.MethodHead, path, nil).Status; s != http.StatusNotFound {
+	apitest.WantError(t, "GET "+path, srv.Do(t, http.MethodGet, path, nil), http.StatusNotFound, "BLOB_UNKNOWN")
+	if s := srv.Do(t, http.MethodHead, path, nil).Status; s != http.StatusNotFound {
 		t.Errorf("HEAD %s: status %d, want 404", path, s)
 	}
 }
@@ -85,39 +61,39 @@ func TestBlobUploads(t *testing.T) {
 	t.Run("chunked", func(t *testing.T) {
 		data := testData("chunked", 3*100_000+17)
 		d := digest.FromBytes(data)
-		loc := startUpload(t, srv, "up/chunked")
+		loc := srv.StartUpload(t, "up/chunked")
 		chunks := [][]byte{data[:100_000], data[100_000:250_000], data[250_000:]}
 		off := 0
 		for i, c := range chunks {
-			r := do(t, srv, http.MethodPatch, loc, c,
+			r := srv.Do(t, http.MethodPatch, loc, c,
 				"Content-Type", "application/octet-stream",
 				"Content-Range", fmt.Sprintf("%d-%d", off, off+len(c)-1))
-			wantStatus(t, fmt.Sprintf("PATCH chunk %d", i), r, http.StatusAccepted)
+			apitest.WantStatus(t, fmt.Sprintf("PATCH chunk %d", i), r, http.StatusAccepted)
 			off += len(c)
-			wantHeader(t, fmt.Sprintf("PATCH chunk %d", i), r, "Range", fmt.Sprintf("0-%d", off-1))
+			apitest.WantHeader(t, fmt.Sprintf("PATCH chunk %d", i), r, "Range", fmt.Sprintf("0-%d", off-1))
 			if r.Header.Get("Location") == "" {
 				t.Fatalf("PATCH chunk %d: no Location", i)
 			}
 			loc = r.Header.Get("Location")
 
-			st := do(t, srv, http.MethodGet, loc, nil)
-			wantStatus(t, "upload status", st, http.StatusNoContent)
-			wantHeader(t, "upload status", st, "Range", fmt.Sprintf("0-%d", off-1))
+			st := srv.Do(t, http.MethodGet, loc, nil)
+			apitest.WantStatus(t, "upload status", st, http.StatusNoContent)
+			apitest.WantHeader(t, "upload status", st, "Range", fmt.Sprintf("0-%d", off-1))
 		}
 		// A chunk that does not start where the upload ends is refused, and the
 		// answer says where it stands.
-		r := do(t, srv, http.MethodPatch, loc, []byte("late"), "Content-Type", "application/octet-stream",
+		r := srv.Do(t, http.MethodPatch, loc, []byte("late"), "Content-Type", "application/octet-stream",
 			"Content-Range", "10-13")
-		wantStatus(t, "out-of-order chunk", r, http.StatusRequestedRangeNotSatisfiable)
-		wantHeader(t, "out-of-order chunk", r, "Range", fmt.Sprintf("0-%d", len(data)-1))
+		apitest.WantStatus(t, "out-of-order chunk", r, http.StatusRequestedRangeNotSatisfiable)
+		apitest.WantHeader(t, "out-of-order chunk", r, "Range", fmt.Sprintf("0-%d", len(data)-1))
 
-		r = do(t, srv, http.MethodPut, withDigest(t, loc, d), nil)
-		wantStatus(t, "PUT ?digest=", r, http.StatusCreated)
-		wantHeader(t, "PUT ?digest=", r, "Location", "/v2/up/chunked/blobs/"+d.String())
-		wantHeader(t, "PUT ?digest=", r, "Docker-Content-Digest", d.String())
+		r = srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil)
+		apitest.WantStatus(t, "PUT ?digest=", r, http.StatusCreated)
+		apitest.WantHeader(t, "PUT ?digest=", r, "Location", "/v2/up/chunked/blobs/"+d.String())
+		apitest.WantHeader(t, "PUT ?digest=", r, "Docker-Content-Digest", d.String())
 		wantBlob(t, srv, "up/chunked", d, data)
 		// The session is over.
-		wantError(t, "status after PUT", do(t, srv, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+		apitest.WantError(t, "status after PUT", srv.Do(t, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	})
 
 	t.Run("refused chunk keeps nothing", func(t *testing.T) {
@@ -135,34 +111,34 @@ func TestBlobUploads(t *testing.T) {
 			{"PUT shorter than its range", http.MethodPut, data[100:150]},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				loc := startUpload(t, srv, "up/refused")
-				r := do(t, srv, http.MethodPatch, loc, data[:100], "Content-Type", "application/octet-stream",
+				loc := srv.StartUpload(t, "up/refused")
+				r := srv.Do(t, http.MethodPatch, loc, data[:100], "Content-Type", "application/octet-stream",
 					"Content-Range", "0-99")
-				wantStatus(t, "first chunk", r, http.StatusAccepted)
+				apitest.WantStatus(t, "first chunk", r, http.StatusAccepted)
 				loc = r.Header.Get("Location")
 				target := loc
 				if tc.method == http.MethodPut {
-					target = withDigest(t, loc, d)
+					target = apitest.WithQuery(loc, "digest", d.String())
 				}
 				// Sent chunked: without a Content-Length the registry learns the
 				// size only by reading the body.
-				r = doReader(t, srv, tc.method, target, bytes.NewReader(tc.body),
+				r = srv.DoStream(t, tc.method, target, bytes.NewReader(tc.body),
 					"Content-Type", "application/octet-stream", "Content-Range", "100-199")
 				if r.Status < 400 || r.Status > 499 {
-					t.Fatalf("status %d, want a 4xx refusal; body: %s", r.Status, clip(r.Body))
+					t.Fatalf("got %v, want a 4xx refusal", r)
 				}
-				st := do(t, srv, http.MethodGet, loc, nil)
-				wantStatus(t, "status after the refusal", st, http.StatusNoContent)
+				st := srv.Do(t, http.MethodGet, loc, nil)
+				apitest.WantStatus(t, "status after the refusal", st, http.StatusNoContent)
 				if rg := st.Header.Get("Range"); rg != "0-99" {
-					t.Errorf("after refusing %d bytes for range 100-199 (status %d, %s): Range %q, want 0-99",
-						len(tc.body), r.Status, clip(r.Body), rg)
+					t.Errorf("after refusing %d bytes for range 100-199 (%v): Range %q, want 0-99",
+						len(tc.body), r, rg)
 				}
-				r = do(t, srv, http.MethodPatch, loc, data[100:200], "Content-Type", "application/octet-stream",
+				r = srv.Do(t, http.MethodPatch, loc, data[100:200], "Content-Type", "application/octet-stream",
 					"Content-Range", "100-199")
-				wantStatus(t, "sending the chunk again", r, http.StatusAccepted)
-				r = do(t, srv, http.MethodPut, withDigest(t, r.Header.Get("Location"), d), data[200:],
+				apitest.WantStatus(t, "sending the chunk again", r, http.StatusAccepted)
+				r = srv.Do(t, http.MethodPut, apitest.WithQuery(r.Header.Get("Location"), "digest", d.String()), data[200:],
 					"Content-Type", "application/octet-stream", "Content-Range", "200-299")
-				wantStatus(t, "PUT", r, http.StatusCreated)
+				apitest.WantStatus(t, "PUT", r, http.StatusCreated)
 				wantBlob(t, srv, "up/refused", d, data)
 			})
 		}
@@ -175,10 +151,10 @@ func TestBlobUploads(t *testing.T) {
 		// sends the chunk again.
 		data := testData("torn chunk", 300)
 		d := digest.FromBytes(data)
-		loc := startUpload(t, srv, "up/torn")
-		r := do(t, srv, http.MethodPatch, loc, data[:100], "Content-Type", "application/octet-stream",
+		loc := srv.StartUpload(t, "up/torn")
+		r := srv.Do(t, http.MethodPatch, loc, data[:100], "Content-Type", "application/octet-stream",
 			"Content-Range", "0-99")
-		wantStatus(t, "first chunk", r, http.StatusAccepted)
+		apitest.WantStatus(t, "first chunk", r, http.StatusAccepted)
 		loc = r.Header.Get("Location")
 
 		before := logged(srv, http.MethodPatch, loc)
@@ -192,138 +168,138 @@ func TestBlobUploads(t *testing.T) {
 		conn.Close()
 		waitLogged(t, srv, http.MethodPatch, loc, before+1)
 
-		st := do(t, srv, http.MethodGet, loc, nil)
-		wantStatus(t, "status after the torn chunk", st, http.StatusNoContent)
+		st := srv.Do(t, http.MethodGet, loc, nil)
+		apitest.WantStatus(t, "status after the torn chunk", st, http.StatusNoContent)
 		if rg := st.Header.Get("Range"); rg != "0-99" {
 			t.Errorf("after a chunk cut short at 50 of its 100 bytes: Range %q, want 0-99", rg)
 		}
-		r = do(t, srv, http.MethodPatch, loc, data[100:], "Content-Type", "application/octet-stream",
+		r = srv.Do(t, http.MethodPatch, loc, data[100:], "Content-Type", "application/octet-stream",
 			"Content-Range", "100-299")
-		wantStatus(t, "sending the chunk again", r, http.StatusAccepted)
-		r = do(t, srv, http.MethodPut, withDigest(t, r.Header.Get("Location"), d), nil)
-		wantStatus(t, "PUT", r, http.StatusCreated)
+		apitest.WantStatus(t, "sending the chunk again", r, http.StatusAccepted)
+		r = srv.Do(t, http.MethodPut, apitest.WithQuery(r.Header.Get("Location"), "digest", d.String()), nil)
+		apitest.WantStatus(t, "PUT", r, http.StatusCreated)
 		wantBlob(t, srv, "up/torn", d, data)
 	})
 
 	t.Run("last chunk in PUT", func(t *testing.T) {
 		data := testData("last chunk", 50_000)
 		d := digest.FromBytes(data)
-		loc := startUpload(t, srv, "up/lastchunk")
-		r := do(t, srv, http.MethodPatch, loc, data[:20_000], "Content-Type", "application/octet-stream",
+		loc := srv.StartUpload(t, "up/lastchunk")
+		r := srv.Do(t, http.MethodPatch, loc, data[:20_000], "Content-Type", "application/octet-stream",
 			"Content-Range", "0-19999")
-		wantStatus(t, "PATCH", r, http.StatusAccepted)
-		r = do(t, srv, http.MethodPut, withDigest(t, r.Header.Get("Location"), d), data[20_000:],
+		apitest.WantStatus(t, "PATCH", r, http.StatusAccepted)
+		r = srv.Do(t, http.MethodPut, apitest.WithQuery(r.Header.Get("Location"), "digest", d.String()), data[20_000:],
 			"Content-Type", "application/octet-stream", "Content-Range", "20000-49999")
-		wantStatus(t, "PUT with the last chunk", r, http.StatusCreated)
+		apitest.WantStatus(t, "PUT with the last chunk", r, http.StatusCreated)
 		wantBlob(t, srv, "up/lastchunk", d, data)
 	})
 
 	t.Run("streamed", func(t *testing.T) {
 		data := testData("streamed", 700_001)
 		d := digest.FromBytes(data)
-		loc := startUpload(t, srv, "up/streamed")
+		loc := srv.StartUpload(t, "up/streamed")
 		// No Content-Range and no Content-Length: the body goes out chunked, in
 		// small reads.
 		for i, part := range [][]byte{data[:300_000], data[300_000:]} {
-			r := doReader(t, srv, http.MethodPatch, loc, iotest.HalfReader(bytes.NewReader(part)),
+			r := srv.DoStream(t, http.MethodPatch, loc, iotest.HalfReader(bytes.NewReader(part)),
 				"Content-Type", "application/octet-stream")
-			wantStatus(t, fmt.Sprintf("streamed PATCH %d", i), r, http.StatusAccepted)
+			apitest.WantStatus(t, fmt.Sprintf("streamed PATCH %d", i), r, http.StatusAccepted)
 			loc = r.Header.Get("Location")
 		}
-		st := do(t, srv, http.MethodGet, loc, nil)
-		wantStatus(t, "upload status", st, http.StatusNoContent)
-		wantHeader(t, "upload status", st, "Range", fmt.Sprintf("0-%d", len(data)-1))
-		r := do(t, srv, http.MethodPut, withDigest(t, loc, d), nil)
-		wantStatus(t, "PUT ?digest=", r, http.StatusCreated)
+		st := srv.Do(t, http.MethodGet, loc, nil)
+		apitest.WantStatus(t, "upload status", st, http.StatusNoContent)
+		apitest.WantHeader(t, "upload status", st, "Range", fmt.Sprintf("0-%d", len(data)-1))
+		r := srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil)
+		apitest.WantStatus(t, "PUT ?digest=", r, http.StatusCreated)
 		wantBlob(t, srv, "up/streamed", d, data)
 	})
 
 	t.Run("monolithic", func(t *testing.T) {
 		data := testData("monolithic", 12_345)
 		d := digest.FromBytes(data)
-		r := do(t, srv, http.MethodPost, "/v2/up/mono/blobs/uploads/?digest="+d.String(), data,
+		r := srv.Do(t, http.MethodPost, "/v2/up/mono/blobs/uploads/?digest="+d.String(), data,
 			"Content-Type", "application/octet-stream")
-		wantStatus(t, "POST ?digest=", r, http.StatusCreated)
-		wantHeader(t, "POST ?digest=", r, "Location", "/v2/up/mono/blobs/"+d.String())
-		wantHeader(t, "POST ?digest=", r, "Docker-Content-Digest", d.String())
+		apitest.WantStatus(t, "POST ?digest=", r, http.StatusCreated)
+		apitest.WantHeader(t, "POST ?digest=", r, "Location", "/v2/up/mono/blobs/"+d.String())
+		apitest.WantHeader(t, "POST ?digest=", r, "Docker-Content-Digest", d.String())
 		wantBlob(t, srv, "up/mono", d, data)
 
 		// Content that does not match its digest is refused and not stored.
 		other := digest.FromString("something else")
-		r = do(t, srv, http.MethodPost, "/v2/up/mono/blobs/uploads/?digest="+other.String(), data,
+		r = srv.Do(t, http.MethodPost, "/v2/up/mono/blobs/uploads/?digest="+other.String(), data,
 			"Content-Type", "application/octet-stream")
-		wantError(t, "POST with a wrong digest", r, http.StatusBadRequest, "DIGEST_INVALID")
+		apitest.WantError(t, "POST with a wrong digest", r, http.StatusBadRequest, "DIGEST_INVALID")
 		wantNoBlob(t, srv, "up/mono", other)
 	})
 
 	t.Run("empty blob", func(t *testing.T) {
 		d := digest.FromBytes(nil)
-		loc := startUpload(t, srv, "up/empty")
-		r := do(t, srv, http.MethodPut, withDigest(t, loc, d), nil)
-		wantStatus(t, "PUT of an empty blob", r, http.StatusCreated)
+		loc := srv.StartUpload(t, "up/empty")
+		r := srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil)
+		apitest.WantStatus(t, "PUT of an empty blob", r, http.StatusCreated)
 		wantBlob(t, srv, "up/empty", d, []byte{})
-		head := do(t, srv, http.MethodHead, "/v2/up/empty/blobs/"+d.String(), nil)
-		wantStatus(t, "HEAD of an empty blob", head, http.StatusOK)
-		wantHeader(t, "HEAD of an empty blob", head, "Content-Length", "0")
-		r = do(t, srv, http.MethodPost, "/v2/up/empty2/blobs/uploads/?digest="+d.String(), nil)
-		wantStatus(t, "monolithic empty blob", r, http.StatusCreated)
+		head := srv.Do(t, http.MethodHead, "/v2/up/empty/blobs/"+d.String(), nil)
+		apitest.WantStatus(t, "HEAD of an empty blob", head, http.StatusOK)
+		apitest.WantHeader(t, "HEAD of an empty blob", head, "Content-Length", "0")
+		r = srv.Do(t, http.MethodPost, "/v2/up/empty2/blobs/uploads/?digest="+d.String(), nil)
+		apitest.WantStatus(t, "monolithic empty blob", r, http.StatusCreated)
 		wantBlob(t, srv, "up/empty2", d, []byte{})
 	})
 
 	t.Run("status and cancel", func(t *testing.T) {
-		loc := startUpload(t, srv, "up/cancel")
-		r := do(t, srv, http.MethodPatch, loc, []byte("0123456789"), "Content-Type", "application/octet-stream",
+		loc := srv.StartUpload(t, "up/cancel")
+		r := srv.Do(t, http.MethodPatch, loc, []byte("0123456789"), "Content-Type", "application/octet-stream",
 			"Content-Range", "0-9")
-		wantStatus(t, "PATCH", r, http.StatusAccepted)
+		apitest.WantStatus(t, "PATCH", r, http.StatusAccepted)
 		loc = r.Header.Get("Location")
-		st := do(t, srv, http.MethodGet, loc, nil)
-		wantStatus(t, "status", st, http.StatusNoContent)
-		wantHeader(t, "status", st, "Range", "0-9")
+		st := srv.Do(t, http.MethodGet, loc, nil)
+		apitest.WantStatus(t, "status", st, http.StatusNoContent)
+		apitest.WantHeader(t, "status", st, "Range", "0-9")
 		if st.Header.Get("Docker-Upload-UUID") == "" {
 			t.Error("status: no Docker-Upload-UUID")
 		}
 
-		del := do(t, srv, http.MethodDelete, loc, nil)
-		wantStatus(t, "DELETE upload", del, http.StatusNoContent)
-		wantError(t, "status after cancel", do(t, srv, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
-		wantError(t, "PATCH after cancel", do(t, srv, http.MethodPatch, loc, []byte("x"),
+		del := srv.Do(t, http.MethodDelete, loc, nil)
+		apitest.WantStatus(t, "DELETE upload", del, http.StatusNoContent)
+		apitest.WantError(t, "status after cancel", srv.Do(t, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+		apitest.WantError(t, "PATCH after cancel", srv.Do(t, http.MethodPatch, loc, []byte("x"),
 			"Content-Type", "application/octet-stream"), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
-		wantError(t, "PUT after cancel", do(t, srv, http.MethodPut, withDigest(t, loc, digest.FromString("0123456789")), nil),
+		apitest.WantError(t, "PUT after cancel", srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromString("0123456789").String()), nil),
 			http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
-		wantError(t, "DELETE after cancel", do(t, srv, http.MethodDelete, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+		apitest.WantError(t, "DELETE after cancel", srv.Do(t, http.MethodDelete, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	})
 
 	t.Run("session of another repository", func(t *testing.T) {
-		loc := startUpload(t, srv, "up/a")
+		loc := srv.StartUpload(t, "up/a")
 		u, err := url.Parse(loc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := filepath.Base(u.Path)
 		viaB := "/v2/up/b/blobs/uploads/" + id
-		data := []byte("a blob of repository a")
+		data := []byte("a apitest.Blob of repository a")
 		d := digest.FromBytes(data)
-		uploadBlob(t, srv, "up/b", []byte("repository b exists")) // b exists, and still does not know a's session
+		srv.PushBlob(t, "up/b", []byte("repository b exists")) // b exists, and still does not know a's session
 		for _, tc := range []struct {
 			method, target string
 			body           []byte
 		}{
 			{http.MethodGet, viaB, nil},
 			{http.MethodPatch, viaB, data},
-			{http.MethodPut, withDigest(t, viaB, d), data},
+			{http.MethodPut, apitest.WithQuery(viaB, "digest", d.String()), data},
 			{http.MethodDelete, viaB, nil},
 		} {
-			r := do(t, srv, tc.method, tc.target, tc.body, "Content-Type", "application/octet-stream")
-			wantError(t, tc.method+" of a's session through b", r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+			r := srv.Do(t, tc.method, tc.target, tc.body, "Content-Type", "application/octet-stream")
+			apitest.WantError(t, tc.method+" of a's session through b", r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 		}
 		// Nothing reached the session through b: it is still empty and works in a.
-		st := do(t, srv, http.MethodGet, loc, nil)
-		wantStatus(t, "status in a", st, http.StatusNoContent)
+		st := srv.Do(t, http.MethodGet, loc, nil)
+		apitest.WantStatus(t, "status in a", st, http.StatusNoContent)
 		if rg := st.Header.Get("Range"); rg != "0-0" && rg != "" {
 			t.Errorf("status in a: Range %q after requests through b, want an empty upload", rg)
 		}
-		r := do(t, srv, http.MethodPut, withDigest(t, loc, d), data, "Content-Type", "application/octet-stream")
-		wantStatus(t, "PUT in a", r, http.StatusCreated)
+		r := srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), data, "Content-Type", "application/octet-stream")
+		apitest.WantStatus(t, "PUT in a", r, http.StatusCreated)
 		wantBlob(t, srv, "up/a", d, data)
 		wantNoBlob(t, srv, "up/b", d)
 	})
@@ -333,7 +309,7 @@ func TestBlobRanges(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
 	data := testData("ranges", 1000)
-	d := uploadBlob(t, srv, "ranged", data)
+	d := srv.PushBlob(t, "ranged", data)
 	path := "/v2/ranged/blobs/" + d.String()
 
 	for _, tc := range []struct {
@@ -346,17 +322,17 @@ func TestBlobRanges(t *testing.T) {
 		{"bytes=-5", 995, 999},
 		{"bytes=500-5000", 500, 999},
 	} {
-		r := do(t, srv, http.MethodGet, path, nil, "Range", tc.rng)
-		wantStatus(t, tc.rng, r, http.StatusPartialContent)
-		wantHeader(t, tc.rng, r, "Content-Range", fmt.Sprintf("bytes %d-%d/1000", tc.start, tc.end))
+		r := srv.Do(t, http.MethodGet, path, nil, "Range", tc.rng)
+		apitest.WantStatus(t, tc.rng, r, http.StatusPartialContent)
+		apitest.WantHeader(t, tc.rng, r, "Content-Range", fmt.Sprintf("bytes %d-%d/1000", tc.start, tc.end))
 		if !bytes.Equal(r.Body, data[tc.start:tc.end+1]) {
 			t.Errorf("%s: body %q, want %q", tc.rng, r.Body, data[tc.start:tc.end+1])
 		}
 	}
 
 	// Several ranges: a multipart answer, one part per range.
-	r := do(t, srv, http.MethodGet, path, nil, "Range", "bytes=0-4,100-109,995-")
-	wantStatus(t, "several ranges", r, http.StatusPartialContent)
+	r := srv.Do(t, http.MethodGet, path, nil, "Range", "bytes=0-4,100-109,995-")
+	apitest.WantStatus(t, "several ranges", r, http.StatusPartialContent)
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/byteranges" {
 		t.Fatalf("several ranges: Content-Type %q", r.Header.Get("Content-Type"))
@@ -380,47 +356,47 @@ func TestBlobRanges(t *testing.T) {
 	}
 
 	for _, rng := range []string{"bytes=1000-1010", "bytes=5000-"} {
-		r := do(t, srv, http.MethodGet, path, nil, "Range", rng)
-		wantStatus(t, rng, r, http.StatusRequestedRangeNotSatisfiable)
-		wantHeader(t, rng, r, "Content-Range", "bytes */1000")
+		r := srv.Do(t, http.MethodGet, path, nil, "Range", rng)
+		apitest.WantStatus(t, rng, r, http.StatusRequestedRangeNotSatisfiable)
+		apitest.WantHeader(t, rng, r, "Content-Range", "bytes */1000")
 	}
 
-	// A range of a blob the repository does not have is no way to read it.
-	wantError(t, "range through another repository",
-		do(t, srv, http.MethodGet, "/v2/elsewhere/blobs/"+d.String(), nil, "Range", "bytes=0-9"),
+	// A range of a apitest.Blob the repository does not have is no way to read it.
+	apitest.WantError(t, "range through another repository",
+		srv.Do(t, http.MethodGet, "/v2/elsewhere/blobs/"+d.String(), nil, "Range", "bytes=0-9"),
 		http.StatusNotFound, "BLOB_UNKNOWN")
 }
 
 func TestBlobMount(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	data := []byte("a blob to mount")
-	d := uploadBlob(t, srv, "source", data)
-	uploadBlob(t, srv, "without", []byte("this repository has another blob"))
+	data := []byte("a apitest.Blob to mount")
+	d := srv.PushBlob(t, "source", data)
+	srv.PushBlob(t, "without", []byte("this repository has another blob"))
 
 	// A repository that never got the blob cannot read it.
 	wantNoBlob(t, srv, "target", d)
 	wantNoBlob(t, srv, "without", d)
 
-	r := do(t, srv, http.MethodPost, "/v2/target/blobs/uploads/?mount="+d.String()+"&from=source", nil)
-	wantStatus(t, "mount from source", r, http.StatusCreated)
-	wantHeader(t, "mount from source", r, "Location", "/v2/target/blobs/"+d.String())
-	wantHeader(t, "mount from source", r, "Docker-Content-Digest", d.String())
+	r := srv.Do(t, http.MethodPost, "/v2/target/blobs/uploads/?mount="+d.String()+"&from=source", nil)
+	apitest.WantStatus(t, "mount from source", r, http.StatusCreated)
+	apitest.WantHeader(t, "mount from source", r, "Location", "/v2/target/blobs/"+d.String())
+	apitest.WantHeader(t, "mount from source", r, "Docker-Content-Digest", d.String())
 	wantBlob(t, srv, "target", d, data)
 
 	for _, from := range []string{"without", "no/such/repo"} {
-		r := do(t, srv, http.MethodPost, "/v2/fallback/blobs/uploads/?mount="+d.String()+"&from="+from, nil)
-		wantStatus(t, "mount from "+from, r, http.StatusAccepted)
+		r := srv.Do(t, http.MethodPost, "/v2/fallback/blobs/uploads/?mount="+d.String()+"&from="+from, nil)
+		apitest.WantStatus(t, "mount from "+from, r, http.StatusAccepted)
 		loc := r.Header.Get("Location")
 		if loc == "" {
 			t.Fatalf("mount from %s: 202 without a Location", from)
 		}
 		wantNoBlob(t, srv, "fallback", d)
 		// The answer is an upload session the client can use instead.
-		r = do(t, srv, http.MethodPut, withDigest(t, loc, d), data, "Content-Type", "application/octet-stream")
-		wantStatus(t, "upload after a failed mount", r, http.StatusCreated)
+		r = srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), data, "Content-Type", "application/octet-stream")
+		apitest.WantStatus(t, "upload after a failed mount", r, http.StatusCreated)
 		wantBlob(t, srv, "fallback", d, data)
-		do(t, srv, http.MethodDelete, "/v2/fallback/blobs/"+d.String(), nil)
+		srv.Do(t, http.MethodDelete, "/v2/fallback/blobs/"+d.String(), nil)
 	}
 
 	// oras-go mounts without sending the content.
@@ -434,34 +410,34 @@ func TestBlobMount(t *testing.T) {
 	wantBlob(t, srv, "viaoras", d, data)
 
 	// Without from, any repository that has the blob serves.
-	r = do(t, srv, http.MethodPost, "/v2/anonymous/blobs/uploads/?mount="+d.String(), nil)
-	wantStatus(t, "anonymous mount", r, http.StatusCreated)
+	r = srv.Do(t, http.MethodPost, "/v2/anonymous/blobs/uploads/?mount="+d.String(), nil)
+	apitest.WantStatus(t, "anonymous mount", r, http.StatusCreated)
 	wantBlob(t, srv, "anonymous", d, data)
-	nowhere := digest.FromString("a blob no repository has")
-	r = do(t, srv, http.MethodPost, "/v2/anonymous/blobs/uploads/?mount="+nowhere.String(), nil)
-	wantStatus(t, "anonymous mount of an unknown blob", r, http.StatusAccepted)
+	nowhere := digest.FromString("a apitest.Blob no repository has")
+	r = srv.Do(t, http.MethodPost, "/v2/anonymous/blobs/uploads/?mount="+nowhere.String(), nil)
+	apitest.WantStatus(t, "anonymous mount of an unknown blob", r, http.StatusAccepted)
 	wantNoBlob(t, srv, "anonymous", nowhere)
 }
 
 func TestBlobDelete(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	data := []byte("a blob in two repositories")
-	d := uploadBlob(t, srv, "one", data)
-	uploadBlob(t, srv, "two", data)
+	data := []byte("a apitest.Blob in two repositories")
+	d := srv.PushBlob(t, "one", data)
+	srv.PushBlob(t, "two", data)
 
-	r := do(t, srv, http.MethodDelete, "/v2/one/blobs/"+d.String(), nil)
-	wantStatus(t, "DELETE blob", r, http.StatusAccepted)
+	r := srv.Do(t, http.MethodDelete, "/v2/one/blobs/"+d.String(), nil)
+	apitest.WantStatus(t, "DELETE blob", r, http.StatusAccepted)
 	wantNoBlob(t, srv, "one", d)
 	wantBlob(t, srv, "two", d, data)
-	wantError(t, "DELETE again", do(t, srv, http.MethodDelete, "/v2/one/blobs/"+d.String(), nil),
+	apitest.WantError(t, "DELETE again", srv.Do(t, http.MethodDelete, "/v2/one/blobs/"+d.String(), nil),
 		http.StatusNotFound, "BLOB_UNKNOWN")
 
 	// A manifest naming the deleted blob is now refused in that repository.
-	m := imageManifest(t, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: d, Size: int64(len(data))})
-	wantError(t, "manifest naming a deleted blob", putManifest(t, srv, "one", "v1", ocispec.MediaTypeImageManifest, m),
+	m := apitest.ImageManifest(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: d, Size: int64(len(data))}, nil, "", nil)
+	apitest.WantError(t, "manifest naming a deleted blob", srv.PutManifest(t, "one", "v1", ocispec.MediaTypeImageManifest, m),
 		http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
-	wantStatus(t, "the same manifest where the blob is", putManifest(t, srv, "two", "v1", ocispec.MediaTypeImageManifest, m),
+	apitest.WantStatus(t, "the same manifest where the blob is", srv.PutManifest(t, "two", "v1", ocispec.MediaTypeImageManifest, m),
 		http.StatusCreated)
 }
 
@@ -477,51 +453,49 @@ func TestSHA512(t *testing.T) {
 	layer := testData("sha512 layer", 200_000)
 	cd, ld := sum(config), sum(layer)
 
-	r := do(t, srv, http.MethodPost, "/v2/sha512/blobs/uploads/?digest="+cd.String(), config,
+	r := srv.Do(t, http.MethodPost, "/v2/sha512/blobs/uploads/?digest="+cd.String(), config,
 		"Content-Type", "application/octet-stream")
-	wantStatus(t, "monolithic sha512 upload", r, http.StatusCreated)
-	wantHeader(t, "monolithic sha512 upload", r, "Docker-Content-Digest", cd.String())
+	apitest.WantStatus(t, "monolithic sha512 upload", r, http.StatusCreated)
+	apitest.WantHeader(t, "monolithic sha512 upload", r, "Docker-Content-Digest", cd.String())
 
-	loc := startUpload(t, srv, "sha512")
-	r = do(t, srv, http.MethodPatch, loc, layer[:100_000], "Content-Type", "application/octet-stream",
+	loc := srv.StartUpload(t, "sha512")
+	r = srv.Do(t, http.MethodPatch, loc, layer[:100_000], "Content-Type", "application/octet-stream",
 		"Content-Range", "0-99999")
-	wantStatus(t, "PATCH", r, http.StatusAccepted)
+	apitest.WantStatus(t, "PATCH", r, http.StatusAccepted)
 	loc = r.Header.Get("Location")
 	// A wrong sha512 is refused like a wrong sha256.
-	r = do(t, srv, http.MethodPut, withDigest(t, loc, sum([]byte("wrong"))), layer[100_000:],
+	r = srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", sum([]byte("wrong")).String()), layer[100_000:],
 		"Content-Type", "application/octet-stream")
-	wantError(t, "PUT with a wrong sha512", r, http.StatusBadRequest, "DIGEST_INVALID")
-	loc = startUpload(t, srv, "sha512")
-	r = do(t, srv, http.MethodPatch, loc, layer[:100_000], "Content-Type", "application/octet-stream",
+	apitest.WantError(t, "PUT with a wrong sha512", r, http.StatusBadRequest, "DIGEST_INVALID")
+	loc = srv.StartUpload(t, "sha512")
+	r = srv.Do(t, http.MethodPatch, loc, layer[:100_000], "Content-Type", "application/octet-stream",
 		"Content-Range", "0-99999")
-	wantStatus(t, "PATCH", r, http.StatusAccepted)
-	r = do(t, srv, http.MethodPut, withDigest(t, r.Header.Get("Location"), ld), layer[100_000:],
+	apitest.WantStatus(t, "PATCH", r, http.StatusAccepted)
+	r = srv.Do(t, http.MethodPut, apitest.WithQuery(r.Header.Get("Location"), "digest", ld.String()), layer[100_000:],
 		"Content-Type", "application/octet-stream", "Content-Range", "100000-199999")
-	wantStatus(t, "chunked sha512 upload", r, http.StatusCreated)
-	wantHeader(t, "chunked sha512 upload", r, "Docker-Content-Digest", ld.String())
+	apitest.WantStatus(t, "chunked sha512 upload", r, http.StatusCreated)
+	apitest.WantHeader(t, "chunked sha512 upload", r, "Docker-Content-Digest", ld.String())
 
 	wantBlob(t, srv, "sha512", cd, config)
 	wantBlob(t, srv, "sha512", ld, layer)
-	head := do(t, srv, http.MethodHead, "/v2/sha512/blobs/"+ld.String(), nil)
-	wantStatus(t, "HEAD sha512 blob", head, http.StatusOK)
-	wantHeader(t, "HEAD sha512 blob", head, "Content-Length", strconv.Itoa(len(layer)))
+	head := srv.Do(t, http.MethodHead, "/v2/sha512/blobs/"+ld.String(), nil)
+	apitest.WantStatus(t, "HEAD sha512 blob", head, http.StatusOK)
+	apitest.WantHeader(t, "HEAD sha512 blob", head, "Content-Length", strconv.Itoa(len(layer)))
 
-	m := imageManifest(t,
-		ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cd, Size: int64(len(config))},
-		ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))})
+	m := apitest.ImageManifest(ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cd, Size: int64(len(config))}, []ocispec.Descriptor{ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: ld, Size: int64(len(layer))}}, "", nil)
 	md := sum(m)
-	r = putManifest(t, srv, "sha512", md.String(), ocispec.MediaTypeImageManifest, m)
-	wantStatus(t, "PUT manifest by sha512", r, http.StatusCreated)
-	wantHeader(t, "PUT manifest by sha512", r, "Docker-Content-Digest", md.String())
-	wantHeader(t, "PUT manifest by sha512", r, "Location", "/v2/sha512/manifests/"+md.String())
+	r = srv.PutManifest(t, "sha512", md.String(), ocispec.MediaTypeImageManifest, m)
+	apitest.WantStatus(t, "PUT manifest by sha512", r, http.StatusCreated)
+	apitest.WantHeader(t, "PUT manifest by sha512", r, "Docker-Content-Digest", md.String())
+	apitest.WantHeader(t, "PUT manifest by sha512", r, "Location", "/v2/sha512/manifests/"+md.String())
 
-	get := do(t, srv, http.MethodGet, "/v2/sha512/manifests/"+md.String(), nil, "Accept", ocispec.MediaTypeImageManifest)
-	wantStatus(t, "GET manifest by sha512", get, http.StatusOK)
+	get := srv.Do(t, http.MethodGet, "/v2/sha512/manifests/"+md.String(), nil, "Accept", ocispec.MediaTypeImageManifest)
+	apitest.WantStatus(t, "GET manifest by sha512", get, http.StatusOK)
 	if !bytes.Equal(get.Body, m) {
 		t.Error("GET manifest by sha512: body differs from the pushed manifest")
 	}
-	wantHeader(t, "GET manifest by sha512", get, "Docker-Content-Digest", md.String())
-	wantHeader(t, "GET manifest by sha512", get, "Content-Type", ocispec.MediaTypeImageManifest)
+	apitest.WantHeader(t, "GET manifest by sha512", get, "Docker-Content-Digest", md.String())
+	apitest.WantHeader(t, "GET manifest by sha512", get, "Content-Type", ocispec.MediaTypeImageManifest)
 
 	// A referrer of the sha512 manifest is listed under its sha512 digest.
 	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: int64(len(m))}
@@ -532,8 +506,8 @@ func TestSHA512(t *testing.T) {
 	}
 
 	// A manifest whose bytes do not match the sha512 it is pushed as is refused.
-	r = putManifest(t, srv, "sha512", sum([]byte("other")).String(), ocispec.MediaTypeImageManifest, m)
-	wantError(t, "PUT manifest by a wrong sha512", r, http.StatusBadRequest, "DIGEST_INVALID")
+	r = srv.PutManifest(t, "sha512", sum([]byte("other")).String(), ocispec.MediaTypeImageManifest, m)
+	apitest.WantError(t, "PUT manifest by a wrong sha512", r, http.StatusBadRequest, "DIGEST_INVALID")
 }
 
 func TestDedupe(t *testing.T) {
@@ -543,20 +517,20 @@ func TestDedupe(t *testing.T) {
 	a := testData("dedupe a", 64_000)
 	b := testData("dedupe b", 1_000)
 
-	uploadBlob(t, srv, "first", a)
-	uploadBlob(t, srv, "first", b)
+	srv.PushBlob(t, "first", a)
+	srv.PushBlob(t, "first", b)
 	if n := countFiles(t, blobs); n != 2 {
 		t.Fatalf("%d files under blobs/ after two blobs, want 2", n)
 	}
 
 	// The same content again, through other repositories and other kinds of upload.
-	uploadBlob(t, srv, "second", a)
-	loc := startUpload(t, srv, "third")
-	r := do(t, srv, http.MethodPatch, loc, b, "Content-Type", "application/octet-stream")
-	wantStatus(t, "PATCH", r, http.StatusAccepted)
-	r = do(t, srv, http.MethodPut, withDigest(t, r.Header.Get("Location"), digest.FromBytes(b)), nil)
-	wantStatus(t, "PUT", r, http.StatusCreated)
-	push(t, repository(t, srv, "fourth"), newBlob("application/octet-stream", a), newBlob("application/octet-stream", b))
+	srv.PushBlob(t, "second", a)
+	loc := srv.StartUpload(t, "third")
+	r := srv.Do(t, http.MethodPatch, loc, b, "Content-Type", "application/octet-stream")
+	apitest.WantStatus(t, "PATCH", r, http.StatusAccepted)
+	r = srv.Do(t, http.MethodPut, apitest.WithQuery(r.Header.Get("Location"), "digest", digest.FromBytes(b).String()), nil)
+	apitest.WantStatus(t, "PUT", r, http.StatusCreated)
+	push(t, repository(t, srv, "fourth"), apitest.NewBlob("application/octet-stream", a), apitest.NewBlob("application/octet-stream", b))
 
 	if n := countFiles(t, blobs); n != 2 {
 		t.Errorf("%d files under blobs/ after pushing the same two blobs to four repositories, want 2", n)

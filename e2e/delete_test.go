@@ -10,13 +10,15 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/memory"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/server"
 )
 
 // graph is an image with supply-chain artifacts: an SBOM, a signature of the SBOM and
 // a signature of the image.
 type graph struct {
-	image                 image
+	image                 apitest.Image
 	sbom, sbomSig, imgSig ocispec.Descriptor
 }
 
@@ -24,10 +26,10 @@ func (g graph) referrers() []ocispec.Descriptor {
 	return []ocispec.Descriptor{g.sbom, g.sbomSig, g.imgSig}
 }
 
-func pushGraph(t *testing.T, srv *graftest.Server, repoName, tag string, im image) graph {
+func pushGraph(t *testing.T, srv *graftest.Server, repoName, tag string, im apitest.Image) graph {
 	t.Helper()
 	repo := repository(t, srv, repoName)
-	pushImage(t, repo, im, tag)
+	copyImage(t, repo, im, tag)
 	g := graph{image: im}
 	g.sbom = attach(t, repo, im.Desc(), typeSBOM, "SBOM of "+tag, map[string]string{"org.example.of": tag})
 	g.sbomSig = attach(t, repo, g.sbom, typeSignature, "signature of the SBOM of "+tag, nil)
@@ -36,10 +38,10 @@ func pushGraph(t *testing.T, srv *graftest.Server, repoName, tag string, im imag
 }
 
 // deleteManifest deletes ref from repo and returns the answer, which must be 202.
-func deleteManifest(t *testing.T, srv *graftest.Server, repo, ref string) *response {
+func deleteManifest(t *testing.T, srv *graftest.Server, repo, ref string) *apitest.Response {
 	t.Helper()
-	r := do(t, srv, http.MethodDelete, "/v2/"+repo+"/manifests/"+ref, nil)
-	wantStatus(t, "DELETE "+repo+"/"+ref, r, http.StatusAccepted)
+	r := srv.Do(t, http.MethodDelete, "/v2/"+repo+"/manifests/"+ref, nil)
+	apitest.WantStatus(t, "DELETE "+repo+"/"+ref, r, http.StatusAccepted)
 	return r
 }
 
@@ -47,12 +49,12 @@ func deleteManifest(t *testing.T, srv *graftest.Server, repo, ref string) *respo
 func wantManifests(t *testing.T, srv *graftest.Server, repo string, status int, ds ...ocispec.Descriptor) {
 	t.Helper()
 	for _, d := range ds {
-		r := do(t, srv, http.MethodGet, "/v2/"+repo+"/manifests/"+d.Digest.String(), nil,
+		r := srv.Do(t, http.MethodGet, "/v2/"+repo+"/manifests/"+d.Digest.String(), nil,
 			"Accept", d.MediaType)
 		if r.Status != status {
 			t.Errorf("GET %s/%s (%s): status %d, want %d", repo, d.Digest, d.ArtifactType, r.Status, status)
 		} else if status == http.StatusNotFound {
-			wantError(t, "GET deleted "+d.Digest.String(), r, status, "MANIFEST_UNKNOWN")
+			apitest.WantError(t, "GET deleted "+d.Digest.String(), r, status, "MANIFEST_UNKNOWN")
 		}
 	}
 }
@@ -61,7 +63,7 @@ func wantManifests(t *testing.T, srv *graftest.Server, repo string, status int, 
 func wantReferrers(t *testing.T, srv *graftest.Server, repo string, subject digest.Digest, want ...ocispec.Descriptor) {
 	t.Helper()
 	idx, _ := referrers(t, srv, repo, subject, "")
-	if got, w := digests(idx.Manifests), digests(want); !slices.Equal(got, w) {
+	if got, w := apitest.Digests(idx.Manifests), apitest.Digests(want); !slices.Equal(got, w) {
 		t.Errorf("referrers of %s in %s: %v, want %v", subject, repo, got, w)
 	}
 }
@@ -69,8 +71,8 @@ func wantReferrers(t *testing.T, srv *graftest.Server, repo string, subject dige
 func TestCascadeDelete(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	target := pushGraph(t, srv, "app", "v1", newImage(t, linuxAMD64, "shared base layer", "layer of v1 only"))
-	sibling := pushGraph(t, srv, "app", "v2", newImage(t, linuxAMD64, "shared base layer", "layer of v2 only"))
+	target := pushGraph(t, srv, "app", "v1", apitest.NewImage(t, linuxAMD64, "shared base layer", "layer of v1 only"))
+	sibling := pushGraph(t, srv, "app", "v2", apitest.NewImage(t, linuxAMD64, "shared base layer", "layer of v2 only"))
 
 	// The same graph in another repository, copied with its referrers.
 	src, dst := repository(t, srv, "app"), repository(t, srv, "mirror")
@@ -81,7 +83,7 @@ func TestCascadeDelete(t *testing.T) {
 	wantReferrers(t, srv, "mirror", target.image.Desc().Digest, target.sbom, target.imgSig)
 
 	r := deleteManifest(t, srv, "app", target.image.Desc().Digest.String())
-	wantHeader(t, "cascading delete", r, cascadeHeader, "3")
+	apitest.WantHeader(t, "cascading delete", r, server.CascadeHeader, "3")
 
 	wantManifests(t, srv, "app", http.StatusNotFound, append(target.referrers(), target.image.Desc())...)
 	if s := manifestStatus(t, srv, "app", "v1"); s != http.StatusNotFound {
@@ -113,21 +115,21 @@ func TestCascadeDelete(t *testing.T) {
 
 	// Deleting a referrer takes the graph under it, and nothing above it.
 	r = deleteManifest(t, srv, "app", sibling.sbom.Digest.String())
-	wantHeader(t, "delete the SBOM", r, cascadeHeader, "1")
+	apitest.WantHeader(t, "delete the SBOM", r, server.CascadeHeader, "1")
 	wantManifests(t, srv, "app", http.StatusNotFound, sibling.sbom, sibling.sbomSig)
 	wantManifests(t, srv, "app", http.StatusOK, sibling.image.Desc(), sibling.imgSig)
 	wantReferrers(t, srv, "app", sibling.image.Desc().Digest, sibling.imgSig)
 
-	tags := do(t, srv, http.MethodGet, "/v2/app/tags/list", nil)
+	tags := srv.Do(t, http.MethodGet, "/v2/app/tags/list", nil)
 	var l struct{ Tags []string }
-	decode(t, "tags", tags.Body, &l)
+	apitest.Decode(t, "tags", tags.Body, &l)
 	if !slices.Equal(l.Tags, []string{"v2"}) {
 		t.Errorf("tags after the deletes: %q, want [v2]", l.Tags)
 	}
 
 	// Deleting the graph's root again finds nothing.
-	r = do(t, srv, http.MethodDelete, "/v2/app/manifests/"+target.image.Desc().Digest.String(), nil)
-	wantError(t, "DELETE again", r, http.StatusNotFound, "MANIFEST_UNKNOWN")
+	r = srv.Do(t, http.MethodDelete, "/v2/app/manifests/"+target.image.Desc().Digest.String(), nil)
+	apitest.WantError(t, "DELETE again", r, http.StatusNotFound, "MANIFEST_UNKNOWN")
 }
 
 func TestCascadeDeleteIndex(t *testing.T) {
@@ -137,19 +139,18 @@ func TestCascadeDeleteIndex(t *testing.T) {
 	repo := repository(t, srv, name)
 
 	// p1 is used by idx alone; p2 is also listed by another index; p3 is tagged.
-	p1 := newImage(t, linuxAMD64, "p1 layer")
-	p2 := newImage(t, linuxARM64, "p2 layer")
+	p1 := apitest.NewImage(t, linuxAMD64, "p1 layer")
+	p2 := apitest.NewImage(t, linuxARM64, "p2 layer")
 	s390x := ocispec.Platform{OS: "linux", Architecture: "s390x"}
-	p3 := newImage(t, s390x, "p3 layer")
-	pushImage(t, repo, p1, "")
-	pushImage(t, repo, p2, "")
-	pushImage(t, repo, p3, "p3")
-	idx := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
-		&linuxAMD64: p1.Desc(), &linuxARM64: p2.Desc(), &s390x: p3.Desc(),
+	p3 := apitest.NewImage(t, s390x, "p3 layer")
+	copyImage(t, repo, p1, "")
+	copyImage(t, repo, p2, "")
+	copyImage(t, repo, p3, "p3")
+	idx := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{
+		apitest.WithPlatform(p1.Desc(), linuxAMD64), apitest.WithPlatform(p2.Desc(), linuxARM64), apitest.WithPlatform(p3.Desc(), s390x),
 	}, nil)
-	other := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
-		&linuxARM64: p2.Desc(),
-	}, map[string]string{"org.example.name": "the other index"})
+	other := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{apitest.WithPlatform(p2.Desc(), linuxARM64)},
+		map[string]string{"org.example.name": "the other index"})
 	push(t, repo, idx, other)
 	if err := repo.Tag(t.Context(), idx.Desc, "latest"); err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestCascadeDeleteIndex(t *testing.T) {
 	wantManifests(t, srv, "mirror", http.StatusOK, mirrored...)
 
 	r := deleteManifest(t, srv, name, idx.Desc.Digest.String())
-	wantHeader(t, "delete the index", r, cascadeHeader, "4")
+	apitest.WantHeader(t, "delete the index", r, server.CascadeHeader, "4")
 
 	wantManifests(t, srv, name, http.StatusNotFound, idx.Desc, idxSig, idxSigSig, p1.Desc(), p1SBOM)
 	wantManifests(t, srv, name, http.StatusOK, p2.Desc(), p2SBOM, p3.Desc(), p3SBOM, other.Desc, otherSig)
@@ -197,7 +198,7 @@ func TestCascadeDeleteIndex(t *testing.T) {
 	// Once the other index is gone too, p2 is used by nothing and goes with it;
 	// p3, tagged, stays.
 	r = deleteManifest(t, srv, name, other.Desc.Digest.String())
-	wantHeader(t, "delete the other index", r, cascadeHeader, "3")
+	apitest.WantHeader(t, "delete the other index", r, server.CascadeHeader, "3")
 	wantManifests(t, srv, name, http.StatusNotFound, other.Desc, otherSig, p2.Desc(), p2SBOM)
 	wantManifests(t, srv, name, http.StatusOK, p3.Desc(), p3SBOM)
 }
@@ -205,14 +206,14 @@ func TestCascadeDeleteIndex(t *testing.T) {
 func TestDeleteTag(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	g := pushGraph(t, srv, "app", "v1", newImage(t, linuxAMD64, "tagged twice"))
+	g := pushGraph(t, srv, "app", "v1", apitest.NewImage(t, linuxAMD64, "tagged twice"))
 	if err := repository(t, srv, "app").Tag(t.Context(), g.image.Desc(), "stable"); err != nil {
 		t.Fatal(err)
 	}
 
 	r := deleteManifest(t, srv, "app", "v1")
-	if h := r.Header.Get(cascadeHeader); h != "" && h != "0" {
-		t.Errorf("deleting a tag: %s is %q", cascadeHeader, h)
+	if h := r.Header.Get(server.CascadeHeader); h != "" && h != "0" {
+		t.Errorf("deleting a tag: %s is %q", server.CascadeHeader, h)
 	}
 	if s := manifestStatus(t, srv, "app", "v1"); s != http.StatusNotFound {
 		t.Errorf("the deleted tag answers %d", s)
@@ -222,24 +223,24 @@ func TestDeleteTag(t *testing.T) {
 	}
 	wantManifests(t, srv, "app", http.StatusOK, append(g.referrers(), g.image.Desc())...)
 	wantReferrers(t, srv, "app", g.image.Desc().Digest, g.sbom, g.imgSig)
-	tags := do(t, srv, http.MethodGet, "/v2/app/tags/list", nil)
+	tags := srv.Do(t, http.MethodGet, "/v2/app/tags/list", nil)
 	var l struct{ Tags []string }
-	decode(t, "tags", tags.Body, &l)
+	apitest.Decode(t, "tags", tags.Body, &l)
 	if !slices.Equal(l.Tags, []string{"stable"}) {
 		t.Errorf("tags after deleting v1: %q, want [stable]", l.Tags)
 	}
-	wantError(t, "deleting an unknown tag", do(t, srv, http.MethodDelete, "/v2/app/manifests/v1", nil),
+	apitest.WantError(t, "deleting an unknown tag", srv.Do(t, http.MethodDelete, "/v2/app/manifests/v1", nil),
 		http.StatusNotFound, "MANIFEST_UNKNOWN")
 }
 
 func TestDeleteWithoutCascade(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t, "--delete-cascade=false")
-	g := pushGraph(t, srv, "app", "v1", newImage(t, linuxAMD64, "kept referrers"))
+	g := pushGraph(t, srv, "app", "v1", apitest.NewImage(t, linuxAMD64, "kept referrers"))
 
 	r := deleteManifest(t, srv, "app", g.image.Desc().Digest.String())
-	if h := r.Header.Get(cascadeHeader); h != "" && h != "0" {
-		t.Errorf("delete without cascade: %s is %q", cascadeHeader, h)
+	if h := r.Header.Get(server.CascadeHeader); h != "" && h != "0" {
+		t.Errorf("delete without cascade: %s is %q", server.CascadeHeader, h)
 	}
 	wantManifests(t, srv, "app", http.StatusNotFound, g.image.Desc())
 	wantManifests(t, srv, "app", http.StatusOK, g.referrers()...)
@@ -256,10 +257,8 @@ func TestCascadeKeepsReferrersListedOutside(t *testing.T) {
 	srv := graftest.Start(t)
 	const name = "outside"
 	repo := repository(t, srv, name)
-	g := pushGraph(t, srv, name, "v1", newImage(t, linuxAMD64, "outside layer"))
-	outside := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
-		{}: g.imgSig,
-	}, nil)
+	g := pushGraph(t, srv, name, "v1", apitest.NewImage(t, linuxAMD64, "outside layer"))
+	outside := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{g.imgSig}, nil)
 	push(t, repo, outside)
 	if err := repo.Tag(t.Context(), outside.Desc, "signatures"); err != nil {
 		t.Fatal(err)
@@ -267,7 +266,7 @@ func TestCascadeKeepsReferrersListedOutside(t *testing.T) {
 
 	r := deleteManifest(t, srv, name, g.image.Desc().Digest.String())
 	// the image, its SBOM and the SBOM's signature; not the listed signature
-	wantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "2")
+	apitest.WantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "2")
 	wantManifests(t, srv, name, http.StatusNotFound, g.image.Desc(), g.sbom, g.sbomSig)
 	wantManifests(t, srv, name, http.StatusOK, g.imgSig, outside.Desc)
 }
@@ -280,10 +279,8 @@ func TestCascadeTakesFallbackIndex(t *testing.T) {
 	srv := graftest.Start(t)
 	const name = "fallback"
 	repo := repository(t, srv, name)
-	g := pushGraph(t, srv, name, "v1", newImage(t, linuxAMD64, "fallback layer"))
-	fallback := newIndex(t, ocispec.MediaTypeImageIndex, map[*ocispec.Platform]ocispec.Descriptor{
-		{}: g.imgSig,
-	}, nil)
+	g := pushGraph(t, srv, name, "v1", apitest.NewImage(t, linuxAMD64, "fallback layer"))
+	fallback := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{g.imgSig}, nil)
 	push(t, repo, fallback)
 	if err := repo.Tag(t.Context(), fallback.Desc, "sha256-"+g.image.Desc().Digest.Encoded()); err != nil {
 		t.Fatal(err)
@@ -291,6 +288,6 @@ func TestCascadeTakesFallbackIndex(t *testing.T) {
 
 	r := deleteManifest(t, srv, name, g.image.Desc().Digest.String())
 	// the image, its SBOM and the SBOM's signature, its signature and the index
-	wantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "4")
+	apitest.WantHeader(t, "DELETE", r, "Graft-Cascade-Deleted", "4")
 	wantManifests(t, srv, name, http.StatusNotFound, g.image.Desc(), g.sbom, g.sbomSig, g.imgSig, fallback.Desc)
 }

@@ -11,7 +11,9 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/memory"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/manifest"
 )
 
 func TestIndexes(t *testing.T) {
@@ -21,16 +23,16 @@ func TestIndexes(t *testing.T) {
 	for _, tc := range []struct {
 		name, repo string
 		indexType  string
-		build      func(*testing.T, ocispec.Platform, ...string) image
+		build      func(testing.TB, ocispec.Platform, ...string) apitest.Image
 	}{
-		{"oci", "multi/oci", ocispec.MediaTypeImageIndex, newImage},
-		{"docker", "multi/docker", mediaTypeDockerManifestList, newDockerImage},
+		{"oci", "multi/oci", ocispec.MediaTypeImageIndex, apitest.NewImage},
+		{"docker", "multi/docker", manifest.MediaTypeDockerManifestList, apitest.NewDockerImage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			amd := tc.build(t, linuxAMD64, tc.name+" amd64 layer")
 			arm := tc.build(t, linuxARM64, tc.name+" arm64 layer")
-			idx := newIndex(t, tc.indexType, map[*ocispec.Platform]ocispec.Descriptor{
-				&linuxAMD64: amd.Desc(), &linuxARM64: arm.Desc(),
+			idx := apitest.NewIndex(t, tc.indexType, []ocispec.Descriptor{
+				apitest.WithPlatform(amd.Desc(), linuxAMD64), apitest.WithPlatform(arm.Desc(), linuxARM64),
 			}, nil)
 			// Indented, with a final newline: what is stored and served must be
 			// these bytes, not a re-encoding of them.
@@ -48,7 +50,7 @@ func TestIndexes(t *testing.T) {
 				t.Fatalf("push: %v", err)
 			}
 
-			for _, want := range []blob{idx, amd.Manifest, arm.Manifest} {
+			for _, want := range []apitest.Blob{idx, amd.Manifest, arm.Manifest} {
 				refs := []string{want.Desc.Digest.String()}
 				if want.Desc.Digest == idx.Desc.Digest {
 					refs = append(refs, "latest")
@@ -58,13 +60,13 @@ func TestIndexes(t *testing.T) {
 					// media type they were pushed with.
 					for _, accept := range []string{want.Desc.MediaType, ocispec.MediaTypeImageManifest + ", " + ocispec.MediaTypeImageIndex} {
 						path := "/v2/" + tc.repo + "/manifests/" + ref
-						r := do(t, srv, http.MethodGet, path, nil, "Accept", accept)
-						wantStatus(t, "GET "+path, r, http.StatusOK)
+						r := srv.Do(t, http.MethodGet, path, nil, "Accept", accept)
+						apitest.WantStatus(t, "GET "+path, r, http.StatusOK)
 						if !bytes.Equal(r.Body, want.Data) {
 							t.Errorf("GET %s (Accept %s): body differs from the pushed manifest", path, accept)
 						}
-						wantHeader(t, "GET "+path, r, "Content-Type", want.Desc.MediaType)
-						wantHeader(t, "GET "+path, r, "Docker-Content-Digest", want.Desc.Digest.String())
+						apitest.WantHeader(t, "GET "+path, r, "Content-Type", want.Desc.MediaType)
+						apitest.WantHeader(t, "GET "+path, r, "Docker-Content-Digest", want.Desc.Digest.String())
 					}
 				}
 			}
@@ -86,40 +88,40 @@ func TestIndexes(t *testing.T) {
 func TestManifestBlobUnknown(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	present := newImage(t, linuxAMD64, "present layer")
-	pushImage(t, repository(t, srv, "mine"), present, "v1")
+	present := apitest.NewImage(t, linuxAMD64, "present layer")
+	copyImage(t, repository(t, srv, "mine"), present, "v1")
 
 	// A blob that exists, but in another repository only.
-	elsewhere := newImage(t, linuxAMD64, "a layer of another repository")
-	pushImage(t, repository(t, srv, "theirs"), elsewhere, "v1")
+	elsewhere := apitest.NewImage(t, linuxAMD64, "a layer of another repository")
+	copyImage(t, repository(t, srv, "theirs"), elsewhere, "v1")
 	// A manifest that exists, but in another repository only.
-	foreignChild := newImage(t, linuxARM64, "a layer of a foreign platform image")
-	pushImage(t, repository(t, srv, "theirs"), foreignChild, "")
+	foreignChild := apitest.NewImage(t, linuxARM64, "a layer of a foreign platform image")
+	copyImage(t, repository(t, srv, "theirs"), foreignChild, "")
 
-	unknownChild := newImage(t, linuxARM64, "never pushed")
+	unknownChild := apitest.NewImage(t, linuxARM64, "never pushed")
 
 	for _, tc := range []struct {
 		name, mediaType string
 		body            []byte
 	}{
-		{"index with an unknown child", ocispec.MediaTypeImageIndex, newIndex(t, ocispec.MediaTypeImageIndex,
-			map[*ocispec.Platform]ocispec.Descriptor{&linuxAMD64: present.Desc(), &linuxARM64: unknownChild.Desc()}, nil).Data},
-		{"manifest list with an unknown child", mediaTypeDockerManifestList, newIndex(t, mediaTypeDockerManifestList,
-			map[*ocispec.Platform]ocispec.Descriptor{&linuxARM64: unknownChild.Desc()}, nil).Data},
-		{"index with a child of another repository", ocispec.MediaTypeImageIndex, newIndex(t, ocispec.MediaTypeImageIndex,
-			map[*ocispec.Platform]ocispec.Descriptor{&linuxAMD64: present.Desc(), &linuxARM64: foreignChild.Desc()}, nil).Data},
+		{"index with an unknown child", ocispec.MediaTypeImageIndex, apitest.NewIndex(t, ocispec.MediaTypeImageIndex,
+			[]ocispec.Descriptor{apitest.WithPlatform(present.Desc(), linuxAMD64), apitest.WithPlatform(unknownChild.Desc(), linuxARM64)}, nil).Data},
+		{"manifest list with an unknown child", manifest.MediaTypeDockerManifestList, apitest.NewIndex(t, manifest.MediaTypeDockerManifestList,
+			[]ocispec.Descriptor{apitest.WithPlatform(unknownChild.Desc(), linuxARM64)}, nil).Data},
+		{"index with a child of another repository", ocispec.MediaTypeImageIndex, apitest.NewIndex(t, ocispec.MediaTypeImageIndex,
+			[]ocispec.Descriptor{apitest.WithPlatform(present.Desc(), linuxAMD64), apitest.WithPlatform(foreignChild.Desc(), linuxARM64)}, nil).Data},
 		{"image with a config of another repository", ocispec.MediaTypeImageManifest,
-			imageManifest(t, elsewhere.Config.Desc, present.Layers[0].Desc)},
+			apitest.ImageManifest(elsewhere.Config.Desc, []ocispec.Descriptor{present.Layers[0].Desc}, "", nil)},
 		{"image with a layer of another repository", ocispec.MediaTypeImageManifest,
-			imageManifest(t, present.Config.Desc, present.Layers[0].Desc, elsewhere.Layers[0].Desc)},
+			apitest.ImageManifest(present.Config.Desc, []ocispec.Descriptor{present.Layers[0].Desc, elsewhere.Layers[0].Desc}, "", nil)},
 		{"image with a layer nowhere", ocispec.MediaTypeImageManifest,
-			imageManifest(t, present.Config.Desc, unknownChild.Layers[0].Desc)},
+			apitest.ImageManifest(present.Config.Desc, []ocispec.Descriptor{unknownChild.Layers[0].Desc}, "", nil)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := digest.FromBytes(tc.body)
 			for _, ref := range []string{"broken", d.String()} {
-				r := putManifest(t, srv, "mine", ref, tc.mediaType, tc.body)
-				wantError(t, "PUT "+ref, r, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
+				r := srv.PutManifest(t, "mine", ref, tc.mediaType, tc.body)
+				apitest.WantError(t, "PUT "+ref, r, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
 			}
 			if s := manifestStatus(t, srv, "mine", d.String()); s != http.StatusNotFound {
 				t.Errorf("the refused manifest answers GET with %d, want 404", s)
@@ -132,12 +134,12 @@ func TestManifestBlobUnknown(t *testing.T) {
 }
 
 // indented is b's JSON indented, with a final newline.
-func indented(t *testing.T, b blob) blob {
+func indented(t *testing.T, b apitest.Blob) apitest.Blob {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, b.Data, "", "   "); err != nil {
 		t.Fatal(err)
 	}
 	buf.WriteString("\n")
-	return newBlob(b.Desc.MediaType, buf.Bytes())
+	return apitest.NewBlob(b.Desc.MediaType, buf.Bytes())
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,16 +11,17 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
 const maxManifest = 4 << 20 // the spec's suggested limit, which graft enforces
 
 // paddedManifest is a valid image manifest of exactly size bytes.
-func paddedManifest(t *testing.T, im image, size int) []byte {
+func paddedManifest(t *testing.T, im apitest.Image, size int) []byte {
 	t.Helper()
 	build := func(pad int) []byte {
-		return mustJSON(t, ocispec.Manifest{
+		return apitest.JSON(t, ocispec.Manifest{
 			Versioned:   specs.Versioned{SchemaVersion: 2},
 			MediaType:   ocispec.MediaTypeImageManifest,
 			Config:      im.Config.Desc,
@@ -39,30 +39,24 @@ func paddedManifest(t *testing.T, im image, size int) []byte {
 func TestManifestSizeLimit(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
-	im := newImage(t, linuxAMD64, "a layer under a large manifest")
+	im := apitest.NewImage(t, linuxAMD64, "a layer under a large manifest")
 	repo := repository(t, srv, "big")
 	push(t, repo, im.Blobs()...)
 
 	// The client waits for 100 Continue before it sends a body, so a registry that
 	// refuses on the headers alone answers without reading 4 MiB; the long timeout
 	// keeps a loaded machine from sending the body anyway.
-	tr := httpClient.Transport.(*http.Transport).Clone()
+	tr := srv.HTTP.Transport.(*http.Transport).Clone()
 	tr.ExpectContinueTimeout = time.Minute
-	client := &http.Client{Transport: tr}
+	client := &apitest.Client{URL: srv.URL, HTTP: &http.Client{Transport: tr}}
 
-	put := func(t *testing.T, ref string, body []byte, chunked bool) *response {
+	put := func(t *testing.T, ref string, body []byte, chunked bool) *apitest.Response {
 		t.Helper()
-		var r io.Reader = bytes.NewReader(body)
+		header := []string{"Content-Type", ocispec.MediaTypeImageManifest, "Expect", "100-continue"}
 		if chunked {
-			r = io.MultiReader(r) // hides the length: the body goes out chunked
+			return client.DoStream(t, http.MethodPut, "/v2/big/manifests/"+ref, bytes.NewReader(body), header...)
 		}
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/v2/big/manifests/"+ref, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
-		req.Header.Set("Expect", "100-continue")
-		return send(t, client, req)
+		return client.Do(t, http.MethodPut, "/v2/big/manifests/"+ref, body, header...)
 	}
 
 	for _, tc := range []struct {
@@ -87,19 +81,19 @@ func TestManifestSizeLimit(t *testing.T) {
 			for _, ref := range []string{d.String(), "tag"} {
 				r := put(t, ref, body, tc.chunked)
 				if tc.status == http.StatusCreated {
-					wantStatus(t, "PUT "+ref, r, tc.status)
+					apitest.WantStatus(t, "PUT "+ref, r, tc.status)
 					continue
 				}
-				wantError(t, "PUT "+ref, r, tc.status, "MANIFEST_INVALID")
+				apitest.WantError(t, "PUT "+ref, r, tc.status, "MANIFEST_INVALID")
 			}
-			get := do(t, srv, http.MethodGet, "/v2/big/manifests/"+d.String(), nil)
+			get := srv.Do(t, http.MethodGet, "/v2/big/manifests/"+d.String(), nil)
 			if tc.status == http.StatusCreated {
-				wantStatus(t, "GET", get, http.StatusOK)
+				apitest.WantStatus(t, "GET", get, http.StatusOK)
 				if !bytes.Equal(get.Body, body) {
 					t.Error("GET: body differs from the pushed manifest")
 				}
 			} else {
-				wantError(t, "GET the refused manifest", get, http.StatusNotFound, "MANIFEST_UNKNOWN")
+				apitest.WantError(t, "GET the refused manifest", get, http.StatusNotFound, "MANIFEST_UNKNOWN")
 			}
 		})
 	}

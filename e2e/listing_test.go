@@ -9,6 +9,7 @@ import (
 
 	"oras.land/oras-go/v2/registry"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -16,7 +17,7 @@ import (
 // pages gave them; every page must hold at most n entries.
 func listPages(t *testing.T, srv *graftest.Server, target string, n int, entries func(body []byte) []string) ([]string, int) {
 	t.Helper()
-	pages := walkPages(t, srv, target, 100)
+	pages := srv.Pages(t, target, 100)
 	var all []string
 	for i, p := range pages {
 		got := entries(p.Body)
@@ -37,7 +38,7 @@ func tagsOf(t *testing.T) func([]byte) []string {
 			Name string   `json:"name"`
 			Tags []string `json:"tags"`
 		}
-		decode(t, "tag list", body, &l)
+		apitest.Decode(t, "tag list", body, &l)
 		return l.Tags
 	}
 }
@@ -47,7 +48,7 @@ func reposOf(t *testing.T) func([]byte) []string {
 		var l struct {
 			Repositories []string `json:"repositories"`
 		}
-		decode(t, "catalog", body, &l)
+		apitest.Decode(t, "catalog", body, &l)
 		return l.Repositories
 	}
 }
@@ -57,10 +58,10 @@ func TestTagsList(t *testing.T) {
 	srv := graftest.Start(t)
 	const name = "tagged/app"
 	repo := repository(t, srv, name)
-	im := newImage(t, linuxAMD64, "tagged layer")
-	pushImage(t, repo, im, "latest")
-	other := newImage(t, linuxARM64, "another tagged layer")
-	pushImage(t, repo, other, "arm")
+	im := apitest.NewImage(t, linuxAMD64, "tagged layer")
+	copyImage(t, repo, im, "latest")
+	other := apitest.NewImage(t, linuxARM64, "another tagged layer")
+	copyImage(t, repo, other, "arm")
 
 	// Tags whose lexical order is not the order of their pushes, and that sort
 	// differently by number, case or punctuation.
@@ -77,9 +78,9 @@ func TestTagsList(t *testing.T) {
 	if !slices.Equal(all, want) || pages != 1 {
 		t.Errorf("tags list: %q in %d pages, want %q in 1", all, pages, want)
 	}
-	r := do(t, srv, http.MethodGet, "/v2/"+name+"/tags/list", nil)
+	r := srv.Do(t, http.MethodGet, "/v2/"+name+"/tags/list", nil)
 	var l struct{ Name string }
-	decode(t, "tag list", r.Body, &l)
+	apitest.Decode(t, "tag list", r.Body, &l)
 	if l.Name != name {
 		t.Errorf("tag list name is %q, want %q", l.Name, name)
 	}
@@ -113,10 +114,10 @@ func TestTagsList(t *testing.T) {
 	})
 
 	t.Run("n=0", func(t *testing.T) {
-		r := do(t, srv, http.MethodGet, "/v2/"+name+"/tags/list?n=0", nil)
-		wantStatus(t, "n=0", r, http.StatusOK)
+		r := srv.Do(t, http.MethodGet, "/v2/"+name+"/tags/list?n=0", nil)
+		apitest.WantStatus(t, "n=0", r, http.StatusOK)
 		var raw map[string]any
-		decode(t, "n=0", r.Body, &raw)
+		apitest.Decode(t, "n=0", r.Body, &raw)
 		if list, ok := raw["tags"].([]any); !ok || len(list) != 0 {
 			t.Errorf("n=0: tags is %#v, want an empty list", raw["tags"])
 		}
@@ -127,8 +128,8 @@ func TestTagsList(t *testing.T) {
 
 	t.Run("unknown repository", func(t *testing.T) {
 		for _, q := range []string{"", "?n=0", "?n=10"} {
-			r := do(t, srv, http.MethodGet, "/v2/no/such/repo/tags/list"+q, nil)
-			wantError(t, "tags of an unknown repository"+q, r, http.StatusNotFound, "NAME_UNKNOWN")
+			r := srv.Do(t, http.MethodGet, "/v2/no/such/repo/tags/list"+q, nil)
+			apitest.WantError(t, "tags of an unknown repository"+q, r, http.StatusNotFound, "NAME_UNKNOWN")
 		}
 	})
 
@@ -158,12 +159,12 @@ func TestCatalog(t *testing.T) {
 	// Names that sort differently by component than by byte.
 	names := []string{"zeta", "alpha", "alpha/beta", "alpha-beta", "alpha.beta", "alpha_beta", "a/b/c/d", "b", "m/n", "library/app"}
 	for i, name := range names {
-		im := newImage(t, linuxAMD64, "layer of "+name)
+		im := apitest.NewImage(t, linuxAMD64, "layer of "+name)
 		if i%2 == 0 {
-			pushImage(t, repository(t, srv, name), im, "v1")
+			copyImage(t, repository(t, srv, name), im, "v1")
 		} else {
-			// Pushing a blob is enough to create a repository.
-			uploadBlob(t, srv, name, []byte("only a blob in "+name))
+			// Pushing a apitest.Blob is enough to create a repository.
+			srv.PushBlob(t, name, []byte("only a apitest.Blob in "+name))
 		}
 	}
 	want := slices.Clone(names)
@@ -192,10 +193,10 @@ func TestCatalog(t *testing.T) {
 		}
 	})
 	t.Run("n=0", func(t *testing.T) {
-		r := do(t, srv, http.MethodGet, "/v2/_catalog?n=0", nil)
-		wantStatus(t, "n=0", r, http.StatusOK)
+		r := srv.Do(t, http.MethodGet, "/v2/_catalog?n=0", nil)
+		apitest.WantStatus(t, "n=0", r, http.StatusOK)
 		var raw map[string]any
-		decode(t, "n=0", r.Body, &raw)
+		apitest.Decode(t, "n=0", r.Body, &raw)
 		if list, ok := raw["repositories"].([]any); !ok || len(list) != 0 {
 			t.Errorf("n=0: repositories is %#v, want an empty list", raw["repositories"])
 		}

@@ -11,7 +11,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/manifest"
 )
 
 // TestLegacyORASAPI covers /oras/artifacts/v1/, which early ORAS clients use.
@@ -20,27 +22,27 @@ func TestLegacyORASAPI(t *testing.T) {
 	srv := graftest.Start(t)
 	const name = "legacy/app"
 	repo := repository(t, srv, name)
-	subject := newImage(t, linuxAMD64, "legacy subject layer")
-	pushImage(t, repo, subject, "v1")
-	payload := newBlob("application/vnd.example.payload", []byte("legacy payload"))
+	subject := apitest.NewImage(t, linuxAMD64, "legacy subject layer")
+	copyImage(t, repo, subject, "v1")
+	payload := apitest.NewBlob("application/vnd.example.payload", []byte("legacy payload"))
 	push(t, repo, payload)
 
 	const typeA, typeB = "application/vnd.example.a", "application/vnd.example.b"
-	orasArtifact := manifestBlob(t, mediaTypeORASArtifact, map[string]any{
-		"mediaType":    mediaTypeORASArtifact,
+	orasArtifact := apitest.ManifestBlob(t, manifest.MediaTypeORASArtifact, map[string]any{
+		"mediaType":    manifest.MediaTypeORASArtifact,
 		"artifactType": typeA,
 		"blobs":        []ocispec.Descriptor{payload.Desc},
 		"subject":      subject.Desc(),
 	})
-	ociArtifact := manifestBlob(t, mediaTypeOCIArtifact, map[string]any{
-		"mediaType":    mediaTypeOCIArtifact,
+	ociArtifact := apitest.ManifestBlob(t, manifest.MediaTypeArtifact, map[string]any{
+		"mediaType":    manifest.MediaTypeArtifact,
 		"artifactType": typeB,
 		"blobs":        []ocispec.Descriptor{payload.Desc},
 		"subject":      subject.Desc(),
 	})
-	for _, a := range []blob{orasArtifact, ociArtifact} {
-		r := putManifest(t, srv, name, a.Desc.Digest.String(), a.Desc.MediaType, a.Data)
-		wantStatus(t, "PUT "+a.Desc.MediaType, r, http.StatusCreated)
+	for _, a := range []apitest.Blob{orasArtifact, ociArtifact} {
+		r := srv.PutManifest(t, name, a.Desc.Digest.String(), a.Desc.MediaType, a.Data)
+		apitest.WantStatus(t, "PUT "+a.Desc.MediaType, r, http.StatusCreated)
 	}
 	want := map[digest.Digest]string{
 		orasArtifact.Desc.Digest: typeA,
@@ -52,18 +54,18 @@ func TestLegacyORASAPI(t *testing.T) {
 	}
 
 	// The manifest endpoint answers with the stored bytes.
-	for _, b := range []blob{subject.Manifest, orasArtifact, ociArtifact} {
+	for _, b := range []apitest.Blob{subject.Manifest, orasArtifact, ociArtifact} {
 		path := "/oras/artifacts/v1/" + name + "/manifests/" + b.Desc.Digest.String()
-		r := do(t, srv, http.MethodGet, path, nil)
-		wantStatus(t, "GET "+path, r, http.StatusOK)
+		r := srv.Do(t, http.MethodGet, path, nil)
+		apitest.WantStatus(t, "GET "+path, r, http.StatusOK)
 		if !bytes.Equal(r.Body, b.Data) {
 			t.Errorf("GET %s: body differs from the pushed manifest", path)
 		}
-		wantHeader(t, "GET "+path, r, "Content-Type", b.Desc.MediaType)
-		wantHeader(t, "GET "+path, r, "Docker-Content-Digest", b.Desc.Digest.String())
+		apitest.WantHeader(t, "GET "+path, r, "Content-Type", b.Desc.MediaType)
+		apitest.WantHeader(t, "GET "+path, r, "Docker-Content-Digest", b.Desc.Digest.String())
 	}
 	unknown := "/oras/artifacts/v1/" + name + "/manifests/" + digest.FromString("unknown").String()
-	wantError(t, "GET "+unknown, do(t, srv, http.MethodGet, unknown, nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
+	apitest.WantError(t, "GET "+unknown, srv.Do(t, http.MethodGet, unknown, nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
 
 	base := "/oras/artifacts/v1/" + name + "/manifests/" + subject.Desc().Digest.String() + "/referrers"
 	for _, tc := range []struct {
@@ -83,13 +85,13 @@ func TestLegacyORASAPI(t *testing.T) {
 			if tc.query != "" {
 				target += "?" + tc.query
 			}
-			pages := walkPages(t, srv, target, 20)
+			pages := srv.Pages(t, target, 20)
 			seen := map[digest.Digest]int{}
 			for i, p := range pages {
 				var body struct {
 					References []ocispec.Descriptor `json:"references"`
 				}
-				decode(t, fmt.Sprintf("page %d", i), p.Body, &body)
+				apitest.Decode(t, fmt.Sprintf("page %d", i), p.Body, &body)
 				if body.References == nil {
 					t.Errorf("page %d has no references list: %s", i, p.Body)
 				}

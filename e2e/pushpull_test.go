@@ -10,6 +10,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/memory"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -17,8 +18,8 @@ func TestPushPullImage(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
 	repo := repository(t, srv, "library/app")
-	im := newImage(t, linuxAMD64, "first layer", "second layer, a little longer")
-	pushImage(t, repo, im, "v1")
+	im := apitest.NewImage(t, linuxAMD64, "first layer", "second layer, a little longer")
+	copyImage(t, repo, im, "v1")
 
 	// Pull into an empty store: every node of the graph comes back byte for byte.
 	pulled := memory.New()
@@ -52,42 +53,42 @@ func TestPushPullImage(t *testing.T) {
 	// The headers clients rely on, on GET and HEAD.
 	for _, ref := range []string{"v1", im.Desc().Digest.String()} {
 		path := "/v2/library/app/manifests/" + ref
-		get := do(t, srv, http.MethodGet, path, nil, "Accept", ocispec.MediaTypeImageManifest)
-		wantStatus(t, "GET "+path, get, http.StatusOK)
+		get := srv.Do(t, http.MethodGet, path, nil, "Accept", ocispec.MediaTypeImageManifest)
+		apitest.WantStatus(t, "GET "+path, get, http.StatusOK)
 		if !bytes.Equal(get.Body, im.Manifest.Data) {
 			t.Errorf("GET %s: body differs from the pushed manifest", path)
 		}
-		head := do(t, srv, http.MethodHead, path, nil, "Accept", ocispec.MediaTypeImageManifest)
-		wantStatus(t, "HEAD "+path, head, http.StatusOK)
+		head := srv.Do(t, http.MethodHead, path, nil, "Accept", ocispec.MediaTypeImageManifest)
+		apitest.WantStatus(t, "HEAD "+path, head, http.StatusOK)
 		if len(head.Body) != 0 {
 			t.Errorf("HEAD %s: answered with a body of %d bytes", path, len(head.Body))
 		}
-		for _, r := range []*response{get, head} {
-			wantHeader(t, path, r, "Docker-Content-Digest", im.Desc().Digest.String())
-			wantHeader(t, path, r, "Content-Type", ocispec.MediaTypeImageManifest)
-			wantHeader(t, path, r, "Content-Length", strconv.Itoa(len(im.Manifest.Data)))
+		for _, r := range []*apitest.Response{get, head} {
+			apitest.WantHeader(t, path, r, "Docker-Content-Digest", im.Desc().Digest.String())
+			apitest.WantHeader(t, path, r, "Content-Type", ocispec.MediaTypeImageManifest)
+			apitest.WantHeader(t, path, r, "Content-Length", strconv.Itoa(len(im.Manifest.Data)))
 		}
 	}
 	for _, b := range im.Blobs() {
 		path := "/v2/library/app/blobs/" + b.Desc.Digest.String()
-		get := do(t, srv, http.MethodGet, path, nil)
-		wantStatus(t, "GET "+path, get, http.StatusOK)
+		get := srv.Do(t, http.MethodGet, path, nil)
+		apitest.WantStatus(t, "GET "+path, get, http.StatusOK)
 		if !bytes.Equal(get.Body, b.Data) {
 			t.Errorf("GET %s: body differs from the pushed blob", path)
 		}
-		wantHeader(t, "GET "+path, get, "Docker-Content-Digest", b.Desc.Digest.String())
-		head := do(t, srv, http.MethodHead, path, nil)
-		wantStatus(t, "HEAD "+path, head, http.StatusOK)
-		wantHeader(t, "HEAD "+path, head, "Content-Length", strconv.Itoa(len(b.Data)))
-		wantHeader(t, "HEAD "+path, head, "Docker-Content-Digest", b.Desc.Digest.String())
+		apitest.WantHeader(t, "GET "+path, get, "Docker-Content-Digest", b.Desc.Digest.String())
+		head := srv.Do(t, http.MethodHead, path, nil)
+		apitest.WantStatus(t, "HEAD "+path, head, http.StatusOK)
+		apitest.WantHeader(t, "HEAD "+path, head, "Content-Length", strconv.Itoa(len(b.Data)))
+		apitest.WantHeader(t, "HEAD "+path, head, "Docker-Content-Digest", b.Desc.Digest.String())
 		if len(head.Body) != 0 {
 			t.Errorf("HEAD %s: answered with a body", path)
 		}
 	}
 
 	// Another image under the same tag moves the tag; the first stays, by digest.
-	newer := newImage(t, linuxAMD64, "first layer", "a newer second layer")
-	pushImage(t, repo, newer, "v1")
+	newer := apitest.NewImage(t, linuxAMD64, "first layer", "a newer second layer")
+	copyImage(t, repo, newer, "v1")
 	if d, err := repo.Resolve(t.Context(), "v1"); err != nil || d.Digest != newer.Desc().Digest {
 		t.Errorf("v1 resolves to %v (%v), want %s", d.Digest, err, newer.Desc().Digest)
 	}
@@ -96,7 +97,7 @@ func TestPushPullImage(t *testing.T) {
 	}
 
 	// What is not there.
-	missing := newImage(t, linuxAMD64, "never pushed")
+	missing := apitest.NewImage(t, linuxAMD64, "never pushed")
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -107,14 +108,14 @@ func TestPushPullImage(t *testing.T) {
 		{http.MethodHead, "/v2/library/app/manifests/" + missing.Desc().Digest.String(), http.StatusNotFound},
 		{http.MethodHead, "/v2/library/app/blobs/" + missing.Config.Desc.Digest.String(), http.StatusNotFound},
 	} {
-		r := do(t, srv, tc.method, tc.path, nil)
+		r := srv.Do(t, tc.method, tc.path, nil)
 		if r.Status != tc.status {
 			t.Errorf("%s %s: status %d, want %d", tc.method, tc.path, r.Status, tc.status)
 		}
 		if tc.method == http.MethodGet {
-			wantError(t, tc.method+" "+tc.path, r, tc.status, "MANIFEST_UNKNOWN")
+			apitest.WantError(t, tc.method+" "+tc.path, r, tc.status, "MANIFEST_UNKNOWN")
 		}
 	}
-	r := do(t, srv, http.MethodGet, "/v2/library/app/blobs/"+missing.Config.Desc.Digest.String(), nil)
-	wantError(t, "GET unknown blob", r, http.StatusNotFound, "BLOB_UNKNOWN")
+	r := srv.Do(t, http.MethodGet, "/v2/library/app/blobs/"+missing.Config.Desc.Digest.String(), nil)
+	apitest.WantError(t, "GET unknown blob", r, http.StatusNotFound, "BLOB_UNKNOWN")
 }

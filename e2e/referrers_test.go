@@ -18,7 +18,9 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/manifest"
 )
 
 const (
@@ -51,8 +53,8 @@ func TestReferrers(t *testing.T) {
 	rec := &recorder{base: httpClient.Transport, puts: map[string]http.Header{}}
 	repo.Client = &http.Client{Transport: rec}
 
-	subject := newImage(t, linuxAMD64, "the subject's layer")
-	pushImage(t, repo, subject, "v1")
+	subject := apitest.NewImage(t, linuxAMD64, "the subject's layer")
+	copyImage(t, repo, subject, "v1")
 	sbomAnnotations := map[string]string{"org.example.kind": "sbom", "org.example.format": "spdx"}
 	sbom := attach(t, repo, subject.Desc(), typeSBOM, "an SBOM", sbomAnnotations)
 	sig := attach(t, repo, subject.Desc(), typeSignature, "a signature", map[string]string{"org.example.kind": "signature"})
@@ -74,9 +76,9 @@ func TestReferrers(t *testing.T) {
 		}
 		// With the subject acknowledged, oras-go must not fall back to the
 		// referrers tag schema.
-		tags := do(t, srv, http.MethodGet, "/v2/app/tags/list", nil)
+		tags := srv.Do(t, http.MethodGet, "/v2/app/tags/list", nil)
 		var list struct{ Tags []string }
-		decode(t, "tags", tags.Body, &list)
+		apitest.Decode(t, "tags", tags.Body, &list)
 		if !slices.Equal(list.Tags, []string{"v1"}) {
 			t.Errorf("tags are %q, want only v1", list.Tags)
 		}
@@ -116,8 +118,8 @@ func TestReferrers(t *testing.T) {
 			{"application/vnd.example.none", nil},
 		} {
 			idx, r := referrers(t, srv, "app", subject.Desc().Digest, "artifactType="+url.QueryEscape(tc.artifactType))
-			wantHeader(t, "filter "+tc.artifactType, r, "OCI-Filters-Applied", "artifactType")
-			if got := digests(idx.Manifests); !slices.Equal(got, sortedDigests(tc.want...)) {
+			apitest.WantHeader(t, "filter "+tc.artifactType, r, "OCI-Filters-Applied", "artifactType")
+			if got := apitest.Digests(idx.Manifests); !slices.Equal(got, apitest.Sorted(tc.want...)) {
 				t.Errorf("artifactType=%s: got %v, want %v", tc.artifactType, got, tc.want)
 			}
 			for _, d := range idx.Manifests {
@@ -133,7 +135,7 @@ func TestReferrers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := digests(viaORAS); !slices.Equal(got, sortedDigests(tc.want...)) {
+			if got := apitest.Digests(viaORAS); !slices.Equal(got, apitest.Sorted(tc.want...)) {
 				t.Errorf("oras-go Referrers(%s): got %v, want %v", tc.artifactType, got, tc.want)
 			}
 		}
@@ -144,7 +146,7 @@ func TestReferrers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := digests(preds), sortedDigests(sbom.Digest, sig.Digest); !slices.Equal(got, want) {
+		if got, want := apitest.Digests(preds), apitest.Sorted(sbom.Digest, sig.Digest); !slices.Equal(got, want) {
 			t.Errorf("Predecessors: %v, want %v", got, want)
 		}
 	})
@@ -153,11 +155,11 @@ func TestReferrers(t *testing.T) {
 		// An image manifest without artifactType is listed with its config's
 		// media type, as the spec says, and the filter matches on it.
 		const configType = "application/vnd.example.config.v1+json"
-		config := newBlob(configType, []byte(`{"tool":"example"}`))
-		layer := newBlob("application/vnd.example.payload", []byte("config-typed payload"))
+		config := apitest.NewBlob(configType, []byte(`{"tool":"example"}`))
+		layer := apitest.NewBlob("application/vnd.example.payload", []byte("config-typed payload"))
 		push(t, repo, config, layer)
-		other := newImage(t, linuxARM64, "a subject with a config-typed referrer")
-		pushImage(t, repo, other, "")
+		other := apitest.NewImage(t, linuxARM64, "a subject with a config-typed referrer")
+		copyImage(t, repo, other, "")
 		d, err := oras.PackManifest(t.Context(), repo, oras.PackManifestVersion1_1, "", oras.PackManifestOptions{
 			Subject:          &other.Manifest.Desc,
 			Layers:           []ocispec.Descriptor{layer.Desc},
@@ -178,14 +180,14 @@ func TestReferrers(t *testing.T) {
 		// A referrer pushed to another repository is that repository's: it is
 		// not listed here, and this repository's are not listed there.
 		other := repository(t, srv, "other")
-		pushImage(t, other, subject, "v1")
+		copyImage(t, other, subject, "v1")
 		elsewhere := attach(t, other, subject.Desc(), typeSBOM, "an SBOM in another repository", nil)
 		idx, _ := referrers(t, srv, "app", subject.Desc().Digest, "")
-		if got, want := digests(idx.Manifests), sortedDigests(sbom.Digest, sig.Digest); !slices.Equal(got, want) {
+		if got, want := apitest.Digests(idx.Manifests), apitest.Sorted(sbom.Digest, sig.Digest); !slices.Equal(got, want) {
 			t.Errorf("referrers in app: %v, want %v", got, want)
 		}
 		idx, _ = referrers(t, srv, "other", subject.Desc().Digest, "")
-		if got := digests(idx.Manifests); !slices.Equal(got, []digest.Digest{elsewhere.Digest}) {
+		if got := apitest.Digests(idx.Manifests); !slices.Equal(got, []digest.Digest{elsewhere.Digest}) {
 			t.Errorf("referrers in other: %v, want [%s]", got, elsewhere.Digest)
 		}
 	})
@@ -194,11 +196,11 @@ func TestReferrers(t *testing.T) {
 		unknown := digest.FromString("no manifest has this digest")
 		for _, repoName := range []string{"app", "no/such/repo"} {
 			target := "/v2/" + repoName + "/referrers/" + unknown.String()
-			r := do(t, srv, http.MethodGet, target, nil)
-			wantStatus(t, "GET "+target, r, http.StatusOK)
-			wantHeader(t, "GET "+target, r, "Content-Type", ocispec.MediaTypeImageIndex)
+			r := srv.Do(t, http.MethodGet, target, nil)
+			apitest.WantStatus(t, "GET "+target, r, http.StatusOK)
+			apitest.WantHeader(t, "GET "+target, r, "Content-Type", ocispec.MediaTypeImageIndex)
 			var raw map[string]any
-			decode(t, "GET "+target, r.Body, &raw)
+			apitest.Decode(t, "GET "+target, r.Body, &raw)
 			if m, ok := raw["manifests"].([]any); !ok || len(m) != 0 {
 				t.Errorf("GET %s: manifests is %#v, want an empty list", target, raw["manifests"])
 			}
@@ -207,15 +209,15 @@ func TestReferrers(t *testing.T) {
 
 	t.Run("subject pushed later or never", func(t *testing.T) {
 		// The spec lets a referrer arrive before its subject; it is listed at once.
-		later := newImage(t, linuxARM64, "a subject pushed after its referrer")
+		later := apitest.NewImage(t, linuxARM64, "a subject pushed after its referrer")
 		early := attach(t, repo, later.Desc(), typeSignature, "signed early", nil)
 		idx, _ := referrers(t, srv, "app", later.Desc().Digest, "")
-		if got := digests(idx.Manifests); !slices.Equal(got, []digest.Digest{early.Digest}) {
+		if got := apitest.Digests(idx.Manifests); !slices.Equal(got, []digest.Digest{early.Digest}) {
 			t.Errorf("before the subject: referrers %v, want [%s]", got, early.Digest)
 		}
-		pushImage(t, repo, later, "later")
+		copyImage(t, repo, later, "later")
 		idx, _ = referrers(t, srv, "app", later.Desc().Digest, "")
-		if got := digests(idx.Manifests); !slices.Equal(got, []digest.Digest{early.Digest}) {
+		if got := apitest.Digests(idx.Manifests); !slices.Equal(got, []digest.Digest{early.Digest}) {
 			t.Errorf("after the subject: referrers %v, want [%s]", got, early.Digest)
 		}
 
@@ -226,7 +228,7 @@ func TestReferrers(t *testing.T) {
 		}
 		orphan := attach(t, repo, never, typeSBOM, "an orphan SBOM", nil)
 		idx, _ = referrers(t, srv, "app", never.Digest, "")
-		if got := digests(idx.Manifests); !slices.Equal(got, []digest.Digest{orphan.Digest}) {
+		if got := apitest.Digests(idx.Manifests); !slices.Equal(got, []digest.Digest{orphan.Digest}) {
 			t.Errorf("subject that does not exist: referrers %v, want [%s]", got, orphan.Digest)
 		}
 		if s := manifestStatus(t, srv, "app", orphan.Digest.String()); s != http.StatusOK {
@@ -241,7 +243,7 @@ func manifestAnnotations(t *testing.T, src content.Fetcher, desc ocispec.Descrip
 	var m struct {
 		Annotations map[string]string `json:"annotations"`
 	}
-	decode(t, "manifest "+desc.Digest.String(), fetchAll(t, src, desc), &m)
+	apitest.Decode(t, "manifest "+desc.Digest.String(), fetchAll(t, src, desc), &m)
 	return m.Annotations
 }
 
@@ -274,15 +276,15 @@ func TestReferrersPagination(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
 	repo := repository(t, srv, "many")
-	subject := newImage(t, linuxAMD64, "a much referred-to layer")
-	pushImage(t, repo, subject, "v1")
+	subject := apitest.NewImage(t, linuxAMD64, "a much referred-to layer")
+	copyImage(t, repo, subject, "v1")
 
 	// Two artifact types, to page through a filtered listing too. The manifests
 	// are made here and pushed concurrently, so the test stays fast.
 	const total = 1100
 	types := []string{typeSBOM, typeSignature}
-	push(t, repo, newBlob(ocispec.MediaTypeEmptyJSON, ocispec.DescriptorEmptyJSON.Data))
-	manifests := make([]blob, total)
+	push(t, repo, apitest.NewBlob(ocispec.MediaTypeEmptyJSON, ocispec.DescriptorEmptyJSON.Data))
+	manifests := make([]apitest.Blob, total)
 	want := map[digest.Digest]string{}
 	for i := range manifests {
 		m := ocispec.Manifest{
@@ -294,7 +296,7 @@ func TestReferrersPagination(t *testing.T) {
 			Subject:      &subject.Manifest.Desc,
 			Annotations:  map[string]string{"org.example.n": strconv.Itoa(i)},
 		}
-		manifests[i] = manifestBlob(t, ocispec.MediaTypeImageManifest, m)
+		manifests[i] = apitest.ManifestBlob(t, ocispec.MediaTypeImageManifest, m)
 		want[manifests[i].Desc.Digest] = types[i%2]
 	}
 	parallel(t, total, 16, func(ctx context.Context, i int) error {
@@ -307,11 +309,11 @@ func TestReferrersPagination(t *testing.T) {
 		if query != "" {
 			target += "?" + query
 		}
-		pages := walkPages(t, srv, target, 50)
+		pages := srv.Pages(t, target, 50)
 		seen := map[digest.Digest]int{}
 		for i, p := range pages {
 			var idx ocispec.Index
-			decode(t, fmt.Sprintf("page %d", i), p.Body, &idx)
+			apitest.Decode(t, fmt.Sprintf("page %d", i), p.Body, &idx)
 			if got := p.Header.Get("OCI-Filters-Applied"); (wantType != "") != (got == "artifactType") {
 				t.Errorf("page %d: OCI-Filters-Applied %q with filter %q", i, got, wantType)
 			}
@@ -383,21 +385,21 @@ func TestArtifactManifestTypes(t *testing.T) {
 	t.Parallel()
 	srv := graftest.Start(t)
 	repo := repository(t, srv, "artifacts")
-	subject := newImage(t, linuxAMD64, "subject layer")
-	pushImage(t, repo, subject, "v1")
-	payload := newBlob("application/vnd.example.payload", []byte("artifact payload"))
+	subject := apitest.NewImage(t, linuxAMD64, "subject layer")
+	copyImage(t, repo, subject, "v1")
+	payload := apitest.NewBlob("application/vnd.example.payload", []byte("artifact payload"))
 	push(t, repo, payload)
 
-	artifacts := []blob{
-		manifestBlob(t, mediaTypeOCIArtifact, map[string]any{
-			"mediaType":    mediaTypeOCIArtifact,
+	artifacts := []apitest.Blob{
+		apitest.ManifestBlob(t, manifest.MediaTypeArtifact, map[string]any{
+			"mediaType":    manifest.MediaTypeArtifact,
 			"artifactType": "application/vnd.example.oci-artifact",
 			"blobs":        []ocispec.Descriptor{payload.Desc},
 			"subject":      subject.Desc(),
 			"annotations":  map[string]string{"org.example.kind": "oci-artifact"},
 		}),
-		manifestBlob(t, mediaTypeORASArtifact, map[string]any{
-			"mediaType":    mediaTypeORASArtifact,
+		apitest.ManifestBlob(t, manifest.MediaTypeORASArtifact, map[string]any{
+			"mediaType":    manifest.MediaTypeORASArtifact,
 			"artifactType": "application/vnd.example.oras-artifact",
 			"blobs":        []ocispec.Descriptor{payload.Desc},
 			"subject":      subject.Desc(),
@@ -406,23 +408,23 @@ func TestArtifactManifestTypes(t *testing.T) {
 	}
 	want := map[digest.Digest]ocispec.Descriptor{}
 	for _, a := range artifacts {
-		r := putManifest(t, srv, "artifacts", a.Desc.Digest.String(), a.Desc.MediaType, a.Data)
-		wantStatus(t, "PUT "+a.Desc.MediaType, r, http.StatusCreated)
-		wantHeader(t, "PUT "+a.Desc.MediaType, r, "OCI-Subject", subject.Desc().Digest.String())
-		wantHeader(t, "PUT "+a.Desc.MediaType, r, "Docker-Content-Digest", a.Desc.Digest.String())
+		r := srv.PutManifest(t, "artifacts", a.Desc.Digest.String(), a.Desc.MediaType, a.Data)
+		apitest.WantStatus(t, "PUT "+a.Desc.MediaType, r, http.StatusCreated)
+		apitest.WantHeader(t, "PUT "+a.Desc.MediaType, r, "OCI-Subject", subject.Desc().Digest.String())
+		apitest.WantHeader(t, "PUT "+a.Desc.MediaType, r, "Docker-Content-Digest", a.Desc.Digest.String())
 		var m struct {
 			ArtifactType string            `json:"artifactType"`
 			Annotations  map[string]string `json:"annotations"`
 		}
-		decode(t, "artifact", a.Data, &m)
+		apitest.Decode(t, "artifact", a.Data, &m)
 		want[a.Desc.Digest] = ocispec.Descriptor{
 			MediaType: a.Desc.MediaType, Digest: a.Desc.Digest, Size: a.Desc.Size,
 			ArtifactType: m.ArtifactType, Annotations: m.Annotations,
 		}
 
-		get := do(t, srv, http.MethodGet, "/v2/artifacts/manifests/"+a.Desc.Digest.String(), nil, "Accept", a.Desc.MediaType)
-		wantStatus(t, "GET "+a.Desc.MediaType, get, http.StatusOK)
-		wantHeader(t, "GET "+a.Desc.MediaType, get, "Content-Type", a.Desc.MediaType)
+		get := srv.Do(t, http.MethodGet, "/v2/artifacts/manifests/"+a.Desc.Digest.String(), nil, "Accept", a.Desc.MediaType)
+		apitest.WantStatus(t, "GET "+a.Desc.MediaType, get, http.StatusOK)
+		apitest.WantHeader(t, "GET "+a.Desc.MediaType, get, "Content-Type", a.Desc.MediaType)
 		if string(get.Body) != string(a.Data) {
 			t.Errorf("GET %s: body differs from the pushed manifest", a.Desc.MediaType)
 		}
@@ -433,20 +435,20 @@ func TestArtifactManifestTypes(t *testing.T) {
 	for _, a := range artifacts {
 		typ := want[a.Desc.Digest].ArtifactType
 		idx, _ := referrers(t, srv, "artifacts", subject.Desc().Digest, "artifactType="+url.QueryEscape(typ))
-		if got := digests(idx.Manifests); !slices.Equal(got, []digest.Digest{a.Desc.Digest}) {
+		if got := apitest.Digests(idx.Manifests); !slices.Equal(got, []digest.Digest{a.Desc.Digest}) {
 			t.Errorf("artifactType=%s: %v, want [%s]", typ, got, a.Desc.Digest)
 		}
 	}
 
 	// An artifact manifest's blobs must be in the repository too.
-	missing := newBlob("application/vnd.example.payload", []byte("never uploaded"))
-	bad := manifestBlob(t, mediaTypeOCIArtifact, map[string]any{
-		"mediaType": mediaTypeOCIArtifact,
+	missing := apitest.NewBlob("application/vnd.example.payload", []byte("never uploaded"))
+	bad := apitest.ManifestBlob(t, manifest.MediaTypeArtifact, map[string]any{
+		"mediaType": manifest.MediaTypeArtifact,
 		"blobs":     []ocispec.Descriptor{missing.Desc},
 		"subject":   subject.Desc(),
 	})
-	r := putManifest(t, srv, "artifacts", bad.Desc.Digest.String(), mediaTypeOCIArtifact, bad.Data)
-	wantError(t, "artifact with a missing blob", r, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
+	r := srv.PutManifest(t, "artifacts", bad.Desc.Digest.String(), manifest.MediaTypeArtifact, bad.Data)
+	apitest.WantError(t, "artifact with a missing blob", r, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN")
 
 	// oras-go lists the artifacts of every manifest type.
 	var listed []ocispec.Descriptor
@@ -457,7 +459,7 @@ func TestArtifactManifestTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := digests(listed), sortedDigests(slices.Collect(maps.Keys(want))...); !slices.Equal(got, want) {
+	if got, want := apitest.Digests(listed), apitest.Sorted(slices.Collect(maps.Keys(want))...); !slices.Equal(got, want) {
 		t.Errorf("oras-go Referrers: %v, want %v", got, want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/auth"
 )
 
@@ -49,12 +50,12 @@ func TestParallelGuessesLimited(t *testing.T) {
 			password := "guess-" + itoa(i)
 			switch i % 3 {
 			case 0:
-				statuses[i] = doURL(t, httpClient, http.MethodGet, r.srv.URL+"/v2/", basic("dev", password), nil).Status
+				statuses[i] = r.do(http.MethodGet, "/v2/", basic("dev", password), nil).Status
 			case 1:
-				statuses[i] = doURL(t, httpClient, http.MethodGet, r.srv.URL+"/auth/token?service=graft", basic("dev", password), nil).Status
+				statuses[i] = r.do(http.MethodGet, "/auth/token?service=graft", basic("dev", password), nil).Status
 			default:
 				form := url.Values{"grant_type": {"password"}, "username": {"dev"}, "password": {password}, "service": {"graft"}}
-				statuses[i] = doURL(t, httpClient, http.MethodPost, r.srv.URL+"/auth/token", "", []byte(form.Encode()),
+				statuses[i] = r.do(http.MethodPost, "/auth/token", "", []byte(form.Encode()),
 					"Content-Type", "application/x-www-form-urlencoded").Status
 			}
 		}()
@@ -402,7 +403,7 @@ func TestScopeNames(t *testing.T) {
 		get := r.do(http.MethodGet, "/auth/token?service=graft&scope="+strings.ReplaceAll(scope, "/", "%2F"), as("admin"), nil)
 		form := "grant_type=password&username=admin&password=" + url.QueryEscape(passwords["admin"]) + "&service=graft&scope=" + scope
 		post := r.do(http.MethodPost, "/auth/token", "", []byte(form), "Content-Type", "application/x-www-form-urlencoded")
-		for _, resp := range []*response{get, post} {
+		for _, resp := range []*apitest.Response{get, post} {
 			var body struct {
 				AccessToken string `json:"access_token"`
 				Scope       string `json:"scope"`
@@ -458,7 +459,7 @@ func TestHighSRefused(t *testing.T) {
 // trusted-proxies lists. Without it, a client's headers change neither the realm of a
 // challenge nor whom the login limiter counts; with it, the proxy's say both.
 func TestForwardedHeaders(t *testing.T) {
-	realm := func(resp *response) string {
+	realm := func(resp *apitest.Response) string {
 		c, err := auth.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
 		if err != nil {
 			t.Fatalf("challenge of %s: %v", resp, err)

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,9 +26,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -106,69 +105,11 @@ func graftCmd(t *testing.T, stdin string, env []string, args ...string) (string,
 	return out.String(), errOut.String(), err
 }
 
-// response is an answer read in full.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r *response) String() string {
-	b := r.Body
-	if len(b) > 400 {
-		b = append(b[:400:400], "…"...)
-	}
-	return fmt.Sprintf("%d %s", r.Status, b)
-}
-
-// errorCode is the first code of an error body.
-func (r *response) errorCode() string {
-	var body struct {
-		Errors []struct{ Code string } `json:"errors"`
-	}
-	json.Unmarshal(r.Body, &body)
-	if len(body.Errors) == 0 {
-		return ""
-	}
-	return body.Errors[0].Code
-}
-
-// httpClient sends every request once and follows no redirect: a client that
-// retried or followed would hide the answer under test.
-var httpClient = &http.Client{
-	Transport:     http.DefaultTransport.(*http.Transport).Clone(),
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
 // do sends a request to the registry; target is a path with its query, authz the
 // Authorization header ("" for none).
-func (r *registry) do(method, target, authz string, body []byte, headers ...string) *response {
+func (r *registry) do(method, target, authz string, body []byte, headers ...string) *apitest.Response {
 	r.t.Helper()
-	return doURL(r.t, httpClient, method, r.srv.URL+target, authz, body, headers...)
-}
-
-func doURL(t *testing.T, c *http.Client, method, u, authz string, body []byte, headers ...string) *response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, u, err)
-	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return r.srv.Do(r.t, method, target, body, append([]string{"Authorization", authz}, headers...)...)
 }
 
 func basic(user, password string) string {
@@ -195,33 +136,20 @@ func (r *registry) token(authz string, scopes ...string) string {
 	return body.Token
 }
 
-// pushImage pushes a one-layer image as admin and returns the manifest's descriptor
-// and its layer's digest.
+// pushImage pushes a one-layer image as admin, with subject if it is set, and returns
+// the manifest's descriptor and its layer's digest.
 func (r *registry) pushImage(repo, tag string, subject *ocispec.Descriptor) (ocispec.Descriptor, digest.Digest) {
 	r.t.Helper()
-	layer := []byte(fmt.Sprintf("layer of %s:%s %d", repo, tag, time.Now().UnixNano()))
-	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	for _, b := range [][]byte{layer, config} {
-		resp := r.do(http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+digest.FromBytes(b).String(), as("admin"), b,
-			"Content-Type", "application/octet-stream")
-		if resp.Status != http.StatusCreated {
-			r.t.Fatalf("blob push to %s: %s", repo, resp)
-		}
+	layer := fmt.Sprintf("layer of %s:%s %d", repo, tag, time.Now().UnixNano())
+	im := apitest.NewImage(r.t, linuxAMD64, layer)
+	if subject != nil {
+		im = apitest.NewReferrer(r.t, *subject, linuxAMD64, layer)
 	}
-	m, _ := json.Marshal(ocispec.Manifest{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(config), Size: int64(len(config))},
-		Layers:    []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(layer), Size: int64(len(layer))}},
-		Subject:   subject,
-	})
-	resp := r.do(http.MethodPut, "/v2/"+repo+"/manifests/"+tag, as("admin"), m, "Content-Type", ocispec.MediaTypeImageManifest)
-	if resp.Status != http.StatusCreated {
-		r.t.Fatalf("manifest push to %s:%s: %s", repo, tag, resp)
-	}
-	return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(m), Size: int64(len(m))},
-		digest.FromBytes(layer)
+	r.srv.PushImage(r.t, repo, tag, im, "Authorization", as("admin"))
+	return im.Desc(), im.Layers[0].Desc.Digest
 }
+
+var linuxAMD64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 
 // sharedDir is the team's shared directory: GRAFT_SHARED, else ../shared beside the
 // module.

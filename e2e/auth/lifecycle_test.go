@@ -1,8 +1,6 @@
 package authe2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -13,11 +11,6 @@ import (
 
 	"github.com/graft-registry/graft/internal/graftest"
 )
-
-func sha256hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
@@ -56,7 +49,7 @@ func TestRateLimitedLogins(t *testing.T) {
 		}
 	}
 	resp := r.do(http.MethodGet, "/auth/token?service=graft", as("dev"), nil)
-	if resp.Status != 429 || resp.errorCode() != "TOOMANYREQUESTS" || resp.Header.Get("Retry-After") == "" {
+	if resp.Status != 429 || resp.ErrorCode() != "TOOMANYREQUESTS" || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("a login after 3 failures: %s, Retry-After %q", resp, resp.Header.Get("Retry-After"))
 	}
 	if resp := r.do(http.MethodGet, "/v2/", as("dev"), nil); resp.Status != 429 {

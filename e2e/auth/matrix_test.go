@@ -185,8 +185,8 @@ func TestNegativeMatrix(t *testing.T) {
 				if !strings.HasPrefix(ch.Params["scope"], wantScope) || wantScope == "" && ch.Params["scope"] != "" {
 					t.Errorf("%s: challenge scope %q, want %q…", what, ch.Params["scope"], wantScope)
 				}
-				if rt.method != http.MethodHead && resp.errorCode() != "UNAUTHORIZED" {
-					t.Errorf("%s: error code %q, want UNAUTHORIZED", what, resp.errorCode())
+				if rt.method != http.MethodHead && resp.ErrorCode() != "UNAUTHORIZED" {
+					t.Errorf("%s: error code %q, want UNAUTHORIZED", what, resp.ErrorCode())
 				}
 			case 403:
 				if resp.Status != 403 {
@@ -196,8 +196,8 @@ func TestNegativeMatrix(t *testing.T) {
 				if resp.Header.Get("WWW-Authenticate") != "" {
 					t.Errorf("%s: a 403 with a challenge %q", what, resp.Header.Get("WWW-Authenticate"))
 				}
-				if rt.method != http.MethodHead && resp.errorCode() != "DENIED" {
-					t.Errorf("%s: error code %q, want DENIED", what, resp.errorCode())
+				if rt.method != http.MethodHead && resp.ErrorCode() != "DENIED" {
+					t.Errorf("%s: error code %q, want DENIED", what, resp.ErrorCode())
 				}
 			}
 		}

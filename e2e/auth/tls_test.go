@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 // ca is a certificate authority of the test's own.
@@ -63,8 +65,9 @@ func (c *ca) issue(t *testing.T, cn string, ip net.IP) (certPEM, keyPEM []byte) 
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
-// httpsClient trusts root and presents cert, if any.
-func httpsClient(t *testing.T, root *ca, cert, key []byte) *http.Client {
+// httpsClient is a client of the registry at base that trusts root and presents cert,
+// if any.
+func httpsClient(t *testing.T, root *ca, base string, cert, key []byte) *apitest.Client {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(root.pem)
@@ -76,9 +79,9 @@ func httpsClient(t *testing.T, root *ca, cert, key []byte) *http.Client {
 		}
 		tc.Certificates = []tls.Certificate{kp}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr}
+	c := apitest.NewClient(base)
+	c.HTTP.Transport.(*http.Transport).TLSClientConfig = tc
+	return c
 }
 
 // TestTLS serves HTTPS with a client CA: passwords and tokens work over TLS, a client
@@ -94,36 +97,37 @@ func TestTLS(t *testing.T) {
 	writeFile(t, caFile, string(root.pem))
 	r := startRegistry(t, teamPolicy, "--tls-cert", certFile, "--tls-key", keyFile, "--tls-client-ca", caFile)
 	base := "https://" + r.srv.Addr
-	r.pushImageTLS(t, root, base)
+	httpsClient(t, root, base, nil, nil).PushImage(t, "team/app", "v1", apitest.NewImage(t, linuxAMD64, "a layer over TLS"),
+		"Authorization", as("admin"))
 
-	anon := httpsClient(t, root, nil, nil)
-	resp := doURL(t, anon, http.MethodGet, base+"/v2/", "", nil)
+	anon := httpsClient(t, root, base, nil, nil)
+	resp := anon.Do(t, http.MethodGet, "/v2/", nil)
 	if resp.Status != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `realm="`+base+`/auth/token"`) {
 		t.Errorf("anonymous GET /v2/ over TLS: %s, challenge %q", resp, resp.Header.Get("WWW-Authenticate"))
 	}
-	if resp := doURL(t, anon, http.MethodGet, base+"/v2/team/app/tags/list", as("dev"), nil); resp.Status != 200 {
+	if resp := anon.Do(t, http.MethodGet, "/v2/team/app/tags/list", nil, "Authorization", as("dev")); resp.Status != 200 {
 		t.Errorf("dev with a password over TLS: %s", resp)
 	}
 
 	// a client certificate signed by the CA is its common name's login
 	devCert, devKey := root.issue(t, "dev", nil)
-	dev := httpsClient(t, root, devCert, devKey)
-	if resp := doURL(t, dev, http.MethodGet, base+"/v2/team/app/tags/list", "", nil); resp.Status != 200 {
+	dev := httpsClient(t, root, base, devCert, devKey)
+	if resp := dev.Do(t, http.MethodGet, "/v2/team/app/tags/list", nil); resp.Status != 200 {
 		t.Errorf("dev's client certificate: %s", resp)
 	}
-	if resp := doURL(t, dev, http.MethodDelete, base+"/v2/team/app/manifests/v1", "", nil); resp.Status != 403 {
+	if resp := dev.Do(t, http.MethodDelete, "/v2/team/app/manifests/v1", nil); resp.Status != 403 {
 		t.Errorf("dev's client certificate deleting: %s, want 403", resp)
 	}
-	tok := doURL(t, dev, http.MethodGet, base+"/auth/token?service=graft&scope=repository:team/app:pull", "", nil)
+	tok := dev.Do(t, http.MethodGet, "/auth/token?service=graft&scope=repository:team/app:pull", nil)
 	var body struct{ Token string }
 	if json.Unmarshal(tok.Body, &body); tok.Status != 200 || body.Token == "" {
 		t.Fatalf("a token for a client certificate: %s", tok)
 	}
-	if resp := doURL(t, anon, http.MethodGet, base+"/v2/team/app/tags/list", "Bearer "+body.Token, nil); resp.Status != 200 {
+	if resp := anon.Do(t, http.MethodGet, "/v2/team/app/tags/list", nil, "Authorization", "Bearer "+body.Token); resp.Status != 200 {
 		t.Errorf("the client certificate's token: %s", resp)
 	}
 	outCert, outKey := root.issue(t, "outsider", nil)
-	if resp := doURL(t, httpsClient(t, root, outCert, outKey), http.MethodGet, base+"/v2/team/app/tags/list", "", nil); resp.Status != 403 {
+	if resp := httpsClient(t, root, base, outCert, outKey).Do(t, http.MethodGet, "/v2/team/app/tags/list", nil); resp.Status != 403 {
 		t.Errorf("outsider's client certificate: %s, want 403", resp)
 	}
 
@@ -131,13 +135,13 @@ func TestTLS(t *testing.T) {
 	rogue := newCA(t, "rogue CA")
 	rc, rk := rogue.issue(t, "admin", nil)
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/v2/", nil)
-	rogueClient := httpsClient(t, root, rc, rk)
+	rogueClient := httpsClient(t, root, base, rc, rk)
 	// Go's client sends no certificate the server's CA list does not name: make it
-	tc := rogueClient.Transport.(*http.Transport).TLSClientConfig
+	tc := rogueClient.HTTP.Transport.(*http.Transport).TLSClientConfig
 	kp := tc.Certificates[0]
 	tc.Certificates = nil
 	tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &kp, nil }
-	if resp, err := rogueClient.Do(req); err == nil {
+	if resp, err := rogueClient.HTTP.Do(req); err == nil {
 		resp.Body.Close()
 		t.Errorf("a certificate of another CA got an answer: %d", resp.StatusCode)
 	}
@@ -157,21 +161,4 @@ func TestTLS(t *testing.T) {
 	writeFile(t, filepath.Join(work, "f.txt"), "over TLS\n")
 	mustClientIn(t, h, work, "oras", "push", "--ca-file", caFile, r.srv.Addr+"/team/tls:v1", "f.txt")
 	mustClientIn(t, h, work, "oras", "pull", "--ca-file", caFile, "-o", "out", r.srv.Addr+"/team/tls:v1")
-}
-
-// pushImageTLS pushes team/app:v1 as admin over HTTPS.
-func (r *registry) pushImageTLS(t *testing.T, root *ca, base string) {
-	t.Helper()
-	c := httpsClient(t, root, nil, nil)
-	config := []byte(`{"architecture":"amd64","os":"linux"}`)
-	d := "sha256:" + sha256hex(config)
-	if resp := doURL(t, c, http.MethodPost, base+"/v2/team/app/blobs/uploads/?digest="+d, as("admin"), config); resp.Status != 201 {
-		t.Fatalf("blob push over TLS: %s", resp)
-	}
-	m := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
-		d + `","size":` + itoa(len(config)) + `},"layers":[]}`
-	if resp := doURL(t, c, http.MethodPut, base+"/v2/team/app/manifests/v1", as("admin"), []byte(m),
-		"Content-Type", "application/vnd.oci.image.manifest.v1+json"); resp.Status != 201 {
-		t.Fatalf("manifest push over TLS: %s", resp)
-	}
 }

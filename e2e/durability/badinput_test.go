@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -33,8 +34,8 @@ func badInputServer(t *testing.T) (*api, image) {
 		a.close()
 	})
 	img := image{config: imageConfig("bad input"), layer: []byte("a layer")}
-	a.pushBlob(t, "good", img.config)
-	a.pushBlob(t, "good", img.layer)
+	a.srv.PushBlob(t, "good", img.config)
+	a.srv.PushBlob(t, "good", img.layer)
 	img.manifest = img.build(nil)
 	a.putManifest(t, "good", "latest", ocispec.MediaTypeImageManifest, img.manifest)
 	return a, img
@@ -47,8 +48,8 @@ type image struct {
 // build returns the image's manifest, changed by edit when it is not nil.
 func (img image) build(edit func(m map[string]any)) []byte {
 	var m map[string]any
-	json.Unmarshal(imageManifest(blobDesc(ocispec.MediaTypeImageConfig, img.config),
-		[]ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, img.layer)}, "", nil), &m)
+	json.Unmarshal(apitest.ImageManifest(apitest.NewBlob(ocispec.MediaTypeImageConfig, img.config).Desc,
+		[]ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageLayer, img.layer).Desc}, "", nil), &m)
 	if edit != nil {
 		edit(m)
 	}
@@ -69,8 +70,8 @@ func TestBadBlobUploads(t *testing.T) {
 
 	t.Run("monolithic wrong digest", func(t *testing.T) {
 		before := a.snapshot(t)
-		r := a.do(t, http.MethodPost, "/v2/good/blobs/uploads/?digest="+wrong.String(), data)
-		a.wantError(t, "monolithic upload with a wrong digest", http.MethodPost, r, http.StatusBadRequest, "DIGEST_INVALID")
+		r := a.srv.Do(t, http.MethodPost, "/v2/good/blobs/uploads/?digest="+wrong.String(), data)
+		a.wantError(t, "monolithic upload with a wrong digest", r, http.StatusBadRequest, "DIGEST_INVALID")
 		a.checkNoBlob(t, "good", wrong)
 		a.checkNoBlob(t, "good", d)
 		a.checkUnchanged(t, "monolithic upload with a wrong digest", before, true)
@@ -79,7 +80,7 @@ func TestBadBlobUploads(t *testing.T) {
 	for _, last := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked wrong digest, last chunk in PUT %v", last), func(t *testing.T) {
 			before := a.snapshot(t)
-			loc := a.startUpload(t, "good")
+			loc := a.srv.StartUpload(t, "good")
 			a.patch(t, loc, 0, data[:10])
 			var body []byte
 			hdr := []string{}
@@ -89,10 +90,10 @@ func TestBadBlobUploads(t *testing.T) {
 			} else {
 				a.patch(t, loc, 10, data[10:])
 			}
-			r := a.do(t, http.MethodPut, withQuery(loc, "digest", wrong.String()), body, hdr...)
-			a.wantError(t, "PUT with a wrong digest", http.MethodPut, r, http.StatusBadRequest, "DIGEST_INVALID")
-			r = a.do(t, http.MethodGet, loc, nil)
-			a.wantError(t, "the session after a wrong digest", http.MethodGet, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+			r := a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", wrong.String()), body, hdr...)
+			a.wantError(t, "PUT with a wrong digest", r, http.StatusBadRequest, "DIGEST_INVALID")
+			r = a.srv.Do(t, http.MethodGet, loc, nil)
+			a.wantError(t, "the session after a wrong digest", r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 			a.checkNoBlob(t, "good", wrong)
 			a.checkNoBlob(t, "good", d)
 			a.checkUnchanged(t, "chunked upload with a wrong digest", before, true)
@@ -100,20 +101,20 @@ func TestBadBlobUploads(t *testing.T) {
 	}
 
 	t.Run("PUT without digest", func(t *testing.T) {
-		loc := a.startUpload(t, "good")
+		loc := a.srv.StartUpload(t, "good")
 		a.patch(t, loc, 0, data)
 		before := a.snapshot(t)
 		for _, q := range []string{"", "?digest="} {
-			r := a.do(t, http.MethodPut, loc+q, nil)
-			a.wantError(t, "PUT "+q+" without a digest", http.MethodPut, r, http.StatusBadRequest, "DIGEST_INVALID")
+			r := a.srv.Do(t, http.MethodPut, loc+q, nil)
+			a.wantError(t, "PUT "+q+" without a digest", r, http.StatusBadRequest, "DIGEST_INVALID")
 			a.checkNoBlob(t, "good", d)
 			a.checkUnchanged(t, "PUT without a digest", before, true)
 			// The session is as it was, and can still be finished.
-			if got := a.uploadStatus(t, loc); got != rangeOf(int64(len(data))) {
-				t.Errorf("the session holds %q after a PUT without digest, want %q", got, rangeOf(int64(len(data))))
+			if got := a.uploadStatus(t, loc); got != apitest.UploadRange(int64(len(data))) {
+				t.Errorf("the session holds %q after a PUT without digest, want %q", got, apitest.UploadRange(int64(len(data))))
 			}
 		}
-		want(t, "PUT with the digest", a.do(t, http.MethodPut, withQuery(loc, "digest", d.String()), nil), http.StatusCreated)
+		apitest.WantStatus(t, "PUT with the digest", a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil), http.StatusCreated)
 		a.checkBlob(t, "good", data)
 	})
 }
@@ -135,7 +136,7 @@ func TestTruncatedBodies(t *testing.T) {
 		return strings.NewReader(fmt.Sprintf("%x\r\n%s\r\n", len(b), b))
 	}
 	// noSuccess checks that whatever answer came is not a success.
-	noSuccess := func(t *testing.T, what string, r *response, err error) {
+	noSuccess := func(t *testing.T, what string, r *apitest.Response, err error) {
 		t.Helper()
 		if err == nil && r.Status < 300 {
 			t.Errorf("%s: the server answered %s to a request whose body was cut short", what, r)
@@ -152,7 +153,7 @@ func TestTruncatedBodies(t *testing.T) {
 		}
 
 		t.Run("PATCH "+name, func(t *testing.T) {
-			loc := a.startUpload(t, "good")
+			loc := a.srv.StartUpload(t, "good")
 			a.patch(t, loc, 0, data[:100])
 			var body io.Reader = bytes.NewReader(data[100:1100])
 			if chunked {
@@ -161,11 +162,11 @@ func TestTruncatedBodies(t *testing.T) {
 			r, err := rawExchange(t, a.srv.Addr, head(http.MethodPatch, loc, chunked, len(data)-100), body, true)
 			noSuccess(t, "truncated PATCH", r, err)
 			// The upload holds what it held before the PATCH, and goes on from there.
-			if got := a.uploadStatus(t, loc); got != rangeOf(100) {
-				t.Fatalf("after a PATCH cut short the upload holds %q, want %q: the cut chunk was kept", got, rangeOf(100))
+			if got := a.uploadStatus(t, loc); got != apitest.UploadRange(100) {
+				t.Fatalf("after a PATCH cut short the upload holds %q, want %q: the cut chunk was kept", got, apitest.UploadRange(100))
 			}
 			a.patch(t, loc, 100, data[100:])
-			want(t, "PUT", a.do(t, http.MethodPut, withQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
+			apitest.WantStatus(t, "PUT", a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
 			a.checkBlob(t, "good", data)
 		})
 
@@ -194,7 +195,7 @@ func TestTruncatedBodies(t *testing.T) {
 func TestBadContentRange(t *testing.T) {
 	a, _ := badInputServer(t)
 	data := []byte("0123456789abcdefghij")
-	loc := a.startUpload(t, "good")
+	loc := a.srv.StartUpload(t, "good")
 	a.patch(t, loc, 0, data[:10])
 	for _, tc := range []struct {
 		name, method, crange string
@@ -215,25 +216,25 @@ func TestBadContentRange(t *testing.T) {
 			before := a.snapshot(t)
 			path := loc
 			if tc.method == http.MethodPut {
-				path = withQuery(loc, "digest", digest.FromBytes(data).String())
+				path = apitest.WithQuery(loc, "digest", digest.FromBytes(data).String())
 			}
-			r := a.do(t, tc.method, path, tc.body, "Content-Type", "application/octet-stream", "Content-Range", tc.crange)
-			a.checkError(t, "Content-Range "+tc.crange, tc.method, r, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID")
-			if got := r.Header.Get("Range"); got != rangeOf(10) {
-				t.Errorf("Content-Range %s: the answer has Range %q, want %q", tc.crange, got, rangeOf(10))
+			r := a.srv.Do(t, tc.method, path, tc.body, "Content-Type", "application/octet-stream", "Content-Range", tc.crange)
+			a.checkError(t, "Content-Range "+tc.crange, r, http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID")
+			if got := r.Header.Get("Range"); got != apitest.UploadRange(10) {
+				t.Errorf("Content-Range %s: the answer has Range %q, want %q", tc.crange, got, apitest.UploadRange(10))
 			}
 			if got := r.Header.Get("Location"); got != loc {
 				t.Errorf("Content-Range %s: the answer has Location %q, want %q", tc.crange, got, loc)
 			}
-			if got := a.uploadStatus(t, loc); got != rangeOf(10) {
-				t.Fatalf("Content-Range %s: the upload holds %q afterwards, want %q", tc.crange, got, rangeOf(10))
+			if got := a.uploadStatus(t, loc); got != apitest.UploadRange(10) {
+				t.Fatalf("Content-Range %s: the upload holds %q afterwards, want %q", tc.crange, got, apitest.UploadRange(10))
 			}
 			a.checkUnchanged(t, "Content-Range "+tc.crange, before, true)
 		})
 	}
 	// The upload is intact and can be finished.
 	a.patch(t, loc, 10, data[10:])
-	want(t, "PUT", a.do(t, http.MethodPut, withQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
+	apitest.WantStatus(t, "PUT", a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
 	a.checkBlob(t, "good", data)
 }
 
@@ -242,7 +243,7 @@ func TestMalformedDigests(t *testing.T) {
 	a, img := badInputServer(t)
 	hex := strings.Repeat("ab", 32)
 	good := digest.FromBytes(img.manifest).String()
-	loc := a.startUpload(t, "good")
+	loc := a.srv.StartUpload(t, "good")
 	for _, bad := range []string{
 		"sha256:abc",
 		"sha256:" + strings.Repeat("g", 64),
@@ -278,8 +279,8 @@ func TestMalformedDigests(t *testing.T) {
 		} {
 			what := req.method + " " + req.path
 			before := a.snapshot(t)
-			r := a.do(t, req.method, req.path, req.body, "Content-Type", ocispec.MediaTypeImageManifest)
-			a.checkError(t, what, req.method, r, http.StatusBadRequest, "DIGEST_INVALID")
+			r := a.srv.Do(t, req.method, req.path, req.body, "Content-Type", ocispec.MediaTypeImageManifest)
+			a.checkError(t, what, r, http.StatusBadRequest, "DIGEST_INVALID")
 			a.checkUnchanged(t, what, before, true)
 		}
 	}
@@ -299,7 +300,7 @@ func TestBadManifests(t *testing.T) {
 	a, img := badInputServer(t)
 	mt := ocispec.MediaTypeImageManifest
 	valid := img.build(func(m map[string]any) { m["annotations"] = map[string]string{"v": "2"} })
-	missing := blobDesc(ocispec.MediaTypeImageLayer, []byte("never pushed"))
+	missing := apitest.NewBlob(ocispec.MediaTypeImageLayer, []byte("never pushed")).Desc
 	for _, tc := range []struct {
 		name, ref, contentType string
 		body                   []byte
@@ -341,10 +342,10 @@ func TestBadManifests(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := a.snapshot(t)
-			r := a.do(t, http.MethodPut, "/v2/good/manifests/"+tc.ref, tc.body, "Content-Type", tc.contentType)
-			a.checkError(t, tc.name, http.MethodPut, r, http.StatusBadRequest, tc.code)
+			r := a.srv.Do(t, http.MethodPut, "/v2/good/manifests/"+tc.ref, tc.body, "Content-Type", tc.contentType)
+			a.checkError(t, tc.name, r, http.StatusBadRequest, tc.code)
 			checkManifestAbsent(t, a, "good", tc.body)
-			if tags := a.tagList(t, "good"); len(tags) != 1 || tags[0] != "latest" {
+			if tags := a.srv.Tags(t, "good"); len(tags) != 1 || tags[0] != "latest" {
 				t.Errorf("after a bad manifest the tags are %q", tags)
 			}
 			a.checkUnchanged(t, tc.name, before, true)
@@ -360,8 +361,8 @@ func checkManifestAbsent(t *testing.T, a *api, repo string, body []byte) {
 	t.Helper()
 	for _, alg := range []digest.Algorithm{digest.SHA256, digest.SHA512} {
 		path := "/v2/" + repo + "/manifests/" + alg.FromBytes(body).String()
-		r := a.do(t, http.MethodGet, path, nil)
-		a.checkError(t, "GET "+path+" after a bad push", http.MethodGet, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
+		r := a.srv.Do(t, http.MethodGet, path, nil)
+		a.checkError(t, "GET "+path+" after a bad push", r, http.StatusNotFound, "MANIFEST_UNKNOWN")
 	}
 }
 
@@ -383,8 +384,8 @@ func TestOversizedManifests(t *testing.T) {
 
 	t.Run("Content-Length", func(t *testing.T) {
 		before := a.snapshot(t)
-		r := a.do(t, http.MethodPut, "/v2/good/manifests/big", big, "Content-Type", ocispec.MediaTypeImageManifest)
-		a.checkError(t, "PUT of a manifest over 4 MiB", http.MethodPut, r, http.StatusRequestEntityTooLarge, "MANIFEST_INVALID")
+		r := a.srv.Do(t, http.MethodPut, "/v2/good/manifests/big", big, "Content-Type", ocispec.MediaTypeImageManifest)
+		a.checkError(t, "PUT of a manifest over 4 MiB", r, http.StatusRequestEntityTooLarge, "MANIFEST_INVALID")
 		checkManifestAbsent(t, a, "good", big)
 		a.checkUnchanged(t, "oversized manifest", before, true)
 	})
@@ -403,7 +404,7 @@ func TestOversizedManifests(t *testing.T) {
 		if err != nil {
 			t.Fatalf("PUT of a chunked manifest over 4 MiB: %v", err)
 		}
-		a.checkError(t, "PUT of a chunked manifest over 4 MiB", http.MethodPut, r, http.StatusRequestEntityTooLarge, "MANIFEST_INVALID")
+		a.checkError(t, "PUT of a chunked manifest over 4 MiB", r, http.StatusRequestEntityTooLarge, "MANIFEST_INVALID")
 		checkManifestAbsent(t, a, "good", big)
 		a.checkUnchanged(t, "oversized chunked manifest", before, true)
 	})
@@ -456,10 +457,10 @@ func TestInvalidNames(t *testing.T) {
 	}
 	// A mount from an invalid repository mounts nothing.
 	before := a.snapshot(t)
-	r := a.do(t, http.MethodPost, "/v2/other/blobs/uploads/?mount="+digest.FromBytes(img.layer).String()+"&from=..%2Fgood", nil)
-	want(t, "mount from an invalid name", r, http.StatusAccepted)
+	r := a.srv.Do(t, http.MethodPost, "/v2/other/blobs/uploads/?mount="+digest.FromBytes(img.layer).String()+"&from=..%2Fgood", nil)
+	apitest.WantStatus(t, "mount from an invalid name", r, http.StatusAccepted)
 	a.checkNoBlob(t, "other", digest.FromBytes(img.layer))
-	a.do(t, http.MethodDelete, r.Header.Get("Location"), nil)
+	a.srv.Do(t, http.MethodDelete, r.Header.Get("Location"), nil)
 	a.checkUnchanged(t, "mount from an invalid name", before, true)
 }
 
@@ -483,7 +484,7 @@ func checkNameRejected(t *testing.T, a *api, img image, name string) {
 	} {
 		what := req.method + " " + clipped(req.path)
 		before := a.snapshot(t)
-		r := a.do(t, req.method, req.path, req.body, "Content-Type", ocispec.MediaTypeImageManifest)
+		r := a.srv.Do(t, req.method, req.path, req.body, "Content-Type", ocispec.MediaTypeImageManifest)
 		checkRejected(t, a, what, req.method, r, "NAME_INVALID", "NAME_UNKNOWN", "UNSUPPORTED")
 		a.checkUnchanged(t, what, before, true)
 	}
@@ -498,7 +499,7 @@ func clipped(s string) string {
 
 // checkRejected checks that r refuses a request: 400 or 404 with one of codes in a
 // spec error body, never a redirect, a success or a server error.
-func checkRejected(t *testing.T, a *api, what, method string, r *response, codes ...string) {
+func checkRejected(t *testing.T, a *api, what, method string, r *apitest.Response, codes ...string) {
 	t.Helper()
 	if r.Status != http.StatusBadRequest && r.Status != http.StatusNotFound {
 		t.Errorf("%s: got %s, want 400 or 404 with a spec error", what, r)
@@ -507,7 +508,7 @@ func checkRejected(t *testing.T, a *api, what, method string, r *response, codes
 	if method == http.MethodHead {
 		return
 	}
-	code := errorCode(r)
+	code := r.ErrorCode()
 	for _, c := range codes {
 		if code == c {
 			a.checkNoLeak(t, what, r)
@@ -521,9 +522,9 @@ func checkRejected(t *testing.T, a *api, what, method string, r *response, codes
 // directory through the upload and blob endpoints.
 func TestPathTricks(t *testing.T) {
 	a, img := badInputServer(t)
-	loc := a.startUpload(t, "good")
+	loc := a.srv.StartUpload(t, "good")
 	id := loc[strings.LastIndexByte(loc, '/')+1:]
-	other := a.startUpload(t, "other")
+	other := a.srv.StartUpload(t, "other")
 	otherID := other[strings.LastIndexByte(other, '/')+1:]
 	layer := digest.FromBytes(img.layer).String()
 	for _, req := range []struct {
@@ -558,7 +559,7 @@ func TestPathTricks(t *testing.T) {
 	} {
 		what := req.method + " " + req.path
 		before := a.snapshot(t)
-		r := a.do(t, req.method, req.path, req.body, "Content-Type", "application/octet-stream")
+		r := a.srv.Do(t, req.method, req.path, req.body, "Content-Type", "application/octet-stream")
 		checkRejected(t, a, what, req.method, r, req.codes...)
 		a.checkUnchanged(t, what, before, true)
 	}
@@ -585,16 +586,16 @@ func TestInvalidTags(t *testing.T) {
 	} {
 		before := a.snapshot(t)
 		what := "tag " + clipped(tag)
-		r := a.do(t, http.MethodPut, "/v2/good/manifests/"+tag, img.manifest, "Content-Type", ocispec.MediaTypeImageManifest)
-		a.checkError(t, "PUT "+what, http.MethodPut, r, http.StatusBadRequest, "MANIFEST_INVALID")
-		r = a.do(t, http.MethodPut, "/v2/good/manifests/"+digest.FromBytes(img.manifest).String()+"?tag="+tag,
+		r := a.srv.Do(t, http.MethodPut, "/v2/good/manifests/"+tag, img.manifest, "Content-Type", ocispec.MediaTypeImageManifest)
+		a.checkError(t, "PUT "+what, r, http.StatusBadRequest, "MANIFEST_INVALID")
+		r = a.srv.Do(t, http.MethodPut, "/v2/good/manifests/"+digest.FromBytes(img.manifest).String()+"?tag="+tag,
 			img.manifest, "Content-Type", ocispec.MediaTypeImageManifest)
-		a.checkError(t, "PUT ?tag= "+what, http.MethodPut, r, http.StatusBadRequest, "MANIFEST_INVALID")
+		a.checkError(t, "PUT ?tag= "+what, r, http.StatusBadRequest, "MANIFEST_INVALID")
 		for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodDelete} {
-			r = a.do(t, method, "/v2/good/manifests/"+tag, nil)
-			a.checkError(t, method+" "+what, method, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
+			r = a.srv.Do(t, method, "/v2/good/manifests/"+tag, nil)
+			a.checkError(t, method+" "+what, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
 		}
-		if tags := a.tagList(t, "good"); len(tags) != 1 || tags[0] != "latest" {
+		if tags := a.srv.Tags(t, "good"); len(tags) != 1 || tags[0] != "latest" {
 			t.Errorf("after %s the tags are %q", what, tags)
 		}
 		a.checkUnchanged(t, what, before, true)
@@ -612,8 +613,8 @@ func TestPaginationNumbers(t *testing.T) {
 	a, img := badInputServer(t)
 	subject := digest.FromBytes(img.manifest)
 	empty := ocispec.DescriptorEmptyJSON
-	a.pushBlob(t, "good", empty.Data)
-	sig := imageManifest(empty, []ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, img.layer)}, sigType,
+	a.srv.PushBlob(t, "good", empty.Data)
+	sig := apitest.ImageManifest(empty, []ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageLayer, img.layer).Desc}, sigType,
 		&ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: subject, Size: int64(len(img.manifest))})
 	sigDigest := a.putManifest(t, "good", digest.FromBytes(sig).String(), ocispec.MediaTypeImageManifest, sig)
 
@@ -630,11 +631,11 @@ func TestPaginationNumbers(t *testing.T) {
 	} {
 		t.Run(ep.name, func(t *testing.T) {
 			for _, n := range []string{"-1", "abc", "1.5", "0x10", "1e3", "%2B1%2B", "-99999999999999999999"} {
-				r := a.do(t, http.MethodGet, ep.path+"?n="+n, nil)
-				a.checkError(t, ep.name+" n="+n, http.MethodGet, r, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID")
+				r := a.srv.Do(t, http.MethodGet, ep.path+"?n="+n, nil)
+				a.checkError(t, ep.name+" n="+n, r, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID")
 			}
 			for _, n := range []string{"99999999999999999999", "9223372036854775807", "100000"} {
-				r := a.do(t, http.MethodGet, ep.path+"?n="+n, nil)
+				r := a.srv.Do(t, http.MethodGet, ep.path+"?n="+n, nil)
 				if r.Status != http.StatusOK || !ep.found(r.Body) {
 					t.Errorf("%s n=%s: got %s, want 200 and the listing", ep.name, n, r)
 				}
@@ -673,10 +674,10 @@ func TestUnknownEndpoints(t *testing.T) {
 	} {
 		what := req.method + " " + req.path
 		before := a.snapshot(t)
-		r := a.do(t, req.method, req.path, []byte("{}"))
+		r := a.srv.Do(t, req.method, req.path, []byte("{}"))
 		if r.Status != req.status {
 			t.Errorf("%s: got %s, want %d", what, r, req.status)
-		} else if errorCode(r) == "" {
+		} else if r.ErrorCode() == "" {
 			t.Errorf("%s: no spec error body: %s", what, r)
 		}
 		a.checkNoLeak(t, what, r)

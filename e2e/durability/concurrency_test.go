@@ -2,6 +2,7 @@ package durability
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -51,8 +53,8 @@ func reportErrors(t *testing.T, errs []error) {
 
 // tryStatus sends a request and returns an error unless the answer has one of
 // statuses.
-func (a *api) tryStatus(method, path string, body []byte, statuses []int, hdr ...string) (*response, error) {
-	r, err := a.try(method, path, bytes.NewReader(body), hdr...)
+func (a *api) tryStatus(method, path string, body []byte, statuses []int, hdr ...string) (*apitest.Response, error) {
+	r, err := a.srv.Try(context.Background(), method, path, bytes.NewReader(body), hdr...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +86,7 @@ func (a *api) tryUpload(repo string, data []byte, chunk int) error {
 		}
 		loc = r.Header.Get("Location")
 	}
-	_, err = a.tryStatus(http.MethodPut, withQuery(loc, "digest", d.String()), nil, []int{http.StatusCreated})
+	_, err = a.tryStatus(http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil, []int{http.StatusCreated})
 	return err
 }
 
@@ -124,7 +126,7 @@ func TestConcurrentSameBlob(t *testing.T) {
 			if dirs := uploadDirs(t, s.DataDir); len(dirs) != 0 {
 				t.Errorf("upload sessions left behind: %q", dirs)
 			}
-			if got := a.catalog(t); !slices.Equal(got, tc.repos) {
+			if got := a.srv.Catalog(t); !slices.Equal(got, tc.repos) {
 				t.Errorf("catalog %q, want %q", got, tc.repos)
 			}
 			checkNoPanic(t, s)
@@ -142,14 +144,14 @@ func TestConcurrentPatches(t *testing.T) {
 	a := newAPI(s)
 	defer a.close()
 	rng := rand.New(rand.NewPCG(2, 2))
-	loc := a.startUpload(t, "patches")
+	loc := a.srv.StartUpload(t, "patches")
 
 	const racers = 6
 	var content []byte
 	for k := range 5 {
 		chunk := randomBytes(rng, 64<<10+k)
 		start, end := int64(len(content)), int64(len(content)+len(chunk))
-		results := make([]*response, racers)
+		results := make([]*apitest.Response, racers)
 		errs := together(racers, func(i int) error {
 			var err error
 			results[i], err = a.tryStatus(http.MethodPatch, loc, chunk,
@@ -167,8 +169,8 @@ func TestConcurrentPatches(t *testing.T) {
 				won++
 			}
 			// Whether it won or lost, the upload now ends where the chunk does.
-			if got := r.Header.Get("Range"); got != rangeOf(end) {
-				t.Errorf("chunk %d: an answer %d has Range %q, want %q", k, r.Status, got, rangeOf(end))
+			if got := r.Header.Get("Range"); got != apitest.UploadRange(end) {
+				t.Errorf("chunk %d: an answer %d has Range %q, want %q", k, r.Status, got, apitest.UploadRange(end))
 			}
 			if r.Header.Get("Location") == "" {
 				t.Errorf("chunk %d: an answer %d has no Location", k, r.Status)
@@ -212,7 +214,7 @@ func TestConcurrentPatches(t *testing.T) {
 		content = append(content, chunks[i]...)
 	}
 	d := digest.FromBytes(content)
-	want(t, "PUT", a.do(t, http.MethodPut, withQuery(loc, "digest", d.String()), nil), http.StatusCreated)
+	apitest.WantStatus(t, "PUT", a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", d.String()), nil), http.StatusCreated)
 	a.checkBlob(t, "patches", content)
 	checkNoPanic(t, s)
 }
@@ -224,14 +226,14 @@ func TestConcurrentTagMoves(t *testing.T) {
 	a := newAPI(s)
 	defer a.close()
 	layer := []byte("a shared layer")
-	a.pushBlob(t, "moves", layer)
+	a.srv.PushBlob(t, "moves", layer)
 	manifests := map[digest.Digest][]byte{}
 	var bodies [][]byte
 	for i := range 4 {
 		config := imageConfig("move " + strconv.Itoa(i))
-		a.pushBlob(t, "moves", config)
-		m := imageManifest(blobDesc(ocispec.MediaTypeImageConfig, config),
-			[]ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, layer)}, "", nil)
+		a.srv.PushBlob(t, "moves", config)
+		m := apitest.ImageManifest(apitest.NewBlob(ocispec.MediaTypeImageConfig, config).Desc,
+			[]ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageLayer, layer).Desc}, "", nil)
 		a.putManifest(t, "moves", digest.FromBytes(m).String(), ocispec.MediaTypeImageManifest, m)
 		manifests[digest.FromBytes(m)] = m
 		bodies = append(bodies, m)
@@ -254,11 +256,11 @@ func TestConcurrentTagMoves(t *testing.T) {
 	if !bytes.Equal(manifests[d], r.Body) {
 		t.Errorf("the moved tag names %s, which is none of the manifests", d)
 	}
-	head := a.do(t, http.MethodHead, "/v2/moves/manifests/moving", nil)
+	head := a.srv.Do(t, http.MethodHead, "/v2/moves/manifests/moving", nil)
 	if head.Status != http.StatusOK || head.Header.Get("Docker-Content-Digest") != d.String() {
 		t.Errorf("HEAD of the moved tag: %s, want %s", head, d)
 	}
-	if tags := a.tagList(t, "moves"); !slices.Equal(tags, []string{"moving"}) {
+	if tags := a.srv.Tags(t, "moves"); !slices.Equal(tags, []string{"moving"}) {
 		t.Errorf("tags %q, want the moved tag once", tags)
 	}
 	for d, m := range manifests {
@@ -280,11 +282,11 @@ func TestConcurrentPutDelete(t *testing.T) {
 	defer a.close()
 	const repo = "putdelete"
 	config, layer := imageConfig("put and delete"), []byte("layer")
-	a.pushBlob(t, repo, config)
-	a.pushBlob(t, repo, layer)
-	a.pushBlob(t, repo, ocispec.DescriptorEmptyJSON.Data)
-	m := imageManifest(blobDesc(ocispec.MediaTypeImageConfig, config),
-		[]ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, layer)}, "", nil)
+	a.srv.PushBlob(t, repo, config)
+	a.srv.PushBlob(t, repo, layer)
+	a.srv.PushBlob(t, repo, ocispec.DescriptorEmptyJSON.Data)
+	m := apitest.ImageManifest(apitest.NewBlob(ocispec.MediaTypeImageConfig, config).Desc,
+		[]ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageLayer, layer).Desc}, "", nil)
 	d := digest.FromBytes(m)
 	subject := &ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(m))}
 
@@ -293,11 +295,11 @@ func TestConcurrentPutDelete(t *testing.T) {
 		// Start with the manifest there on odd rounds, gone on even ones.
 		if it%2 == 1 {
 			a.putManifest(t, repo, d.String(), ocispec.MediaTypeImageManifest, m)
-		} else if r := a.do(t, http.MethodDelete, "/v2/"+repo+"/manifests/"+d.String(), nil); r.Status != http.StatusAccepted && r.Status != http.StatusNotFound {
+		} else if r := a.srv.Do(t, http.MethodDelete, "/v2/"+repo+"/manifests/"+d.String(), nil); r.Status != http.StatusAccepted && r.Status != http.StatusNotFound {
 			t.Fatalf("DELETE before round %d: %s", it, r)
 		}
 		var rm ocispec.Manifest
-		json.Unmarshal(imageManifest(ocispec.DescriptorEmptyJSON, []ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, layer)},
+		json.Unmarshal(apitest.ImageManifest(ocispec.DescriptorEmptyJSON, []ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageLayer, layer).Desc},
 			sigType, subject), &rm)
 		rm.Annotations = map[string]string{"round": tag}
 		ref, err := json.Marshal(rm)
@@ -354,12 +356,12 @@ func TestConcurrentPutDelete(t *testing.T) {
 		if present != (byTag != nil) || byTag != nil && !bytes.Equal(byTag.Body, m) {
 			t.Fatalf("round %d: manifest present %v, but its tag resolves to %v", it, present, byTag)
 		}
-		if tags := a.tagList(t, repo); slices.Contains(tags, tag) != present {
+		if tags := a.srv.Tags(t, repo); slices.Contains(tags, tag) != present {
 			t.Fatalf("round %d: manifest present %v, tags %q", it, present, tags)
 		}
 		refPresent := a.getManifest(t, repo, refDigest.String()) != nil
 		var listed []digest.Digest
-		for _, desc := range a.referrers(t, repo, d) {
+		for _, desc := range a.srv.Referrers(t, repo, d) {
 			listed = append(listed, desc.Digest)
 			r := a.getManifest(t, repo, desc.Digest.String())
 			if r == nil {

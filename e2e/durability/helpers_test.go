@@ -6,7 +6,7 @@ package durability
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	_ "crypto/sha512" // the blob store names sha384 and sha512 blobs too
 	"encoding/json"
 	"errors"
@@ -26,9 +26,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/opencontainers/image-spec/specs-go"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -36,151 +35,28 @@ import (
 // the tests may run under the race detector on a loaded machine.
 const pollTimeout = 90 * time.Second
 
-// response is an answer read in full.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r *response) String() string {
-	body := r.Body
-	if len(body) > 512 {
-		body = body[:512]
-	}
-	var hdr []string
-	for k, v := range r.Header {
-		if k != "Date" {
-			hdr = append(hdr, k+": "+strings.Join(v, ", "))
-		}
-	}
-	slices.Sort(hdr)
-	return fmt.Sprintf("%d [%s] %q", r.Status, strings.Join(hdr, "; "), body)
-}
-
-// api sends requests to a server. It follows no redirects, so that every answer the
-// server gives is the one a test sees.
+// api checks what a server answers and keeps, on behalf of the tests.
 type api struct {
 	srv *graftest.Server
-	hc  *http.Client
 }
 
-func newAPI(s *graftest.Server) *api {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 32
-	tr.DisableCompression = true
-	return &api{srv: s, hc: &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-		Timeout: 5 * time.Minute,
-	}}
-}
+func newAPI(s *graftest.Server) *api { return &api{srv: s} }
 
-// close drops the api's idle connections, which a killed server left dead.
-func (a *api) close() { a.hc.CloseIdleConnections() }
-
-func (a *api) url(path string) string {
-	if strings.HasPrefix(path, "http://") {
-		return path
-	}
-	return a.srv.URL + path
-}
-
-// try sends a request; hdr holds header names and values in turn.
-func (a *api) try(method, path string, body io.Reader, hdr ...string) (*response, error) {
-	req, err := http.NewRequest(method, a.url(path), body)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
-	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
-}
-
-// do sends a request with body (none when nil) and fails the test if no answer comes.
-func (a *api) do(t testing.TB, method, path string, body []byte, hdr ...string) *response {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	resp, err := a.try(method, path, r, hdr...)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	return resp
-}
-
-// want fails the test unless r has status.
-func want(t testing.TB, what string, r *response, status int) {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("%s: got %s, want status %d", what, r, status)
-	}
-}
-
-// errorBody is the spec's error answer.
-type errorBody struct {
-	Errors []struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Detail  any    `json:"detail"`
-	} `json:"errors"`
-}
-
-// errorCode returns the code of the first error of an error answer, or "".
-func errorCode(r *response) string {
-	var e errorBody
-	if json.Unmarshal(r.Body, &e) != nil || len(e.Errors) == 0 {
-		return ""
-	}
-	return e.Errors[0].Code
-}
+// close drops the idle connections to the server, which a kill left dead.
+func (a *api) close() { a.srv.CloseIdleConnections() }
 
 // checkError reports, without stopping the test, whether r is the spec's error answer
-// with status and code (HEAD answers carry no body, so only their status is checked),
-// and whether it leaks anything of the server's insides.
-func (a *api) checkError(t testing.TB, what string, method string, r *response, status int, code string) bool {
+// with status and code (see apitest.CheckError), and whether it leaks anything of the
+// server's insides.
+func (a *api) checkError(t testing.TB, what string, r *apitest.Response, status int, code string) bool {
 	t.Helper()
-	if r.Status != status {
-		t.Errorf("%s: got %s, want status %d %s", what, r, status, code)
-		return false
-	}
-	ok := true
-	if method != http.MethodHead {
-		var e errorBody
-		if err := json.Unmarshal(r.Body, &e); err != nil || len(e.Errors) == 0 {
-			t.Errorf("%s: the answer is not a spec error body: %s", what, r)
-			return false
-		}
-		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("%s: error body has Content-Type %q", what, ct)
-			ok = false
-		}
-		if e.Errors[0].Code != code {
-			t.Errorf("%s: got code %s, want %s: %s", what, e.Errors[0].Code, code, r)
-			ok = false
-		}
-	}
-	return a.checkNoLeak(t, what, r) && ok
+	return apitest.CheckError(t, what, r, status, code) && a.checkNoLeak(t, what, r)
 }
 
 // wantError is checkError that stops the test.
-func (a *api) wantError(t testing.TB, what, method string, r *response, status int, code string) {
+func (a *api) wantError(t testing.TB, what string, r *apitest.Response, status int, code string) {
 	t.Helper()
-	if !a.checkError(t, what, method, r, status, code) {
+	if !a.checkError(t, what, r, status, code) {
 		t.FailNow()
 	}
 }
@@ -189,7 +65,7 @@ func (a *api) wantError(t testing.TB, what, method string, r *response, status i
 var leaks = []string{"open ", "no such file", "blobstore:", "metastore:", "sqlite", "goroutine ", "panic"}
 
 // checkNoLeak reports whether r's body is free of file paths and Go error text.
-func (a *api) checkNoLeak(t testing.TB, what string, r *response) bool {
+func (a *api) checkNoLeak(t testing.TB, what string, r *apitest.Response) bool {
 	t.Helper()
 	body := string(r.Body)
 	if strings.Contains(body, a.srv.DataDir) {
@@ -218,25 +94,11 @@ func checkNoPanic(t testing.TB, s *graftest.Server) {
 // checkAlive fails the test unless the server answers the base endpoint.
 func (a *api) checkAlive(t testing.TB) {
 	t.Helper()
-	r, err := a.try(http.MethodGet, "/v2/", nil)
+	r, err := a.srv.Try(context.Background(), http.MethodGet, "/v2/", nil)
 	if err != nil {
 		t.Fatalf("the server stopped answering: %v\n%s", err, a.srv.Log())
 	}
-	want(t, "GET /v2/", r, http.StatusOK)
-}
-
-// withQuery returns location with key=value added to its query.
-func withQuery(location string, kv ...string) string {
-	u, err := url.Parse(location)
-	if err != nil {
-		panic(err)
-	}
-	q := u.Query()
-	for i := 0; i+1 < len(kv); i += 2 {
-		q.Add(kv[i], kv[i+1])
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	apitest.WantStatus(t, "GET /v2/", r, http.StatusOK)
 }
 
 // uploadEnd parses an upload's Range header ("0-<last byte>") and returns the number of
@@ -257,32 +119,15 @@ func uploadEnd(rng string) (size int64, ambiguous bool, err error) {
 	return end + 1, false, nil
 }
 
-// rangeOf is the Range header of an upload holding size bytes, as the server writes it.
-func rangeOf(size int64) string {
-	return "0-" + strconv.FormatInt(max(size-1, 0), 10)
-}
-
-// startUpload opens an upload session in repo and returns its location.
-func (a *api) startUpload(t testing.TB, repo string) string {
-	t.Helper()
-	r := a.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/", nil)
-	want(t, "POST upload", r, http.StatusAccepted)
-	loc := r.Header.Get("Location")
-	if loc == "" || r.Header.Get("Range") != "0-0" {
-		t.Fatalf("POST upload: no Location or wrong Range: %s", r)
-	}
-	return loc
-}
-
 // patch appends chunk at offset start of the upload at loc and checks the answer.
-func (a *api) patch(t testing.TB, loc string, start int64, chunk []byte) *response {
+func (a *api) patch(t testing.TB, loc string, start int64, chunk []byte) *apitest.Response {
 	t.Helper()
 	end := start + int64(len(chunk)) - 1
-	r := a.do(t, http.MethodPatch, loc, chunk, "Content-Type", "application/octet-stream",
+	r := a.srv.Do(t, http.MethodPatch, loc, chunk, "Content-Type", "application/octet-stream",
 		"Content-Range", fmt.Sprintf("%d-%d", start, end))
-	want(t, "PATCH upload", r, http.StatusAccepted)
-	if got := r.Header.Get("Range"); got != rangeOf(end+1) {
-		t.Fatalf("PATCH upload: Range %q, want %q", got, rangeOf(end+1))
+	apitest.WantStatus(t, "PATCH upload", r, http.StatusAccepted)
+	if got := r.Header.Get("Range"); got != apitest.UploadRange(end+1) {
+		t.Fatalf("PATCH upload: Range %q, want %q", got, apitest.UploadRange(end+1))
 	}
 	return r
 }
@@ -290,22 +135,9 @@ func (a *api) patch(t testing.TB, loc string, start int64, chunk []byte) *respon
 // uploadStatus returns the Range an upload reports.
 func (a *api) uploadStatus(t testing.TB, loc string) string {
 	t.Helper()
-	r := a.do(t, http.MethodGet, loc, nil)
-	want(t, "GET upload status", r, http.StatusNoContent)
+	r := a.srv.Do(t, http.MethodGet, loc, nil)
+	apitest.WantStatus(t, "GET upload status", r, http.StatusNoContent)
 	return r.Header.Get("Range")
-}
-
-// pushBlob uploads data to repo in one request and returns its digest.
-func (a *api) pushBlob(t testing.TB, repo string, data []byte) digest.Digest {
-	t.Helper()
-	d := digest.FromBytes(data)
-	r := a.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+d.String(), data,
-		"Content-Type", "application/octet-stream")
-	want(t, "monolithic upload of "+d.String(), r, http.StatusCreated)
-	if r.Header.Get("Docker-Content-Digest") != d.String() {
-		t.Fatalf("monolithic upload: Docker-Content-Digest %q, want %s", r.Header.Get("Docker-Content-Digest"), d)
-	}
-	return d
 }
 
 // checkBlob checks that repo serves data as its blob: HEAD gives its size and digest,
@@ -314,7 +146,7 @@ func (a *api) checkBlob(t testing.TB, repo string, data []byte) bool {
 	t.Helper()
 	d := digest.FromBytes(data)
 	path := "/v2/" + repo + "/blobs/" + d.String()
-	r, err := a.try(http.MethodHead, path, nil)
+	r, err := a.srv.Try(context.Background(), http.MethodHead, path, nil)
 	if err != nil {
 		t.Errorf("HEAD %s: %v", path, err)
 		return false
@@ -324,7 +156,7 @@ func (a *api) checkBlob(t testing.TB, repo string, data []byte) bool {
 		t.Errorf("HEAD %s: got %s, want 200 with Content-Length %d", path, r, len(data))
 		return false
 	}
-	r, err = a.try(http.MethodGet, path, nil)
+	r, err = a.srv.Try(context.Background(), http.MethodGet, path, nil)
 	if err != nil {
 		t.Errorf("GET %s: %v", path, err)
 		return false
@@ -344,8 +176,8 @@ func (a *api) checkBlob(t testing.TB, repo string, data []byte) bool {
 func (a *api) checkNoBlob(t testing.TB, repo string, d digest.Digest) {
 	t.Helper()
 	path := "/v2/" + repo + "/blobs/" + d.String()
-	r := a.do(t, http.MethodGet, path, nil)
-	a.checkError(t, "GET "+path, http.MethodGet, r, http.StatusNotFound, "BLOB_UNKNOWN")
+	r := a.srv.Do(t, http.MethodGet, path, nil)
+	a.checkError(t, "GET "+path, r, http.StatusNotFound, "BLOB_UNKNOWN")
 }
 
 // putManifest pushes body as manifest ref of repo, tagged with tags too.
@@ -359,8 +191,8 @@ func (a *api) putManifest(t testing.TB, repo, ref, mediaType string, body []byte
 		}
 		path += sep + "tag=" + url.QueryEscape(tag)
 	}
-	r := a.do(t, http.MethodPut, path, body, "Content-Type", mediaType)
-	want(t, "PUT "+path, r, http.StatusCreated)
+	r := a.srv.Do(t, http.MethodPut, path, body, "Content-Type", mediaType)
+	apitest.WantStatus(t, "PUT "+path, r, http.StatusCreated)
 	d := digest.FromBytes(body)
 	if r.Header.Get("Docker-Content-Digest") != d.String() {
 		t.Fatalf("PUT %s: Docker-Content-Digest %q, want %s", path, r.Header.Get("Docker-Content-Digest"), d)
@@ -370,15 +202,15 @@ func (a *api) putManifest(t testing.TB, repo, ref, mediaType string, body []byte
 
 // getManifest fetches manifest ref of repo and checks that its bytes hash to the
 // digest the server names; it returns nil for MANIFEST_UNKNOWN.
-func (a *api) getManifest(t testing.TB, repo, ref string) *response {
+func (a *api) getManifest(t testing.TB, repo, ref string) *apitest.Response {
 	t.Helper()
 	path := "/v2/" + repo + "/manifests/" + ref
-	r := a.do(t, http.MethodGet, path, nil, "Accept", strings.Join(manifestTypes, ", "))
+	r := a.srv.Do(t, http.MethodGet, path, nil, "Accept", apitest.AcceptManifests)
 	if r.Status == http.StatusNotFound {
-		a.checkError(t, "GET "+path, http.MethodGet, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
+		a.checkError(t, "GET "+path, r, http.StatusNotFound, "MANIFEST_UNKNOWN")
 		return nil
 	}
-	want(t, "GET "+path, r, http.StatusOK)
+	apitest.WantStatus(t, "GET "+path, r, http.StatusOK)
 	if got, named := digest.FromBytes(r.Body), r.Header.Get("Docker-Content-Digest"); got.String() != named {
 		t.Errorf("GET %s: the bytes hash to %s, the server says %s", path, got, named)
 	}
@@ -386,110 +218,6 @@ func (a *api) getManifest(t testing.TB, repo, ref string) *response {
 		t.Errorf("GET %s: the bytes hash to %s", path, digest.FromBytes(r.Body))
 	}
 	return r
-}
-
-var manifestTypes = []string{ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
-	"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json"}
-
-// catalog lists every repository, following the pages.
-func (a *api) catalog(t testing.TB) []string {
-	t.Helper()
-	var repos []string
-	path := "/v2/_catalog?n=100"
-	for path != "" {
-		r := a.do(t, http.MethodGet, path, nil)
-		want(t, "GET "+path, r, http.StatusOK)
-		var page struct {
-			Repositories []string `json:"repositories"`
-		}
-		if err := json.Unmarshal(r.Body, &page); err != nil {
-			t.Fatalf("GET %s: %v: %s", path, err, r)
-		}
-		repos = append(repos, page.Repositories...)
-		path = nextLink(r)
-	}
-	return repos
-}
-
-// tagList lists the tags of repo, following the pages; nil when the repository is
-// unknown.
-func (a *api) tagList(t testing.TB, repo string) []string {
-	t.Helper()
-	tags := []string{}
-	path := "/v2/" + repo + "/tags/list?n=100"
-	for path != "" {
-		r := a.do(t, http.MethodGet, path, nil)
-		if r.Status == http.StatusNotFound && errorCode(r) == "NAME_UNKNOWN" {
-			return nil
-		}
-		want(t, "GET "+path, r, http.StatusOK)
-		var page struct {
-			Name string   `json:"name"`
-			Tags []string `json:"tags"`
-		}
-		if err := json.Unmarshal(r.Body, &page); err != nil {
-			t.Fatalf("GET %s: %v: %s", path, err, r)
-		}
-		tags = append(tags, page.Tags...)
-		path = nextLink(r)
-	}
-	return tags
-}
-
-// nextLink returns the target of a rel="next" Link header, or "".
-func nextLink(r *response) string {
-	l := r.Header.Get("Link")
-	if l == "" {
-		return ""
-	}
-	start, end := strings.IndexByte(l, '<'), strings.IndexByte(l, '>')
-	if start < 0 || end < start {
-		return ""
-	}
-	return l[start+1 : end]
-}
-
-// referrers lists the referrers of subject in repo.
-func (a *api) referrers(t testing.TB, repo string, subject digest.Digest) []ocispec.Descriptor {
-	t.Helper()
-	var out []ocispec.Descriptor
-	path := "/v2/" + repo + "/referrers/" + subject.String()
-	for path != "" {
-		r := a.do(t, http.MethodGet, path, nil)
-		want(t, "GET "+path, r, http.StatusOK)
-		var idx ocispec.Index
-		if err := json.Unmarshal(r.Body, &idx); err != nil {
-			t.Fatalf("GET %s: %v: %s", path, err, r)
-		}
-		out = append(out, idx.Manifests...)
-		path = nextLink(r)
-	}
-	return out
-}
-
-// blobDesc is the descriptor of data as a blob of mediaType.
-func blobDesc(mediaType string, data []byte) ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
-}
-
-// imageManifest is an OCI image manifest; artifactType and subject make it an artifact.
-func imageManifest(config ocispec.Descriptor, layers []ocispec.Descriptor, artifactType string, subject *ocispec.Descriptor) []byte {
-	if layers == nil {
-		layers = []ocispec.Descriptor{}
-	}
-	m := ocispec.Manifest{
-		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: artifactType,
-		Config:       config,
-		Layers:       layers,
-		Subject:      subject,
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }
 
 // imageConfig is an image config that names a platform; nonce makes it unique.
@@ -504,20 +232,6 @@ func imageConfig(nonce string) []byte {
 		panic(err)
 	}
 	return b
-}
-
-// pushImage pushes a small image (config and one layer) to repo under ref and returns
-// the manifest's bytes.
-func (a *api) pushImage(t testing.TB, repo, ref, nonce string) []byte {
-	t.Helper()
-	config := imageConfig(nonce)
-	layer := []byte("layer of " + nonce)
-	a.pushBlob(t, repo, config)
-	a.pushBlob(t, repo, layer)
-	m := imageManifest(blobDesc(ocispec.MediaTypeImageConfig, config),
-		[]ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageLayer, layer)}, "", nil)
-	a.putManifest(t, repo, ref, ocispec.MediaTypeImageManifest, m)
-	return m
 }
 
 // blobFiles walks dataDir/blobs, checks that every file there is a complete blob
@@ -615,7 +329,7 @@ type snapshot struct {
 
 func (a *api) snapshot(t testing.TB) snapshot {
 	t.Helper()
-	return snapshot{repos: a.catalog(t), blobs: blobFiles(t, a.srv.DataDir), uploads: uploadDirs(t, a.srv.DataDir)}
+	return snapshot{repos: a.srv.Catalog(t), blobs: blobFiles(t, a.srv.DataDir), uploads: uploadDirs(t, a.srv.DataDir)}
 }
 
 // checkUnchanged fails the test if the catalog, the blob store or (with uploads set)
@@ -645,7 +359,7 @@ func (a *api) checkUnchanged(t testing.TB, what string, before snapshot, uploads
 // (the server sees the body end early), and returns what the server answered. The
 // server has finished with the request when it returns: it closed the connection or
 // answered in full.
-func rawExchange(t testing.TB, addr, head string, body io.Reader, cut bool) (*response, error) {
+func rawExchange(t testing.TB, addr, head string, body io.Reader, cut bool) (*apitest.Response, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -680,7 +394,9 @@ func rawExchange(t testing.TB, addr, head string, body io.Reader, cut bool) (*re
 		// that, so that the handler is done when the caller looks.
 		io.Copy(io.Discard, br)
 	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+	method, target, _ := strings.Cut(head, " ")
+	target, _, _ = strings.Cut(target, " ")
+	return &apitest.Response{Method: method, URL: target, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // seed returns the seed of a randomized test: the value of the environment variable

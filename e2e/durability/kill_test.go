@@ -2,6 +2,7 @@ package durability
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -146,8 +148,9 @@ func TestKillAnyMoment(t *testing.T) {
 	// The registry still works after the last restart, and stops cleanly.
 	a := newAPI(s)
 	defer a.close()
-	m := a.pushImage(t, "kill/after", "latest", "after the kills")
-	if r := a.getManifest(t, "kill/after", "latest"); r == nil || !bytes.Equal(r.Body, m) {
+	im := apitest.NewImage(t, ocispec.Platform{OS: "linux", Architecture: "amd64"}, "layer of after the kills")
+	a.srv.PushImage(t, "kill/after", "latest", im)
+	if r := a.getManifest(t, "kill/after", "latest"); r == nil || !bytes.Equal(r.Body, im.Manifest.Data) {
 		t.Fatalf("the image pushed after the kills does not read back")
 	}
 	s.Stop()
@@ -311,22 +314,22 @@ func (p *pusher) run() error {
 	return fmt.Errorf("pusher %d: %w", p.id, err)
 }
 
-func (p *pusher) send(method, path string, body []byte, hdr ...string) (*response, error) {
+func (p *pusher) send(method, path string, body []byte, hdr ...string) (*apitest.Response, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	resp, err := p.a.try(method, path, r, hdr...)
+	resp, err := p.a.srv.Try(context.Background(), method, path, r, hdr...)
 	if err != nil {
 		if p.killing.Load() {
 			return nil, errKilled
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, err
 	}
 	return resp, nil
 }
 
-func expect(r *response, status int, what string) error {
+func expect(r *apitest.Response, status int, what string) error {
 	if r.Status != status {
 		return fmt.Errorf("%s: got %s, want %d", what, r, status)
 	}
@@ -441,8 +444,8 @@ func (p *pusher) patchUpTo(s *session, end int64) error {
 		if err := expect(r, http.StatusAccepted, "PATCH "+s.loc); err != nil {
 			return err
 		}
-		if got := r.Header.Get("Range"); got != rangeOf(s.acked+n) {
-			return fmt.Errorf("PATCH %s: Range %q, want %q", s.loc, got, rangeOf(s.acked+n))
+		if got := r.Header.Get("Range"); got != apitest.UploadRange(s.acked+n) {
+			return fmt.Errorf("PATCH %s: Range %q, want %q", s.loc, got, apitest.UploadRange(s.acked+n))
 		}
 		s.acked += n
 		s.inflight = 0
@@ -458,7 +461,7 @@ func (p *pusher) finish(s *session) error {
 	c := &change{repo: s.repo, blob: digest.FromBytes(s.data)}
 	p.pending = c
 	s.finishing = true
-	r, err := p.send(http.MethodPut, withQuery(s.loc, "digest", c.blob.String()), nil)
+	r, err := p.send(http.MethodPut, apitest.WithQuery(s.loc, "digest", c.blob.String()), nil)
 	if err != nil {
 		return err
 	}
@@ -514,7 +517,7 @@ func (p *pusher) pushImage() error {
 	if _, err := p.upload(repo, config, p.rng.IntN(4) == 0); err != nil {
 		return err
 	}
-	refs := []ocispec.Descriptor{blobDesc(ocispec.MediaTypeImageConfig, config)}
+	refs := []ocispec.Descriptor{apitest.NewBlob(ocispec.MediaTypeImageConfig, config).Desc}
 	blobs := sortedKeys(p.model[repo].blobs)
 	for range p.rng.IntN(3) {
 		if len(blobs) == 0 {
@@ -525,7 +528,7 @@ func (p *pusher) pushImage() error {
 			refs = append(refs, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: int64(len(p.data[d]))})
 		}
 	}
-	body := imageManifest(refs[0], refs[1:], "", nil)
+	body := apitest.ImageManifest(refs[0], refs[1:], "", nil)
 	pm := &pushedManifest{digest: digest.FromBytes(body), content: body, artifactType: ocispec.MediaTypeImageConfig, refs: refs}
 	ref, tags := pm.digest.String(), []string(nil)
 	switch p.rng.IntN(3) {
@@ -561,8 +564,8 @@ func (p *pusher) pushArtifact() error {
 	if _, err := p.upload(repo, payload, false); err != nil {
 		return err
 	}
-	refs := []ocispec.Descriptor{ocispec.DescriptorEmptyJSON, blobDesc(payloadType, payload)}
-	body := imageManifest(refs[0], refs[1:], sigType, &subject)
+	refs := []ocispec.Descriptor{ocispec.DescriptorEmptyJSON, apitest.NewBlob(payloadType, payload).Desc}
+	body := apitest.ImageManifest(refs[0], refs[1:], sigType, &subject)
 	pm := &pushedManifest{digest: digest.FromBytes(body), content: body, subject: subject.Digest, artifactType: sigType, refs: refs}
 	if p.rng.IntN(5) == 0 {
 		tag := pick(p.rng, killTags)
@@ -686,7 +689,7 @@ func (p *pusher) verifyRepo(t *testing.T, a *api, repo string) {
 		a.checkBlob(t, repo, p.data[d])
 	}
 	if c != nil && c.repo == repo && c.blob != "" && !m.blobs[c.blob] {
-		r := a.do(t, http.MethodHead, "/v2/"+repo+"/blobs/"+c.blob.String(), nil)
+		r := a.srv.Do(t, http.MethodHead, "/v2/"+repo+"/blobs/"+c.blob.String(), nil)
 		switch r.Status {
 		case http.StatusOK:
 			if a.checkBlob(t, repo, p.data[c.blob]) {
@@ -737,7 +740,7 @@ func fetchRepo(t *testing.T, a *api, repo string, known map[digest.Digest]*pushe
 		}
 		st.present[d] = true
 	}
-	for _, tag := range a.tagList(t, repo) {
+	for _, tag := range a.srv.Tags(t, repo) {
 		if _, dup := st.tags[tag]; dup {
 			t.Errorf("%s lists tag %s twice", repo, tag)
 		}
@@ -789,7 +792,7 @@ func checkReferrers(t *testing.T, a *api, repo string, m *repoModel) {
 				want[d] = pm
 			}
 		}
-		got := a.referrers(t, repo, s)
+		got := a.srv.Referrers(t, repo, s)
 		if len(got) != len(want) {
 			t.Errorf("referrers of %s in %s: %d listed, want %d", s, repo, len(got), len(want))
 		}
@@ -811,9 +814,9 @@ func checkReferrers(t *testing.T, a *api, repo string, m *repoModel) {
 // writes them before it answers and a killed process rolls nothing back. What was
 // acknowledged is always kept, and what is kept is always a prefix of what was sent.
 func (p *pusher) resume(t *testing.T, a *api, s *session) {
-	r := a.do(t, http.MethodGet, s.loc, nil)
+	r := a.srv.Do(t, http.MethodGet, s.loc, nil)
 	if r.Status == http.StatusNotFound {
-		a.checkError(t, "GET "+s.loc, http.MethodGet, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+		a.checkError(t, "GET "+s.loc, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 		if !s.finishing {
 			t.Errorf("upload %s to %s: %d bytes were acknowledged, the session is gone after the kill", s.loc, s.repo, s.acked)
 		}
@@ -844,19 +847,19 @@ func (p *pusher) resume(t *testing.T, a *api, s *session) {
 		if off >= total {
 			break
 		}
-		r := a.do(t, http.MethodPatch, s.loc, s.data[off:], "Content-Type", "application/octet-stream",
+		r := a.srv.Do(t, http.MethodPatch, s.loc, s.data[off:], "Content-Type", "application/octet-stream",
 			"Content-Range", fmt.Sprintf("%d-%d", off, total-1))
 		if r.Status == http.StatusRequestedRangeNotSatisfiable && i+1 < len(offsets) {
 			continue
 		}
-		if r.Status != http.StatusAccepted || r.Header.Get("Range") != rangeOf(total) {
+		if r.Status != http.StatusAccepted || r.Header.Get("Range") != apitest.UploadRange(total) {
 			t.Errorf("PATCH %s from %d: %s", s.loc, off, r)
 			return
 		}
 		break
 	}
 	d := digest.FromBytes(s.data)
-	r = a.do(t, http.MethodPut, withQuery(s.loc, "digest", d.String()), nil)
+	r = a.srv.Do(t, http.MethodPut, apitest.WithQuery(s.loc, "digest", d.String()), nil)
 	if r.Status != http.StatusCreated {
 		t.Errorf("PUT %s after resuming: %s (the kept bytes are not what was sent)", s.loc, r)
 		return
@@ -878,13 +881,13 @@ func checkRegistryWalk(t *testing.T, a *api, pushers []*pusher) {
 		}
 	}
 	listed := map[string]bool{}
-	for _, repo := range a.catalog(t) {
+	for _, repo := range a.srv.Catalog(t) {
 		listed[repo] = true
 		if owners[repo] == nil {
 			t.Errorf("the catalog lists %s, which nobody pushed to", repo)
 			continue
 		}
-		for _, tag := range a.tagList(t, repo) {
+		for _, tag := range a.srv.Tags(t, repo) {
 			r := a.getManifest(t, repo, tag)
 			if r == nil {
 				t.Errorf("%s lists tag %s, which does not resolve", repo, tag)
@@ -920,12 +923,12 @@ func checkRegistryWalk(t *testing.T, a *api, pushers []*pusher) {
 func checkBlobDesc(t *testing.T, a *api, repo string, desc ocispec.Descriptor) {
 	t.Helper()
 	path := "/v2/" + repo + "/blobs/" + desc.Digest.String()
-	r := a.do(t, http.MethodHead, path, nil)
+	r := a.srv.Do(t, http.MethodHead, path, nil)
 	if r.Status != http.StatusOK || r.Header.Get("Content-Length") != strconv.FormatInt(desc.Size, 10) {
 		t.Errorf("HEAD %s: got %s, want 200 with %d bytes", path, r, desc.Size)
 		return
 	}
-	r = a.do(t, http.MethodGet, path, nil)
+	r = a.srv.Do(t, http.MethodGet, path, nil)
 	if r.Status != http.StatusOK || digest.FromBytes(r.Body) != desc.Digest {
 		t.Errorf("GET %s: got %d with %d bytes that hash to %s", path, r.Status, len(r.Body), digest.FromBytes(r.Body))
 	}

@@ -1,6 +1,7 @@
 package durability
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -32,7 +34,7 @@ func TestUploadSurvivesRestart(t *testing.T) {
 			s := graftest.Start(t)
 			a := newAPI(s)
 			data := randomBytes(rand.New(rand.NewPCG(3, 3)), 300<<10)
-			loc := a.startUpload(t, "life")
+			loc := a.srv.StartUpload(t, "life")
 			a.patch(t, loc, 0, data[:100<<10])
 			before := a.uploadStatus(t, loc)
 
@@ -45,8 +47,8 @@ func TestUploadSurvivesRestart(t *testing.T) {
 			a = newAPI(s)
 			defer a.close()
 
-			r := a.do(t, http.MethodGet, loc, nil)
-			want(t, "GET upload status after the restart", r, http.StatusNoContent)
+			r := a.srv.Do(t, http.MethodGet, loc, nil)
+			apitest.WantStatus(t, "GET upload status after the restart", r, http.StatusNoContent)
 			if got := r.Header.Get("Range"); got != before {
 				t.Fatalf("after the restart the upload holds %q, before it held %q", got, before)
 			}
@@ -54,9 +56,9 @@ func TestUploadSurvivesRestart(t *testing.T) {
 				t.Errorf("after the restart the upload's Location is %q, want %q", got, loc)
 			}
 			a.patch(t, loc, 100<<10, data[100<<10:200<<10])
-			r = a.do(t, http.MethodPut, withQuery(loc, "digest", digest.FromBytes(data).String()), data[200<<10:],
+			r = a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes(data).String()), data[200<<10:],
 				"Content-Type", "application/octet-stream")
-			want(t, "PUT with the last chunk", r, http.StatusCreated)
+			apitest.WantStatus(t, "PUT with the last chunk", r, http.StatusCreated)
 			a.checkBlob(t, "life", data)
 			if dirs := uploadDirs(t, s.DataDir); len(dirs) != 0 {
 				t.Errorf("upload sessions left behind: %q", dirs)
@@ -72,24 +74,24 @@ func TestStaleUploadsExpire(t *testing.T) {
 	s := graftest.Start(t, "--uploads-ttl=2s")
 	a := newAPI(s)
 	defer a.close()
-	loc := a.startUpload(t, "stale")
+	loc := a.srv.StartUpload(t, "stale")
 	a.patch(t, loc, 0, []byte("bytes nobody will ever commit"))
 	dir := filepath.Join(s.DataDir, "uploads", loc[strings.LastIndexByte(loc, '/')+1:])
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("the session's directory: %v", err)
 	}
 	poll(t, "the stale session is reclaimed", func() bool {
-		return a.do(t, http.MethodGet, loc, nil).Status == http.StatusNotFound
+		return a.srv.Do(t, http.MethodGet, loc, nil).Status == http.StatusNotFound
 	})
-	a.wantError(t, "GET a reclaimed session", http.MethodGet, a.do(t, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	a.wantError(t, "GET a reclaimed session", a.srv.Do(t, http.MethodGet, loc, nil), http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	poll(t, "the stale session's directory is removed", func() bool {
 		_, err := os.Stat(dir)
 		return errors.Is(err, os.ErrNotExist)
 	})
-	r := a.do(t, http.MethodPatch, loc, []byte("more"), "Content-Range", "29-32")
-	a.wantError(t, "PATCH a reclaimed session", http.MethodPatch, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
-	r = a.do(t, http.MethodPut, withQuery(loc, "digest", digest.FromBytes([]byte("x")).String()), []byte("x"))
-	a.wantError(t, "PUT a reclaimed session", http.MethodPut, r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	r := a.srv.Do(t, http.MethodPatch, loc, []byte("more"), "Content-Range", "29-32")
+	a.wantError(t, "PATCH a reclaimed session", r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
+	r = a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes([]byte("x")).String()), []byte("x"))
+	a.wantError(t, "PUT a reclaimed session", r, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN")
 	checkNoPanic(t, s)
 }
 
@@ -107,7 +109,7 @@ func TestOrphanUploadReclaimed(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		a.try(http.MethodPost, "/v2/orphan/blobs/uploads/?digest="+digest.FromBytes(data).String(), body)
+		a.srv.Try(context.Background(), http.MethodPost, "/v2/orphan/blobs/uploads/?digest="+digest.FromBytes(data).String(), body)
 	}()
 	<-body.reached
 	poll(t, "the upload reaches the blob store", func() bool { return len(uploadDirs(t, s.DataDir)) == 1 })
@@ -139,27 +141,27 @@ func TestActiveUploadNotExpired(t *testing.T) {
 	a := newAPI(s)
 	defer a.close()
 	data := randomBytes(rand.New(rand.NewPCG(5, 5)), 48<<10)
-	loc := a.startUpload(t, "active")
-	control := a.startUpload(t, "active")
+	loc := a.srv.StartUpload(t, "active")
+	control := a.srv.StartUpload(t, "active")
 	// About 5 s: more than twice the TTL.
 	body := &pacedReader{data: data, piece: 1 << 10, pause: 100 * time.Millisecond, hold: -1}
-	r, err := a.try(http.MethodPatch, loc, body, "Content-Type", "application/octet-stream")
+	r, err := a.srv.Try(context.Background(), http.MethodPatch, loc, body, "Content-Type", "application/octet-stream")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want(t, "slow PATCH", r, http.StatusAccepted)
-	if got := r.Header.Get("Range"); got != rangeOf(int64(len(data))) {
+	apitest.WantStatus(t, "slow PATCH", r, http.StatusAccepted)
+	if got := r.Header.Get("Range"); got != apitest.UploadRange(int64(len(data))) {
 		t.Fatalf("slow PATCH: Range %q", got)
 	}
 	poll(t, "the idle control session is reclaimed", func() bool {
-		return a.do(t, http.MethodGet, control, nil).Status == http.StatusNotFound
+		return a.srv.Do(t, http.MethodGet, control, nil).Status == http.StatusNotFound
 	})
-	r = a.do(t, http.MethodGet, loc, nil)
-	if r.Status != http.StatusNoContent || r.Header.Get("Range") != rangeOf(int64(len(data))) {
+	r = a.srv.Do(t, http.MethodGet, loc, nil)
+	if r.Status != http.StatusNoContent || r.Header.Get("Range") != apitest.UploadRange(int64(len(data))) {
 		t.Fatalf("a session whose PATCH was just acknowledged answers %s, want 204 with Range %q: "+
-			"the janitor reclaimed it while it was being written", r, rangeOf(int64(len(data))))
+			"the janitor reclaimed it while it was being written", r, apitest.UploadRange(int64(len(data))))
 	}
-	want(t, "PUT", a.do(t, http.MethodPut, withQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
+	apitest.WantStatus(t, "PUT", a.srv.Do(t, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes(data).String()), nil), http.StatusCreated)
 	a.checkBlob(t, "active", data)
 	checkNoPanic(t, s)
 }
@@ -180,12 +182,12 @@ func TestGracefulShutdown(t *testing.T) {
 	defer release.Do(func() { close(body.release) })
 
 	type result struct {
-		r   *response
+		r   *apitest.Response
 		err error
 	}
 	uploaded := make(chan result, 1)
 	go func() {
-		r, err := a.try(http.MethodPost, "/v2/slow/blobs/uploads/?digest="+d.String(), body,
+		r, err := a.srv.Try(context.Background(), http.MethodPost, "/v2/slow/blobs/uploads/?digest="+d.String(), body,
 			"Content-Type", "application/octet-stream")
 		uploaded <- result{r, err}
 	}()
@@ -216,7 +218,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if res.err != nil {
 		t.Fatalf("the upload in flight at SIGTERM failed: %v", res.err)
 	}
-	want(t, "the upload in flight at SIGTERM", res.r, http.StatusCreated)
+	apitest.WantStatus(t, "the upload in flight at SIGTERM", res.r, http.StatusCreated)
 	<-stopped
 	if code := s.ExitCode(); code != 0 {
 		t.Errorf("graft serve exited with %d after SIGTERM", code)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 func TestBadRequests(t *testing.T) {
@@ -96,9 +98,10 @@ func TestBadRequests(t *testing.T) {
 				body = []byte(tt.body)
 			}
 			resp := c.do(tt.method, tt.target, body, "Content-Type", "application/json")
-			msg := checkError(t, tt.method+" "+tt.target, resp, tt.status, tt.code)
-			if tt.mention != "" && !strings.Contains(msg, tt.mention) {
-				t.Errorf("%s %s: error %q does not name %s", tt.method, tt.target, msg, tt.mention)
+			if apitest.CheckError(t, tt.method+" "+tt.target, resp, tt.status, tt.code) && tt.mention != "" {
+				if errs, _ := resp.Errors(); !strings.Contains(errs[0].Message, tt.mention) {
+					t.Errorf("%s %s: error %q does not name %s", tt.method, tt.target, errs[0].Message, tt.mention)
+				}
 			}
 		})
 	}
@@ -123,7 +126,7 @@ func TestBadRequests(t *testing.T) {
 		for _, path := range []string{"meta/bad", "meta/bad/_manifests/v1", "meta/bad/_manifests/" + img.Digest.String()} {
 			for _, b := range bodies {
 				resp := c.do(http.MethodPatch, "/graft/v1/"+path, []byte(b), "Content-Type", "application/json")
-				checkError(t, "PATCH "+path+" with "+b, resp, http.StatusBadRequest, "")
+				apitest.CheckError(t, "PATCH "+path+" with "+b, resp, http.StatusBadRequest, "")
 			}
 		}
 		if rp := r.check("after the refused requests"); rp.ChangeableAttributes != allEnabled {
@@ -156,7 +159,7 @@ func TestBadRequests(t *testing.T) {
 			for _, path := range []string{r.name, r.name + "/_manifests/" + img.Digest.String()} {
 				for _, b := range tt.bodies {
 					resp := c.do(http.MethodPatch, "/graft/v1/"+path, []byte(b), "Content-Type", "application/json")
-					checkError(t, "PATCH "+path+" with "+b, resp, http.StatusBadRequest, "")
+					apitest.CheckError(t, "PATCH "+path+" with "+b, resp, http.StatusBadRequest, "")
 				}
 			}
 			if rp := c.repository(r.name); rp.ChangeableAttributes != allEnabled {

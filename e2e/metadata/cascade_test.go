@@ -7,6 +7,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 // Each lock that refuses a delete, and the attributes it leaves.
@@ -42,18 +44,18 @@ func TestCascadeKeepsLockedReferrers(t *testing.T) {
 			r.deleteManifest(img, []*pushed{sig}, []*pushed{sbom})
 			r.check("after deleting the image")
 			for _, gone := range []*pushed{img, sig} {
-				checkError(t, "GET a deleted manifest", c.do(http.MethodGet, manifestPath(r.name, gone.Digest.String()), nil),
+				apitest.CheckError(t, "GET a deleted manifest", c.do(http.MethodGet, manifestPath(r.name, gone.Digest.String()), nil),
 					http.StatusNotFound, "MANIFEST_UNKNOWN")
 			}
-			checkError(t, "GET the deleted tag", c.do(http.MethodGet, manifestPath(r.name, "v1"), nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
+			apitest.CheckError(t, "GET the deleted tag", c.do(http.MethodGet, manifestPath(r.name, "v1"), nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
 			r.pull(sbom, sbom.Digest.String())
 			r.pull(sbomSig, sbomSig.Digest.String())
 			r.pull(other, "other")
 			// The kept sbom still names the deleted image as its subject.
-			if got := c.referrers(r.name, img.Digest); !slices.Equal(got, []digest.Digest{sbom.Digest}) {
+			if got := apitest.Digests(c.srv.Referrers(c.t, r.name, img.Digest)); !slices.Equal(got, []digest.Digest{sbom.Digest}) {
 				t.Errorf("referrers of the deleted image: %v, want the kept sbom %s", got, sbom.Digest)
 			}
-			if got := c.referrers(r.name, sbom.Digest); !slices.Equal(got, []digest.Digest{sbomSig.Digest}) {
+			if got := apitest.Digests(c.srv.Referrers(c.t, r.name, sbom.Digest)); !slices.Equal(got, []digest.Digest{sbomSig.Digest}) {
 				t.Errorf("referrers of the sbom: %v, want its signature %s", got, sbomSig.Digest)
 			}
 
@@ -63,7 +65,7 @@ func TestCascadeKeepsLockedReferrers(t *testing.T) {
 			r.patchManifest(sbom, "", `{"deleteEnabled": true, "writeEnabled": true}`, allEnabled)
 			r.deleteManifest(sbom, []*pushed{sbomSig}, nil)
 			r.check("after deleting the sbom")
-			if got := c.referrers(r.name, img.Digest); len(got) != 0 {
+			if got := apitest.Digests(c.srv.Referrers(c.t, r.name, img.Digest)); len(got) != 0 {
 				t.Errorf("referrers of the deleted image: %v, want none", got)
 			}
 		})
@@ -94,7 +96,7 @@ func TestCascadeKeepsLockedChild(t *testing.T) {
 			}
 			r.pull(amd64, amd64.Digest.String())
 			r.pull(childSig, childSig.Digest.String())
-			checkError(t, "GET the deleted sibling", c.do(http.MethodGet, manifestPath(r.name, arm64.Digest.String()), nil),
+			apitest.CheckError(t, "GET the deleted sibling", c.do(http.MethodGet, manifestPath(r.name, arm64.Digest.String()), nil),
 				http.StatusNotFound, "MANIFEST_UNKNOWN")
 		})
 	}
@@ -117,7 +119,7 @@ func TestCascadeLockedDeepInGraph(t *testing.T) {
 	r.deleteManifest(img, []*pushed{att, other, otherSig}, []*pushed{attSig})
 	r.check("after deleting the image")
 	r.pull(attSigSig, attSigSig.Digest.String())
-	if got := c.referrers(r.name, att.Digest); !slices.Equal(got, []digest.Digest{attSig.Digest}) {
+	if got := apitest.Digests(c.srv.Referrers(c.t, r.name, att.Digest)); !slices.Equal(got, []digest.Digest{attSig.Digest}) {
 		t.Errorf("referrers of the deleted attestation: %v, want the kept signature", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 // fixture is a repository holding one of each kind of manifest the metadata API
@@ -212,7 +214,7 @@ func TestRepositoryListing(t *testing.T) {
 	if got := c.repositories(10000); len(got) != len(names) {
 		t.Errorf("%d repositories listed, want %d", len(got), len(names))
 	}
-	if got := c.want(http.StatusOK, http.MethodGet, "/graft/v1/_repositories?n=99999999999999999999", nil); nextLink(t, got) != "" {
+	if got := c.want(http.StatusOK, http.MethodGet, "/graft/v1/_repositories?n=99999999999999999999", nil); apitest.NextLink(t, got) != "" {
 		t.Errorf("a huge n: Link %q, want everything on one page", got.Header.Get("Link"))
 	}
 
@@ -224,7 +226,7 @@ func TestRepositoryListing(t *testing.T) {
 	var page struct {
 		Repositories []repositoryInfo `json:"repositories"`
 	}
-	decode(t, "page after list/c", r, &page)
+	apitest.Decode(t, "page after list/c", r.Body, &page)
 	if len(page.Repositories) != 2 || page.Repositories[0].Name != "list/d" || page.Repositories[1].Name != "list/e/deep" {
 		t.Errorf("page after list/c: %v", r)
 	}
@@ -239,7 +241,7 @@ func TestTotalSizeCountsStoredSizes(t *testing.T) {
 	c := start(t)
 	r := c.repo("meta/claims")
 	layer := r.blob(ocispec.MediaTypeImageLayerGzip, []byte("a layer whose descriptor lies"))
-	config := r.blob(ocispec.MediaTypeImageConfig, mustJSON(t, ocispec.Image{Platform: linux,
+	config := r.blob(ocispec.MediaTypeImageConfig, apitest.JSON(t, ocispec.Image{Platform: linux,
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}}}))
 	claimed := layer
 	claimed.Size += 1000
@@ -250,7 +252,7 @@ func TestTotalSizeCountsStoredSizes(t *testing.T) {
 
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
 		Manifests: []ocispec.Descriptor{{MediaType: img.MediaType, Digest: img.Digest, Size: img.Size() + 1000}}}
-	body := mustJSON(t, idx)
+	body := apitest.JSON(t, idx)
 	index := &pushed{Digest: digest.FromBytes(body), MediaType: idx.MediaType, Body: body}
 	index.TotalSize = index.Size() + img.TotalSize
 	r.putManifest(index, "multi")

@@ -8,6 +8,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 func TestManifestFilters(t *testing.T) {
@@ -89,7 +91,7 @@ func TestManifestPagination(t *testing.T) {
 	// The Link of a filtered page carries the filters and the page size.
 	q := url.Values{"tagged": {"false"}, "artifactType": {ocispec.MediaTypeImageConfig}, "n": {"1"}}
 	resp := c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+r.name+"/_manifests?"+q.Encode(), nil)
-	link := nextLink(t, resp)
+	link := apitest.NextLink(t, resp)
 	u, err := url.Parse(link)
 	if err != nil || link == "" {
 		t.Fatalf("Link %q: %v", link, err)
@@ -99,7 +101,7 @@ func TestManifestPagination(t *testing.T) {
 	}
 	lq := u.Query()
 	var first manifestList
-	decode(t, "first page", resp, &first)
+	apitest.Decode(t, "first page", resp.Body, &first)
 	for k, want := range map[string]string{"tagged": "false", "artifactType": ocispec.MediaTypeImageConfig, "n": "1",
 		"last": first.Manifests[0].Digest.String()} {
 		if got := lq.Get(k); got != want {
@@ -128,7 +130,7 @@ func TestManifestPagination(t *testing.T) {
 	for _, query := range []string{"n=0", "n=0&tagged=true", "n=0&last=" + all[0].Digest.String()} {
 		resp := c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+r.name+"/_manifests?"+query, nil)
 		var page manifestList
-		decode(t, query, resp, &page)
+		apitest.Decode(t, query, resp.Body, &page)
 		if page.Manifests == nil || len(page.Manifests) != 0 || resp.Header.Get("Link") != "" {
 			t.Errorf("?%s: %v, Link %q; want an empty list and no Link", query, resp, resp.Header.Get("Link"))
 		}
@@ -147,13 +149,13 @@ func TestManifestPagination(t *testing.T) {
 	got := []digest.Digest{}
 	resp = c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+r.name+"/_manifests?n=3", nil)
 	var page manifestList
-	decode(t, "first page", resp, &page)
+	apitest.Decode(t, "first page", resp.Body, &page)
 	got = append(got, digestsOf(page.Manifests)...)
 	added := r.image(ocispec.Platform{OS: "linux", Architecture: "riscv64"}, "pushed between two pages")
-	for target := nextLink(t, resp); target != ""; target = nextLink(t, resp) {
+	for target := apitest.NextLink(t, resp); target != ""; target = apitest.NextLink(t, resp) {
 		resp = c.want(http.StatusOK, http.MethodGet, target, nil)
 		var page manifestList
-		decode(t, target, resp, &page)
+		apitest.Decode(t, target, resp.Body, &page)
 		got = append(got, digestsOf(page.Manifests)...)
 	}
 	want := digestsOf(r.wantList(nil))

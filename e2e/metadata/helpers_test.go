@@ -8,17 +8,12 @@
 package metadata
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +21,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -40,24 +36,6 @@ const (
 	typeSBOMConfig = "application/vnd.example.sbom.config.v1+json"
 )
 
-// httpClient sends every request once: a client that retried would hide an answer.
-var httpClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-
-// response is an answer read in full.
-type response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-func (r *response) String() string {
-	b := r.Body
-	if len(b) > 512 {
-		b = append(b[:512:512], "…"...)
-	}
-	return fmt.Sprintf("%d %s", r.Status, b)
-}
-
 // client sends requests to one server on behalf of one test.
 type client struct {
 	t   *testing.T
@@ -69,128 +47,22 @@ func start(t *testing.T, args ...string) *client {
 	return &client{t: t, srv: graftest.Start(t, args...)}
 }
 
-// do sends a request; target is a path with its query, or a URL as a Link header
-// gives it. headers are key, value pairs.
-func (c *client) do(method, target string, body []byte, headers ...string) *response {
+// do sends a request; see apitest.Client.Do.
+func (c *client) do(method, target string, body []byte, headers ...string) *apitest.Response {
 	c.t.Helper()
-	base, err := url.Parse(c.srv.URL + "/")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	u, err := base.Parse(target)
-	if err != nil {
-		c.t.Fatalf("resolving %q: %v", target, err)
-	}
-	req, err := http.NewRequestWithContext(c.t.Context(), method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if len(headers)%2 != 0 {
-		c.t.Fatalf("odd number of header arguments: %q", headers)
-	}
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: reading the answer: %v", method, target, err)
-	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return c.srv.Do(c.t, method, target, body, headers...)
 }
 
 // want sends a request and fails the test unless it is answered with status.
-func (c *client) want(status int, method, target string, body []byte, headers ...string) *response {
+func (c *client) want(status int, method, target string, body []byte, headers ...string) *apitest.Response {
 	c.t.Helper()
-	r := c.do(method, target, body, headers...)
-	if r.Status != status {
-		c.t.Fatalf("%s %s: %v, want status %d", method, target, r, status)
-	}
-	return r
-}
-
-// errorBody is the distribution spec's error body.
-type errorBody struct {
-	Errors []struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
-// checkError reports an error unless r has status and a spec error body carrying
-// code; with code "", any code will do, and an empty body too (the answer to HEAD has
-// none). It returns the body's messages.
-func checkError(t *testing.T, what string, r *response, status int, code string) string {
-	t.Helper()
-	if r.Status != status {
-		t.Errorf("%s: %v, want status %d %s", what, r, status, code)
-		return ""
-	}
-	if len(r.Body) == 0 && code == "" {
-		return ""
-	}
-	var body errorBody
-	if err := json.Unmarshal(r.Body, &body); err != nil || len(body.Errors) == 0 {
-		t.Errorf("%s: not a spec error body (%v): %v", what, err, r)
-		return ""
-	}
-	var msgs []string
-	found := code == ""
-	for _, e := range body.Errors {
-		msgs = append(msgs, e.Message)
-		found = found || e.Code == code
-	}
-	if !found {
-		t.Errorf("%s: %v does not carry code %s", what, r, code)
-	}
-	return strings.Join(msgs, "; ")
+	return c.srv.Want(c.t, status, method, target, body, headers...)
 }
 
 // denied sends a request that a lock must refuse.
 func (c *client) denied(method, target string, body []byte, headers ...string) {
 	c.t.Helper()
-	r := c.do(method, target, body, headers...)
-	code := "DENIED"
-	if method == http.MethodHead {
-		code = ""
-	}
-	checkError(c.t, method+" "+target, r, http.StatusForbidden, code)
-}
-
-func decode(t *testing.T, what string, r *response, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("%s: %v: %v", what, err, r)
-	}
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-var linkRe = regexp.MustCompile(`^<([^>]+)>;\s*rel="next"$`)
-
-// nextLink returns the target of r's Link header, or "".
-func nextLink(t *testing.T, r *response) string {
-	t.Helper()
-	link := r.Header.Get("Link")
-	if link == "" {
-		return ""
-	}
-	m := linkRe.FindStringSubmatch(link)
-	if m == nil {
-		t.Fatalf("malformed Link header %q", link)
-	}
-	return m[1]
+	apitest.CheckError(c.t, method+" "+target, c.do(method, target, body, headers...), http.StatusForbidden, "DENIED")
 }
 
 // The metadata API's answers.
@@ -249,14 +121,14 @@ type manifestList struct {
 func (c *client) repository(name string) repositoryInfo {
 	c.t.Helper()
 	var rp repositoryInfo
-	decode(c.t, "repository "+name, c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+name, nil), &rp)
+	apitest.Decode(c.t, "repository "+name, c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+name, nil).Body, &rp)
 	return rp
 }
 
 func (c *client) manifest(repo, ref string) manifestInfo {
 	c.t.Helper()
 	var m manifestInfo
-	decode(c.t, "manifest "+ref, c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+repo+"/_manifests/"+ref, nil), &m)
+	apitest.Decode(c.t, "manifest "+ref, c.want(http.StatusOK, http.MethodGet, "/graft/v1/"+repo+"/_manifests/"+ref, nil).Body, &m)
 	return m
 }
 
@@ -276,7 +148,7 @@ func (c *client) manifests(repo string, query url.Values) ([]manifestInfo, int) 
 		}
 		r := c.want(http.StatusOK, http.MethodGet, target, nil)
 		var page manifestList
-		decode(c.t, target, r, &page)
+		apitest.Decode(c.t, target, r.Body, &page)
 		if page.Repository != repo {
 			c.t.Errorf("GET %s: repository %q, want %q", target, page.Repository, repo)
 		}
@@ -284,7 +156,7 @@ func (c *client) manifests(repo string, query url.Values) ([]manifestInfo, int) 
 			c.t.Errorf("GET %s: manifests is not a list: %v", target, r)
 		}
 		all = append(all, page.Manifests...)
-		target = nextLink(c.t, r)
+		target = apitest.NextLink(c.t, r)
 	}
 	return all, pages
 }
@@ -302,47 +174,14 @@ func (c *client) repositories(n int) []repositoryInfo {
 		var page struct {
 			Repositories []repositoryInfo `json:"repositories"`
 		}
-		decode(c.t, target, r, &page)
+		apitest.Decode(c.t, target, r.Body, &page)
 		if len(page.Repositories) > n {
 			c.t.Errorf("GET %s: %d repositories on a page of %d", target, len(page.Repositories), n)
 		}
 		all = append(all, page.Repositories...)
-		target = nextLink(c.t, r)
+		target = apitest.NextLink(c.t, r)
 	}
 	return all
-}
-
-// catalog returns the whole /v2/_catalog.
-func (c *client) catalog() []string {
-	c.t.Helper()
-	var v struct {
-		Repositories []string `json:"repositories"`
-	}
-	decode(c.t, "catalog", c.want(http.StatusOK, http.MethodGet, "/v2/_catalog", nil), &v)
-	return v.Repositories
-}
-
-// tagList returns the whole tag list of repo.
-func (c *client) tagList(repo string) []string {
-	c.t.Helper()
-	var v struct {
-		Tags []string `json:"tags"`
-	}
-	decode(c.t, "tags of "+repo, c.want(http.StatusOK, http.MethodGet, "/v2/"+repo+"/tags/list", nil), &v)
-	return v.Tags
-}
-
-// referrers returns the digests the referrers API lists for subject.
-func (c *client) referrers(repo string, subject digest.Digest) []digest.Digest {
-	c.t.Helper()
-	var idx ocispec.Index
-	decode(c.t, "referrers", c.want(http.StatusOK, http.MethodGet, "/v2/"+repo+"/referrers/"+subject.String(), nil), &idx)
-	var ds []digest.Digest
-	for _, d := range idx.Manifests {
-		ds = append(ds, d.Digest)
-	}
-	slices.Sort(ds)
-	return ds
 }
 
 // pushed is a manifest a test pushed, with the metadata the registry should show.
@@ -385,9 +224,7 @@ func (c *client) repo(name string) *repo {
 // pushBlob pushes data in one request (POST ?digest=).
 func (r *repo) pushBlob(data []byte) digest.Digest {
 	r.c.t.Helper()
-	d := digest.FromBytes(data)
-	r.c.want(http.StatusCreated, http.MethodPost, "/v2/"+r.name+"/blobs/uploads/?digest="+d.String(), data,
-		"Content-Type", "application/octet-stream")
+	d := r.c.srv.PushBlob(r.c.t, r.name, data)
 	r.blobs[d] = int64(len(data))
 	return d
 }
@@ -434,7 +271,7 @@ func (r *repo) build(p ocispec.Platform, layers ...string) *pushed {
 		descs = append(descs, d)
 		diffIDs = append(diffIDs, d.Digest)
 	}
-	config := r.blob(ocispec.MediaTypeImageConfig, mustJSON(r.c.t, ocispec.Image{
+	config := r.blob(ocispec.MediaTypeImageConfig, apitest.JSON(r.c.t, ocispec.Image{
 		Platform: p,
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: diffIDs},
 	}))
@@ -470,7 +307,7 @@ func (r *repo) manifest(im ocispec.Manifest) *pushed {
 	r.c.t.Helper()
 	im.Versioned = specs.Versioned{SchemaVersion: 2}
 	im.MediaType = ocispec.MediaTypeImageManifest
-	body := mustJSON(r.c.t, im)
+	body := apitest.JSON(r.c.t, im)
 	m := &pushed{
 		Digest:          digest.FromBytes(body),
 		MediaType:       im.MediaType,
@@ -508,7 +345,7 @@ func (r *repo) index(children ...*pushed) *pushed {
 		idx.Manifests = append(idx.Manifests, d)
 		total += ch.TotalSize
 	}
-	body := mustJSON(r.c.t, idx)
+	body := apitest.JSON(r.c.t, idx)
 	m := &pushed{Digest: digest.FromBytes(body), MediaType: idx.MediaType, Body: body}
 	m.TotalSize = m.Size() + total
 	r.putManifest(m, "")
@@ -546,17 +383,17 @@ func (r *repo) deleteManifest(m *pushed, deleted []*pushed, locked []*pushed) {
 		t.Errorf("DELETE %s: %s %q, want %q", m.Digest, cascadeLockedHeader, got, want)
 	}
 	var body cascade
-	decode(t, "DELETE "+m.Digest.String(), resp, &body)
+	apitest.Decode(t, "DELETE "+m.Digest.String(), resp.Body, &body)
 	if len(body.Deleted) == 0 || body.Deleted[0] != m.Digest {
 		t.Errorf("DELETE %s: deleted %v, want the named manifest first", m.Digest, body.Deleted)
 	}
-	if got, want := sortedDigests(body.Deleted), digests(append([]*pushed{m}, deleted...)); !slices.Equal(got, want) {
+	if got, want := apitest.Sorted(body.Deleted...), digests(append([]*pushed{m}, deleted...)); !slices.Equal(got, want) {
 		t.Errorf("DELETE %s: deleted %v, want %v", m.Digest, got, want)
 	}
 	if body.Locked == nil {
 		t.Errorf("DELETE %s: locked is not a list: %v", m.Digest, resp)
 	}
-	if got, want := sortedDigests(body.Locked), digests(locked); !slices.Equal(got, want) {
+	if got, want := apitest.Sorted(body.Locked...), digests(locked); !slices.Equal(got, want) {
 		t.Errorf("DELETE %s: locked %v, want %v", m.Digest, got, want)
 	}
 	for _, x := range append([]*pushed{m}, deleted...) {
@@ -586,12 +423,6 @@ func digests(ms []*pushed) []digest.Digest {
 	return ds
 }
 
-func sortedDigests(ds []digest.Digest) []digest.Digest {
-	out := append([]digest.Digest{}, ds...)
-	slices.Sort(out)
-	return out
-}
-
 // patchManifest PATCHes the attributes of m, named by ref (its digest when ref is
 // ""), with body and checks that the answer describes m with attributes want.
 func (r *repo) patchManifest(m *pushed, ref, body string, want attributes) {
@@ -602,7 +433,7 @@ func (r *repo) patchManifest(m *pushed, ref, body string, want attributes) {
 	resp := r.c.want(http.StatusOK, http.MethodPatch, "/graft/v1/"+r.name+"/_manifests/"+ref, []byte(body),
 		"Content-Type", "application/json")
 	var got manifestInfo
-	decode(r.c.t, "PATCH "+ref, resp, &got)
+	apitest.Decode(r.c.t, "PATCH "+ref, resp.Body, &got)
 	if want == allEnabled {
 		delete(r.attrs, m.Digest)
 	} else {
@@ -619,7 +450,7 @@ func (r *repo) patchRepository(body string, want attributes) {
 	r.c.t.Helper()
 	resp := r.c.want(http.StatusOK, http.MethodPatch, "/graft/v1/"+r.name, []byte(body), "Content-Type", "application/json")
 	var got repositoryInfo
-	decode(r.c.t, "PATCH "+r.name, resp, &got)
+	apitest.Decode(r.c.t, "PATCH "+r.name, resp.Body, &got)
 	r.repoAttrs = want
 	mc, tc, size := r.wantRepository()
 	if got.Name != r.name || got.ChangeableAttributes != want || got.ManifestCount != mc || got.TagCount != tc || got.Size != size {

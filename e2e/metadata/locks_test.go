@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 var linux = ocispec.Platform{OS: "linux", Architecture: "amd64"}
@@ -44,26 +45,6 @@ func (r *repo) deniedPull(ref string) {
 	r.c.denied(http.MethodHead, manifestPath(r.name, ref), nil, "Accept", ocispec.MediaTypeImageManifest)
 }
 
-// startSession opens an upload session in repo and returns its location.
-func (r *repo) startSession() string {
-	r.c.t.Helper()
-	resp := r.c.want(http.StatusAccepted, http.MethodPost, "/v2/"+r.name+"/blobs/uploads/", nil)
-	loc := resp.Header.Get("Location")
-	if loc == "" {
-		r.c.t.Fatalf("POST uploads: no Location")
-	}
-	return loc
-}
-
-// sessionFinish is the target that finishes session loc with the blob of digest d.
-func sessionFinish(loc string, d digest.Digest) string {
-	sep := "?"
-	if strings.Contains(loc, "?") {
-		sep = "&"
-	}
-	return loc + sep + "digest=" + d.String()
-}
-
 func TestRepositoryLocks(t *testing.T) {
 	t.Parallel()
 	c := start(t)
@@ -77,7 +58,7 @@ func TestRepositoryLocks(t *testing.T) {
 		extra := r.pushBlob([]byte("a blob no manifest names"))
 		src := c.repo("locks/repo-write-source")
 		mountable := src.pushBlob([]byte("a blob to mount"))
-		session := r.startSession()
+		session := c.srv.StartUpload(t, r.name)
 		newBlob := []byte("a blob pushed while the repository is locked")
 		newDigest := digest.FromBytes(newBlob)
 
@@ -86,9 +67,9 @@ func TestRepositoryLocks(t *testing.T) {
 		c.denied(http.MethodPost, "/v2/"+r.name+"/blobs/uploads/?digest="+newDigest.String(), newBlob)
 		c.denied(http.MethodPost, "/v2/"+r.name+"/blobs/uploads/", nil)
 		c.denied(http.MethodPost, "/v2/"+r.name+"/blobs/uploads/?mount="+mountable.String()+"&from="+src.name, nil)
-		c.denied(http.MethodPut, sessionFinish(session, newDigest), newBlob)
-		checkError(t, "HEAD a blob refused", c.do(http.MethodHead, blobPath(r.name, newDigest), nil), http.StatusNotFound, "")
-		checkError(t, "HEAD a mount refused", c.do(http.MethodHead, blobPath(r.name, mountable), nil), http.StatusNotFound, "")
+		c.denied(http.MethodPut, apitest.WithQuery(session, "digest", newDigest.String()), newBlob)
+		apitest.CheckError(t, "HEAD a blob refused", c.do(http.MethodHead, blobPath(r.name, newDigest), nil), http.StatusNotFound, "")
+		apitest.CheckError(t, "HEAD a mount refused", c.do(http.MethodHead, blobPath(r.name, mountable), nil), http.StatusNotFound, "")
 		c.denied(http.MethodPut, manifestPath(r.name, b.Digest.String()), b.Body, "Content-Type", b.MediaType)
 		c.denied(http.MethodPut, manifestPath(r.name, "v2"), b.Body, "Content-Type", b.MediaType)
 		c.denied(http.MethodPut, manifestPath(r.name, "v1"), b.Body, "Content-Type", b.MediaType)
@@ -101,16 +82,16 @@ func TestRepositoryLocks(t *testing.T) {
 		r.pull(a, "v1")
 		r.pull(a, a.Digest.String())
 		r.pullBlob(extra)
-		if tags := c.tagList(r.name); !slices.Equal(tags, []string{"v1"}) {
+		if tags := c.srv.Tags(c.t, r.name); !slices.Equal(tags, []string{"v1"}) {
 			t.Errorf("tags %q, want [v1]", tags)
 		}
 		r.check("while write-locked")
 
 		r.patchRepository(`{"writeEnabled": true}`, allEnabled)
 		r.pushBlob(newBlob)
-		loc := r.startSession()
+		loc := c.srv.StartUpload(t, r.name)
 		again := []byte("a blob pushed in a session")
-		c.want(http.StatusCreated, http.MethodPut, sessionFinish(loc, digest.FromBytes(again)), again)
+		c.want(http.StatusCreated, http.MethodPut, apitest.WithQuery(loc, "digest", digest.FromBytes(again).String()), again)
 		r.blobs[digest.FromBytes(again)] = int64(len(again))
 		c.want(http.StatusCreated, http.MethodPost, "/v2/"+r.name+"/blobs/uploads/?mount="+mountable.String()+"&from="+src.name, nil)
 		r.blobs[mountable] = src.blobs[mountable]
@@ -171,7 +152,7 @@ func TestRepositoryLocks(t *testing.T) {
 		// A mount would copy what may not be read: the registry opens a session instead.
 		for _, from := range []string{"&from=" + r.name, ""} {
 			c.want(http.StatusAccepted, http.MethodPost, "/v2/"+dst.name+"/blobs/uploads/?mount="+layer.String()+from, nil)
-			checkError(t, "HEAD an unmounted blob", c.do(http.MethodHead, blobPath(dst.name, layer), nil), http.StatusNotFound, "")
+			apitest.CheckError(t, "HEAD an unmounted blob", c.do(http.MethodHead, blobPath(dst.name, layer), nil), http.StatusNotFound, "")
 		}
 
 		// Its metadata stays readable, and pushes go on.
@@ -194,12 +175,12 @@ func TestRepositoryLocks(t *testing.T) {
 		r.tag(a, "v1")
 		other := c.repo("locks/repo-list-other")
 		other.image(linux, "layer")
-		if cat := c.catalog(); !slices.Contains(cat, r.name) || !slices.Contains(cat, other.name) {
+		if cat := c.srv.Catalog(c.t); !slices.Contains(cat, r.name) || !slices.Contains(cat, other.name) {
 			t.Fatalf("catalog %q lacks %s or %s", cat, r.name, other.name)
 		}
 
 		r.patchRepository(`{"listEnabled": false}`, attributes{DeleteEnabled: true, WriteEnabled: true, ReadEnabled: true, ListEnabled: false})
-		if cat := c.catalog(); slices.Contains(cat, r.name) || !slices.Contains(cat, other.name) {
+		if cat := c.srv.Catalog(c.t); slices.Contains(cat, r.name) || !slices.Contains(cat, other.name) {
 			t.Errorf("catalog %q: want %s hidden and %s listed", cat, r.name, other.name)
 		}
 		// Hidden is not locked: it is still pulled, pushed and described.
@@ -220,7 +201,7 @@ func TestRepositoryLocks(t *testing.T) {
 		r.check("while hidden")
 
 		r.patchRepository(`{"listEnabled": true}`, allEnabled)
-		if cat := c.catalog(); !slices.Contains(cat, r.name) {
+		if cat := c.srv.Catalog(c.t); !slices.Contains(cat, r.name) {
 			t.Errorf("catalog %q lacks %s once listed again", cat, r.name)
 		}
 	})
@@ -263,7 +244,7 @@ func TestManifestLocks(t *testing.T) {
 		// locked.
 		r.pull(a, "v1")
 		sig := r.artifact(typeSignature, a, "signature of a")
-		if got := c.referrers(r.name, a.Digest); !slices.Equal(got, []digest.Digest{sig.Digest}) {
+		if got := apitest.Digests(c.srv.Referrers(c.t, r.name, a.Digest)); !slices.Equal(got, []digest.Digest{sig.Digest}) {
 			t.Errorf("referrers of a: %v, want the signature", got)
 		}
 		r.tag(u, "other")
@@ -333,10 +314,10 @@ func TestManifestLocks(t *testing.T) {
 		r.pull(b, "v2")
 		r.pullBlob(digest.FromString("layer of a"))
 		sig := r.artifact(typeSignature, a, "signature of a")
-		if got := c.referrers(r.name, a.Digest); !slices.Equal(got, []digest.Digest{sig.Digest}) {
+		if got := apitest.Digests(c.srv.Referrers(c.t, r.name, a.Digest)); !slices.Equal(got, []digest.Digest{sig.Digest}) {
 			t.Errorf("referrers of a: %v, want the signature", got)
 		}
-		if tags := c.tagList(r.name); !slices.Equal(tags, []string{"v1", "v2"}) {
+		if tags := c.srv.Tags(c.t, r.name); !slices.Equal(tags, []string{"v1", "v2"}) {
 			t.Errorf("tags %q, want [v1 v2]", tags)
 		}
 		r.check("while a is read-locked")
@@ -369,28 +350,28 @@ func TestManifestLocks(t *testing.T) {
 		r.tag(b, "v2")
 
 		r.patchManifest(a, "v1.1", `{"listEnabled": false}`, attributes{DeleteEnabled: true, WriteEnabled: true, ReadEnabled: true, ListEnabled: false})
-		if tags := c.tagList(r.name); !slices.Equal(tags, []string{"v2"}) {
+		if tags := c.srv.Tags(c.t, r.name); !slices.Equal(tags, []string{"v2"}) {
 			t.Errorf("tags %q, want [v2]: a's tags hidden", tags)
 		}
-		if resp := c.want(http.StatusOK, http.MethodGet, "/v2/"+r.name+"/tags/list?n=1", nil); nextLink(t, resp) != "" {
+		if resp := c.want(http.StatusOK, http.MethodGet, "/v2/"+r.name+"/tags/list?n=1", nil); apitest.NextLink(t, resp) != "" {
 			t.Errorf("a page of 1 tag of 1 listed has a Link: %q", resp.Header.Get("Link"))
 		}
 		r.pull(a, "v1")
 		r.pull(a, "v1.1")
-		if !slices.Contains(c.catalog(), r.name) {
+		if !slices.Contains(c.srv.Catalog(c.t), r.name) {
 			t.Errorf("catalog lacks %s", r.name)
 		}
 		r.check("while a is hidden") // the metadata API still shows a and its tags
 
 		// A tag moved to a hidden manifest is hidden with it.
 		r.tag(a, "v2")
-		if tags := c.tagList(r.name); len(tags) != 0 {
+		if tags := c.srv.Tags(c.t, r.name); len(tags) != 0 {
 			t.Errorf("tags %q, want none", tags)
 		}
 		r.tag(b, "v2")
 
 		r.patchManifest(a, "", `{"listEnabled": true}`, allEnabled)
-		if tags := c.tagList(r.name); !slices.Equal(tags, []string{"v1", "v1.1", "v2"}) {
+		if tags := c.srv.Tags(c.t, r.name); !slices.Equal(tags, []string{"v1", "v1.1", "v2"}) {
 			t.Errorf("tags %q, want [v1 v1.1 v2]", tags)
 		}
 	})

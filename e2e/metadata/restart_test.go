@@ -49,10 +49,10 @@ func TestAttributesSurviveRestart(t *testing.T) {
 	c.denied(http.MethodPut, manifestPath(r.name, "latest"), f.image.Body, "Content-Type", f.image.MediaType)
 	c.denied(http.MethodDelete, manifestPath(r.name, f.sbom.Digest.String()), nil)
 	c.denied(http.MethodDelete, blobPath(r.name, digest.FromString("first layer of the image")), nil)
-	if cat := c.catalog(); slices.Contains(cat, hidden.name) || !slices.Contains(cat, r.name) {
+	if cat := c.srv.Catalog(c.t); slices.Contains(cat, hidden.name) || !slices.Contains(cat, r.name) {
 		t.Errorf("catalog %q: want %s hidden and %s listed", cat, hidden.name, r.name)
 	}
-	if tags := c.tagList(r.name); !slices.Equal(tags, []string{"latest"}) {
+	if tags := c.srv.Tags(c.t, r.name); !slices.Equal(tags, []string{"latest"}) {
 		t.Errorf("tags %q, want [latest]: multi names a hidden manifest", tags)
 	}
 

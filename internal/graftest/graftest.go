@@ -1,7 +1,7 @@
 // Package graftest starts real `graft serve` processes for end-to-end tests: the
 // binary is built once per test process (with the race detector when the tests run
 // with it) and each server listens on a free loopback port with a data directory of
-// its own.
+// its own. A Server is also a client of its API (apitest.Client).
 package graftest
 
 import (
@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/graft-registry/graft/internal/apitest"
 )
 
 var (
@@ -84,10 +86,12 @@ func moduleRoot(dir string) string {
 	}
 }
 
-// Server is a running graft serve.
+// Server is a running graft serve, and a client of its API.
 type Server struct {
-	// URL is http://127.0.0.1:PORT, Addr is 127.0.0.1:PORT.
-	URL, Addr string
+	// Client's URL is http://127.0.0.1:PORT.
+	*apitest.Client
+	// Addr is 127.0.0.1:PORT.
+	Addr string
 	// DataDir is the server's data directory.
 	DataDir string
 	args    []string
@@ -164,7 +168,13 @@ func (s *Server) start(addr string) {
 	select {
 	case a := <-ready:
 		s.Addr = a
-		s.URL = "http://" + a
+		if s.Client == nil {
+			s.Client = apitest.NewClient("http://" + a)
+		} else {
+			// A restart listens where the server did; the connections to the
+			// server that stopped are dead.
+			s.CloseIdleConnections()
+		}
 	case <-s.exited:
 		s.t.Fatalf("graft serve exited before listening:\n%s", s.Log())
 	case <-time.After(60 * time.Second):

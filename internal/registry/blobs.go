@@ -27,7 +27,7 @@ func errBlobUnknown(d string) error {
 	return errcode.New(errcode.BlobUnknown, "blob %s is not in the repository", clip(d))
 }
 
-// StatBlob returns the size of blob d as repo sees it.
+// StatBlob returns the digest and size of blob ref as repo sees it.
 func (r *Registry) StatBlob(ctx context.Context, repo, ref string) (digest.Digest, int64, error) {
 	if err := checkName(repo); err != nil {
 		return "", 0, err

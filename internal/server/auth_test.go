@@ -391,3 +391,15 @@ func TestTokenEndpoint(t *testing.T) {
 	// a token already issued still works: only logins are limited
 	as.want(as.do(http.MethodGet, "/v2/team/app/manifests/v1", "bearer "+refreshed.AccessToken, nil), http.StatusOK, "a token during the limit")
 }
+
+// TestTokenEndpointMethods: the token endpoint answers GET and POST, and says so.
+func TestTokenEndpointMethods(t *testing.T) {
+	as := newAuthServer(t, 0)
+	for _, method := range []string{http.MethodPut, http.MethodDelete, http.MethodHead} {
+		a := as.do(method, auth.TokenPath+"?service=graft", "dev:dev-pw", nil)
+		as.want(a, http.StatusMethodNotAllowed, method+" "+auth.TokenPath)
+		if got := a.Header().Get("Allow"); got != "GET, POST" {
+			t.Errorf("%s %s: Allow %q, want \"GET, POST\"", method, auth.TokenPath, got)
+		}
+	}
+}

@@ -44,6 +44,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		err = s.tokenPost(sw, r)
 	default:
+		h.Set("Allow", "GET, POST")
 		err = errcode.New(errcode.Unsupported, "%s is not supported here", r.Method)
 	}
 	if err != nil {
@@ -67,7 +68,7 @@ func (s *Server) tokenGet(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp.Token = resp.AccessToken
-	writeJSON(w, r, http.StatusOK, "application/json", resp)
+	s.writeJSON(w, r, http.StatusOK, "application/json", resp)
 	return nil
 }
 
@@ -104,7 +105,7 @@ func (s *Server) tokenPost(w http.ResponseWriter, r *http.Request) error {
 		// the client keeps using the refresh token it has
 		resp.RefreshToken = f.Get("refresh_token")
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", resp)
+	s.writeJSON(w, r, http.StatusOK, "application/json", resp)
 	return nil
 }
 

@@ -4,16 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 
 	"github.com/graft-registry/graft/internal/errcode"
 )
 
-// writeError answers with err as the spec's error body. An error without a code is
-// logged with its text and answered as UNKNOWN, so no internal detail reaches the
-// client.
+// writeError answers with err as the spec's error body (the answer to HEAD has the
+// status alone). An error without a code is logged with its text and answered as
+// UNKNOWN, so no internal detail reaches the client; a client that went away is
+// recorded as 499.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = answeringError(r, w, err)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -39,10 +39,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeJSON answers with v as JSON of type contentType.
-func writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		slog.Error("encoding an answer", "err", err)
+		s.log.Error("encoding an answer", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}

@@ -92,7 +92,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, rt route
 	if body.Locked == nil {
 		body.Locked = []digest.Digest{}
 	}
-	writeJSON(w, r, http.StatusAccepted, "application/json", body)
+	s.writeJSON(w, r, http.StatusAccepted, "application/json", body)
 	return nil
 }
 

@@ -114,7 +114,7 @@ func (s *Server) metaRepositories(w http.ResponseWriter, r *http.Request, _ rout
 	if more {
 		setLink(w, metaPrefix+"_repositories", url.Values{"n": {strconv.Itoa(n)}, "last": {repos[len(repos)-1].Name}})
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", out)
+	s.writeJSON(w, r, http.StatusOK, "application/json", out)
 	return nil
 }
 
@@ -123,7 +123,7 @@ func (s *Server) metaRepository(w http.ResponseWriter, r *http.Request, rt route
 	if err != nil {
 		return err
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
+	s.writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
 	return nil
 }
 
@@ -136,7 +136,7 @@ func (s *Server) patchRepository(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		return err
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
+	s.writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
 	return nil
 }
 
@@ -192,7 +192,7 @@ func (s *Server) metaManifests(w http.ResponseWriter, r *http.Request, rt route)
 		next.Set("last", list[len(list)-1].Digest.String())
 		setLink(w, metaPrefix+rt.name+"/_manifests", next)
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", out)
+	s.writeJSON(w, r, http.StatusOK, "application/json", out)
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *Server) metaManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
+	s.writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
 	return nil
 }
 
@@ -214,7 +214,7 @@ func (s *Server) patchManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
+	s.writeJSON(w, r, http.StatusOK, "application/json", manifestInfo(m))
 	return nil
 }
 

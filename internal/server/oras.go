@@ -22,6 +22,6 @@ func (s *Server) orasReferrers(w http.ResponseWriter, r *http.Request, rt route)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, r, http.StatusOK, "application/json", orasReferrers{References: res.Index.Manifests})
+	s.writeJSON(w, r, http.StatusOK, "application/json", orasReferrers{References: res.Index.Manifests})
 	return nil
 }

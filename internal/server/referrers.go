@@ -18,7 +18,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route) err
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	writeJSON(w, r, http.StatusOK, ocispec.MediaTypeImageIndex, res.Index)
+	s.writeJSON(w, r, http.StatusOK, ocispec.MediaTypeImageIndex, res.Index)
 	return nil
 }
 

@@ -29,8 +29,8 @@ var kindNames = [...]string{"none", "base", "catalog", "tags", "manifest", "blob
 
 func (k kind) String() string { return kindNames[k] }
 
-// route is a parsed request path. Name and Ref are as they appear in the path; the
-// registry validates them.
+// route is a parsed request path. Its name and ref are as they appear in the path;
+// the registry validates them.
 type route struct {
 	kind kind
 	name string

@@ -1,6 +1,7 @@
-// Package server is the registry's HTTP surface: the OCI distribution API, the legacy
-// ORAS artifacts API and metrics. It parses requests, calls the registry service and
-// writes its answers; the rules live in the service.
+// Package server is the registry's HTTP surface: the OCI distribution API, graft's
+// metadata API (/graft/v1/), the legacy ORAS artifacts API, the token endpoint and
+// metrics. It parses requests, checks access, calls the registry service and writes
+// its answers; the rules live in the service.
 package server
 
 import (
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +30,7 @@ type Server struct {
 	limits  Limits
 	// manifestBodies is the memory budget of manifest bodies in flight.
 	manifestBodies *bodyBudget
+	routes         [len(kindNames)]endpoint
 }
 
 // Options configure a Server.
@@ -50,6 +53,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 	}
 	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits,
 		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
+	s.routes = s.endpoints()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
 	if opts.Registerer == nil {
 		r := prometheus.NewRegistry()
@@ -80,6 +84,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handlerFunc func(http.ResponseWriter, *http.Request, route) error
 
+// endpoint is what one kind of route answers: a handler per method, as distribution's
+// handlers have it. Any other method is answered 405, with allow as the Allow header.
+type endpoint struct {
+	handlers map[string]handlerFunc
+	allow    string
+}
+
+// methodOrder is the order of the methods an Allow header names.
+var methodOrder = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// newEndpoint is the endpoint of handlers; HEAD is answered wherever GET is, by the
+// same handler, which writes no body for HEAD.
+func newEndpoint(handlers map[string]handlerFunc) endpoint {
+	if get, ok := handlers[http.MethodGet]; ok {
+		handlers[http.MethodHead] = get
+	}
+	var allow []string
+	for _, m := range methodOrder {
+		if handlers[m] != nil {
+			allow = append(allow, m)
+		}
+	}
+	return endpoint{handlers: handlers, allow: strings.Join(allow, ", ")}
+}
+
+// endpoints are the server's routes: the handlers of each kind, by method.
+func (s *Server) endpoints() [len(kindNames)]endpoint {
+	type m = map[string]handlerFunc
+	const get, put, post, patch, del = http.MethodGet, http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete
+	return [len(kindNames)]endpoint{
+		routeNone:          newEndpoint(m{}),
+		routeBase:          newEndpoint(m{get: s.base}),
+		routeCatalog:       newEndpoint(m{get: s.catalog}),
+		routeTags:          newEndpoint(m{get: s.tags}),
+		routeManifest:      newEndpoint(m{get: s.getManifest, put: s.putManifest, del: s.deleteManifest}),
+		routeBlob:          newEndpoint(m{get: s.getBlob, del: s.deleteBlob}),
+		routeUploads:       newEndpoint(m{post: s.startUpload}),
+		routeUpload:        newEndpoint(m{get: s.uploadStatus, patch: s.patchUpload, put: s.finishUpload, del: s.cancelUpload}),
+		routeReferrers:     newEndpoint(m{get: s.referrers}),
+		routeORASManifest:  newEndpoint(m{get: s.orasManifest}),
+		routeORASReferrers: newEndpoint(m{get: s.orasReferrers}),
+		routeMetaRepos:     newEndpoint(m{get: s.metaRepositories}),
+		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository}),
+		routeMetaManifests: newEndpoint(m{get: s.metaManifests}),
+		routeMetaManifest:  newEndpoint(m{get: s.metaManifest, patch: s.patchManifest}),
+	}
+}
+
 // serveAPI dispatches by route and method, and records what each request did.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -103,11 +155,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	h := s.handlerFor(rt, r.Method)
+	ep := &s.routes[rt.kind]
+	h := ep.handlers[r.Method]
 	if h == nil {
 		if rt.kind == routeNone {
 			s.writeError(sw, r, &errcode.Error{Code: errcode.Unsupported, Message: "no such endpoint", Status: http.StatusNotFound})
 		} else {
+			sw.Header().Set("Allow", ep.allow)
 			s.writeError(sw, r, errcode.New(errcode.Unsupported, "%s is not supported here", r.Method))
 		}
 		return
@@ -124,97 +178,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) handlerFor(rt route, method string) handlerFunc {
-	get := method == http.MethodGet || method == http.MethodHead
-	switch rt.kind {
-	case routeBase:
-		if get {
-			return s.base
-		}
-	case routeCatalog:
-		if get {
-			return s.catalog
-		}
-	case routeTags:
-		if get {
-			return s.tags
-		}
-	case routeManifest:
-		switch {
-		case get:
-			return s.getManifest
-		case method == http.MethodPut:
-			return s.putManifest
-		case method == http.MethodDelete:
-			return s.deleteManifest
-		}
-	case routeBlob:
-		switch {
-		case get:
-			return s.getBlob
-		case method == http.MethodDelete:
-			return s.deleteBlob
-		}
-	case routeUploads:
-		if method == http.MethodPost {
-			return s.startUpload
-		}
-	case routeUpload:
-		switch method {
-		case http.MethodGet, http.MethodHead:
-			return s.uploadStatus
-		case http.MethodPatch:
-			return s.patchUpload
-		case http.MethodPut:
-			return s.finishUpload
-		case http.MethodDelete:
-			return s.cancelUpload
-		}
-	case routeReferrers:
-		if get {
-			return s.referrers
-		}
-	case routeORASManifest:
-		if get {
-			return s.orasManifest
-		}
-	case routeORASReferrers:
-		if get {
-			return s.orasReferrers
-		}
-	case routeMetaRepos:
-		if get {
-			return s.metaRepositories
-		}
-	case routeMetaRepo:
-		switch {
-		case get:
-			return s.metaRepository
-		case method == http.MethodPatch:
-			return s.patchRepository
-		}
-	case routeMetaManifests:
-		if get {
-			return s.metaManifests
-		}
-	case routeMetaManifest:
-		switch {
-		case get:
-			return s.metaManifest
-		case method == http.MethodPatch:
-			return s.patchManifest
-		}
-	}
-	return nil
-}
-
 func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
-	writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
+	s.writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
 	return nil
 }
 
-// statusWriter records the status and size of an answer. It passes ReadFrom through,
-// so that net/http's own copy path serves blobs.
+// statusWriter records the status and size of an answer. It passes ReadFrom through
+// when the writer it wraps has one, so that net/http's own copy path serves blobs;
+// behind a writer without one (a wrapping middleware, httptest.ResponseRecorder) it
+// copies.
 type statusWriter struct {
 	http.ResponseWriter
 	status  int
@@ -241,7 +213,17 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	n, err := w.ResponseWriter.(io.ReaderFrom).ReadFrom(r)
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		// io.Copy would find this ReadFrom again on w; on the wrapped writer it
+		// finds none.
+		n, err = io.Copy(w.ResponseWriter, r)
+	}
 	w.written += n
 	return n, err
 }

@@ -21,7 +21,7 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, rt route) error {
 		return err
 	}
 	setNext(w, "/v2/"+rt.name+"/tags/list", page, n)
-	writeJSON(w, r, http.StatusOK, "application/json", specv1.TagList{Name: rt.name, Tags: page.Items})
+	s.writeJSON(w, r, http.StatusOK, "application/json", specv1.TagList{Name: rt.name, Tags: page.Items})
 	return nil
 }
 
@@ -36,7 +36,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request, _ route) error 
 		return err
 	}
 	setNext(w, "/v2/_catalog", page, n)
-	writeJSON(w, r, http.StatusOK, "application/json", specv1.RepositoryList{Repositories: page.Items})
+	s.writeJSON(w, r, http.StatusOK, "application/json", specv1.RepositoryList{Repositories: page.Items})
 	return nil
 }
 
