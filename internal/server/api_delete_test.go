@@ -203,10 +203,23 @@ func TestCascadeKeepsReferrersListedOutside(t *testing.T) {
 	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
 		const repo = "del/outside"
 		g := pushGraph(t, srv, repo, "v1", apitest.NewImage(t, linuxAMD64, "outside layer"))
+		outside := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{g.imgSig}, nil)
+		srv.PushManifest(t, repo, "signatures", outside)
+		wantDeleted(t, srv, repo, g.image.Desc(), []ocispec.Descriptor{g.sbom, g.sbomSig}, nil)
+		wantManifests(t, srv, repo, true, g.imgSig, outside.Desc)
+	})
+}
+
+// TestCascadeTakesFallbackIndex: the referrers tag schema's index of an image, tagged
+// sha256-<hex> after it, is in its graph with what it lists.
+func TestCascadeTakesFallbackIndex(t *testing.T) {
+	t.Parallel()
+	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
+		const repo = "del/fallback"
+		g := pushGraph(t, srv, repo, "v1", apitest.NewImage(t, linuxAMD64, "fallback layer"))
 		fallback := apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{g.imgSig}, nil)
 		srv.PushManifest(t, repo, "sha256-"+g.image.Desc().Digest.Encoded(), fallback)
-		wantDeleted(t, srv, repo, g.image.Desc(), []ocispec.Descriptor{g.sbom, g.sbomSig}, nil)
-		wantManifests(t, srv, repo, true, g.imgSig, fallback.Desc)
+		wantDeleted(t, srv, repo, g.image.Desc(), []ocispec.Descriptor{g.sbom, g.sbomSig, g.imgSig, fallback.Desc}, nil)
 	})
 }
 

@@ -48,18 +48,22 @@ type platformInfo struct {
 }
 
 type manifestInfo struct {
-	Digest               digest.Digest `json:"digest"`
-	MediaType            string        `json:"mediaType"`
-	ConfigMediaType      string        `json:"configMediaType,omitempty"`
-	ArtifactType         string        `json:"artifactType,omitempty"`
-	Size                 int64         `json:"size"`
-	TotalSize            int64         `json:"totalSize"`
-	Platform             *platformInfo `json:"platform,omitempty"`
-	Tags                 []string      `json:"tags"`
-	Subject              digest.Digest `json:"subject,omitempty"`
-	CreatedTime          string        `json:"createdTime"`
-	LastUpdateTime       string        `json:"lastUpdateTime"`
-	ChangeableAttributes attrs         `json:"changeableAttributes"`
+	Digest               digest.Digest    `json:"digest"`
+	MediaType            string           `json:"mediaType"`
+	ConfigMediaType      string           `json:"configMediaType,omitempty"`
+	ArtifactType         string           `json:"artifactType,omitempty"`
+	Size                 int64            `json:"size"`
+	TotalSize            int64            `json:"totalSize"`
+	Platform             *platformInfo    `json:"platform,omitempty"`
+	Tags                 []string         `json:"tags"`
+	Kind                 string           `json:"kind"`
+	Subject              digest.Digest    `json:"subject,omitempty"`
+	Edge                 string           `json:"edge,omitempty"`
+	Artifacts            map[string]int64 `json:"artifacts"`
+	Signed               bool             `json:"signed"`
+	CreatedTime          string           `json:"createdTime"`
+	LastUpdateTime       string           `json:"lastUpdateTime"`
+	ChangeableAttributes attrs            `json:"changeableAttributes"`
 }
 
 func (m *manifestInfo) desc() ocispec.Descriptor {
@@ -160,7 +164,7 @@ func (r *metaRepo) image(p ocispec.Platform, layers ...string) *manifestInfo {
 // pushManifest fills in.
 func imageInfo(im apitest.Image, p ocispec.Platform) manifestInfo {
 	want := manifestInfo{ConfigMediaType: ocispec.MediaTypeImageConfig, ArtifactType: ocispec.MediaTypeImageConfig,
-		Platform: &platformInfo{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}}
+		Platform: &platformInfo{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}, Kind: "image"}
 	for _, b := range im.Blobs() {
 		want.TotalSize += b.Desc.Size
 	}
@@ -178,14 +182,15 @@ func (r *metaRepo) artifact(artifactType string, subject *manifestInfo, payload 
 	layer := apitest.NewBlob("application/vnd.example.payload", []byte(payload))
 	r.pushBlobs(config, layer)
 	var sd *ocispec.Descriptor
+	// The example types name no signature, attestation or SBOM format.
 	want := manifestInfo{ConfigMediaType: config.Desc.MediaType, ArtifactType: artifactType,
-		TotalSize: config.Desc.Size + layer.Desc.Size}
+		TotalSize: config.Desc.Size + layer.Desc.Size, Kind: "artifact"}
 	if want.ArtifactType == "" {
 		want.ArtifactType = config.Desc.MediaType
 	}
 	if subject != nil {
 		sd = ptr(subject.desc())
-		want.Subject = subject.Digest
+		want.Subject, want.Edge = subject.Digest, "subject"
 	}
 	m := apitest.NewBlob(ocispec.MediaTypeImageManifest, apitest.ImageManifest(config.Desc, []ocispec.Descriptor{layer.Desc}, artifactType, sd))
 	return r.pushManifest(m, want)
@@ -195,7 +200,7 @@ func (r *metaRepo) artifact(artifactType string, subject *manifestInfo, payload 
 func (r *metaRepo) index(children ...*manifestInfo) *manifestInfo {
 	r.t.Helper()
 	var descs []ocispec.Descriptor
-	var want manifestInfo
+	want := manifestInfo{Kind: "index"}
 	for _, c := range children {
 		descs = append(descs, c.desc())
 		want.TotalSize += c.TotalSize
@@ -240,6 +245,13 @@ func (r *metaRepo) want(m *manifestInfo) manifestInfo {
 		}
 	}
 	slices.Sort(w.Tags)
+	w.Artifacts = map[string]int64{}
+	for _, a := range r.manifests {
+		if a.Subject == m.Digest {
+			w.Artifacts[a.Kind]++
+		}
+	}
+	w.Signed = w.Artifacts["signature"] > 0
 	return w
 }
 
@@ -373,11 +385,11 @@ func TestMetadata(t *testing.T) {
 		lie := layer.Desc
 		lie.Size += 1000
 		m := claims.pushManifest(apitest.NewBlob(ocispec.MediaTypeImageManifest, apitest.ImageManifest(config.Desc, []ocispec.Descriptor{lie}, "", nil)),
-			manifestInfo{ConfigMediaType: ocispec.MediaTypeImageConfig, ArtifactType: ocispec.MediaTypeImageConfig,
+			manifestInfo{ConfigMediaType: ocispec.MediaTypeImageConfig, ArtifactType: ocispec.MediaTypeImageConfig, Kind: "image",
 				TotalSize: config.Desc.Size + layer.Desc.Size, Platform: &platformInfo{OS: "linux", Architecture: "amd64"}})
 		liar := m.desc()
 		liar.Size += 1000
-		claims.pushManifest(apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{liar}, nil), manifestInfo{TotalSize: m.TotalSize})
+		claims.pushManifest(apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{liar}, nil), manifestInfo{TotalSize: m.TotalSize, Kind: "index"})
 		claims.check("after the pushes")
 	})
 }
