@@ -114,4 +114,3 @@ func TestConditionalPush(t *testing.T) {
 		apitest.WantError(t, "If-Match on a push by digest", r, http.StatusPreconditionFailed, "PRECONDITION_FAILED")
 	})
 }
-
