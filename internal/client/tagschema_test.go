@@ -298,6 +298,79 @@ func taggedDigest(t *testing.T, store *oci.Store, tag string) digest.Digest {
 	return desc.Digest
 }
 
+func TestCopyTagSchema(t *testing.T) {
+	src := newLayout(t)
+	g := pushSignedGraph(t, src, "layer one")
+	dst := newLayout(t)
+	result, err := Copy(t.Context(), src, dst, g.image, "v1", CopyOptions{Recursive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if result.Referrers != 6 {
+		t.Errorf("copied %+v, want 6 artifacts", result)
+	}
+	for _, d := range []ocispec.Descriptor{g.sbom, g.imageGraph.sig, g.sig, g.att, g.sbomSig, g.listed} {
+		if ok, err := dst.Exists(t.Context(), d); !ok || err != nil {
+			t.Errorf("%s (%s) is not in the copy: %v", d.Digest, d.ArtifactType, err)
+		}
+	}
+	for tag, want := range map[string]digest.Digest{
+		reference.SchemaTag(g.image.Digest) + ".sig": g.sig.Digest,
+		reference.SchemaTag(g.image.Digest) + ".att": g.att.Digest,
+		reference.SchemaTag(g.sbom.Digest) + ".sig":  g.sbomSig.Digest,
+		// the fallback index is the source's way to list; a layout has its own
+		reference.SchemaTag(g.image.Digest): "",
+	} {
+		if got := taggedDigest(t, dst, tag); got != want {
+			t.Errorf("tag %s in the copy names %q, want %q", tag, got, want)
+		}
+	}
+	copied, err := Discover(t.Context(), dst, g.image, DiscoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what only the source's fallback index listed, without a subject, is copied but
+	// has nothing to name it in the copy
+	if copied.Count() != 5 {
+		t.Errorf("the copy's graph holds %d artifacts, want 5", copied.Count())
+	}
+	again, err := Copy(t.Context(), src, dst, g.image, "v1", CopyOptions{Recursive: true})
+	if err != nil || again.Manifests != 0 || again.Blobs != 0 {
+		t.Errorf("copy again: %+v, %v; want nothing copied", again, err)
+	}
+}
+
+// TestCopyRetag: a tag-schema tag at the destination moves to the source's manifest
+// when that lists everything the destination's did (cosign appends signatures), and
+// stays otherwise, failing the copy.
+func TestCopyRetag(t *testing.T) {
+	src := newLayout(t)
+	image := pushCosignStyle(t, src, "v1", ocispec.MediaTypeImageLayer, "image")
+	tag := reference.SchemaTag(image.Digest) + ".sig"
+	signedTwice := pushCosignStyle(t, src, tag, typeSimpleSigning, "first signature", "second signature")
+
+	dst := newLayout(t)
+	if _, err := Copy(t.Context(), src, dst, image, "v1", CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pushCosignStyle(t, dst, tag, typeSimpleSigning, "first signature")
+	if _, err := Copy(t.Context(), src, dst, image, "v1", CopyOptions{Recursive: true}); err != nil {
+		t.Fatalf("copying a signature that adds to the destination's: %v", err)
+	}
+	if got := taggedDigest(t, dst, tag); got != signedTwice.Digest {
+		t.Errorf("%s names %s, want the source's %s", tag, got, signedTwice.Digest)
+	}
+
+	elsewhere := pushCosignStyle(t, dst, tag, typeSimpleSigning, "a signature made at the destination")
+	_, err := Copy(t.Context(), src, dst, image, "v1", CopyOptions{Recursive: true})
+	if err == nil || !strings.Contains(err.Error(), "would lose it") {
+		t.Errorf("copying over a signature the source lacks: %v", err)
+	}
+	if got := taggedDigest(t, dst, tag); got != elsewhere.Digest {
+		t.Errorf("%s names %s, want the destination's own %s still", tag, got, elsewhere.Digest)
+	}
+}
+
 func TestDeleteTagSchemaLayout(t *testing.T) {
 	store := newLayout(t)
 	g := pushSignedGraph(t, store, "layer one")
