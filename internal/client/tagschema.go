@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,8 +72,13 @@ func byTagSchema(ctx context.Context, target oras.ReadOnlyTarget, subject digest
 				} else if err != nil {
 					return nil, nil, fmt.Errorf("fetching %s, listed in the index tagged %s: %w", m.Digest, base, err)
 				}
-				// what the manifest says of itself, as the referrers API would
-				m = describe(m, b)
+				// what the index says of it (oras-go filters the fallback on that),
+				// else what the manifest says of itself
+				described := describe(m, b)
+				m.ArtifactType = cmp.Or(m.ArtifactType, described.ArtifactType)
+				if m.Annotations == nil {
+					m.Annotations = described.Annotations
+				}
 			}
 			out = append(out, tagged{desc: m, index: base})
 		}

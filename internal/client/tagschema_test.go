@@ -216,6 +216,35 @@ func TestDiscoverTagSchema(t *testing.T) {
 	})
 }
 
+// TestDiscoverIndexTypes: a member of a fallback index has the artifact type the index
+// lists it with, which oras-go filters the fallback on too, and else the one its
+// manifest says.
+func TestDiscoverIndexTypes(t *testing.T) {
+	store := newLayout(t)
+	image := pushCosignStyle(t, store, "v1", ocispec.MediaTypeImageLayer, "image")
+	typed := pushCosignStyle(t, store, "", typeSimpleSigning, "listed with a type")
+	typed.ArtifactType = "application/vnd.example.as-listed"
+	untyped := pushCosignStyle(t, store, "", typeDSSE, "listed without one")
+	pushFallbackIndex(t, store, image, typed, untyped)
+	root, err := Discover(t.Context(), store, image, DiscoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeOf(root, typed.Digest); n == nil || n.ArtifactType != typed.ArtifactType {
+		t.Errorf("the member listed with a type: %+v, want %s", n, typed.ArtifactType)
+	}
+	if n := nodeOf(root, untyped.Digest); n == nil || n.ArtifactType != typeDSSE {
+		t.Errorf("the member listed without a type: %+v, want %s", n, typeDSSE)
+	}
+	filtered, err := Discover(t.Context(), store, image, DiscoverOptions{ArtifactType: typed.ArtifactType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filtered.Count() != 1 || filtered.Referrers[0].Digest != typed.Digest {
+		t.Errorf("filtered on %s: %d artifacts, want the one listed so", typed.ArtifactType, filtered.Count())
+	}
+}
+
 // TestDiscoverTaggedReferrer: a referrer that a tag of the schema names too (a tool
 // that writes both) is one node, found by its subject, that keeps its tag.
 func TestDiscoverTaggedReferrer(t *testing.T) {
