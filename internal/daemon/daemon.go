@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}
+	go reg.RunPulls(janitorCtx, pullFlush)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -81,9 +82,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := reg.FlushPulls(sctx); err != nil {
+		log.Error("recording the last pulls failed", "err", err)
+	}
 	log.Info("stopped")
 	return nil
 }
+
+// pullFlush is how often the pull times a replica recorded are written to the store.
+const pullFlush = 10 * time.Second
 
 // Limits are the server's limits cfg sets.
 func Limits(cfg *config.Config) server.Limits {

@@ -150,10 +150,11 @@ func (s *Stores) Close() error {
 // NewRegistry returns the registry service cfg describes, on st.
 func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) *registry.Registry {
 	return registry.New(st.Blobs, st.Meta, registry.Options{
-		Cascade:   cfg.Delete.Cascade,
-		UploadTTL: cfg.Uploads.TTL,
-		Redirect:  cfg.Storage.S3.Redirect,
-		Logger:    log,
+		Cascade:    cfg.Delete.Cascade,
+		UploadTTL:  cfg.Uploads.TTL,
+		Redirect:   cfg.Storage.S3.Redirect,
+		TrackPulls: true,
+		Logger:     log,
 	})
 }
 

@@ -26,6 +26,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   *string
 		tagSubject        *string
+		lastPulled        *time.Time
 		os, arch, variant string
 		osVersion         string
 		osFeatures        []string
@@ -34,7 +35,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
 		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &osVersion, &osFeatures, &m.Created, &m.Updated,
 		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
-		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &tagSubject}
+		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &lastPulled, &tagSubject}
 	if withContent {
 		dest = append(dest, &m.Content)
 	}
@@ -46,6 +47,9 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	}
 	if tagSubject != nil {
 		m.TagSubject = *tagSubject
+	}
+	if lastPulled != nil {
+		m.LastPulled = lastPulled.UTC()
 	}
 	if err := unmarshalAnnotations(annots, &m.Annotations); err != nil {
 		return nil, fmt.Errorf("metastore: annotations of %s: %w", m.Digest, err)
@@ -221,6 +225,23 @@ func (r reader) Repositories(ctx context.Context, after string, n int) ([]string
 
 func (r reader) Tags(ctx context.Context, repo, after string, n int) ([]string, error) {
 	return r.strings(ctx, "list tags", r.d.Tags, repo, after, n)
+}
+
+func (r reader) TagList(ctx context.Context, repo, after string, n int) ([]metastore.TagInfo, error) {
+	return collect(ctx, r.q, "list tags", r.d.TagList, []any{repo, after, n}, func(row Row) (metastore.TagInfo, error) {
+		var (
+			t          metastore.TagInfo
+			lastPulled *time.Time
+		)
+		if err := row.Scan(&t.Name, &t.Digest, &t.Updated, &lastPulled); err != nil {
+			return t, err
+		}
+		t.Updated = t.Updated.UTC()
+		if lastPulled != nil {
+			t.LastPulled = lastPulled.UTC()
+		}
+		return t, nil
+	})
 }
 
 func (r reader) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {

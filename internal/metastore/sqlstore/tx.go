@@ -369,3 +369,14 @@ func (t *tx) DeleteToken(ctx context.Context, name string) error {
 	n, err := t.q.Exec(ctx, t.d.DeleteToken, name)
 	return affected("delete token "+name, n, err)
 }
+
+func (t *tx) RecordPull(ctx context.Context, p metastore.Pull) error {
+	if _, err := t.q.Exec(ctx, t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At); err != nil {
+		return wrap("record a pull of "+p.Digest.String(), err)
+	}
+	if p.Tag == "" {
+		return nil
+	}
+	_, err := t.q.Exec(ctx, t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
+	return wrap("record a pull of "+p.Tag, err)
+}
