@@ -412,6 +412,10 @@ type Node struct {
 	// DeleteEnabled is the manifest's own attribute; a locked manifest stays.
 	DeleteEnabled bool
 	Updated       time.Time
+	// Kind is what the manifest is (Manifest.Kind); LastPulled when it was last
+	// pulled, or the zero time: what retention policies keep manifests by.
+	Kind       string
+	LastPulled time.Time
 }
 
 // Token is a repository-scoped access token: a name that works as a user name, a

@@ -98,8 +98,9 @@ type Queries struct {
 	StaleUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
-	// other than the tag-schema tags naming it), delete attribute, updated, children (a
-	// list), the keys it is a tag-schema artifact of (a list).
+	// other than the tag-schema tags naming it), delete attribute, updated, kind, last
+	// pulled (NULL for never), children (a list), the keys it is a tag-schema artifact
+	// of (a list).
 	Nodes string
 	// UnreferencedBlobs: $1 repository, $2 after, $3 time, $4 n; digests.
 	UnreferencedBlobs string

@@ -392,12 +392,17 @@ func (r reader) StaleUploads(ctx context.Context, t time.Time, n int) ([]metasto
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {
 	return collect(ctx, r.q, "nodes", r.d.Nodes, []any{repo, after.String(), n}, func(rows Row) (metastore.Node, error) {
 		var (
-			nd       metastore.Node
-			subject  *string
-			children []string
+			nd         metastore.Node
+			subject    *string
+			lastPulled *time.Time
+			children   []string
 		)
-		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &children, &nd.TagSubjects); err != nil {
+		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &nd.Kind, &lastPulled,
+			&children, &nd.TagSubjects); err != nil {
 			return nd, err
+		}
+		if lastPulled != nil {
+			nd.LastPulled = lastPulled.UTC()
 		}
 		if subject != nil {
 			nd.Subject = digest.Digest(*subject)

@@ -38,6 +38,9 @@ func testPulls(t *testing.T, s metastore.Store) {
 	if m := getManifest(t, s, repo, b.Digest); !m.LastPulled.Equal(t2) {
 		t.Errorf("b was last pulled at %v, want %v", m.LastPulled, t2)
 	}
+	if n := nodeOf(t, s, repo, a.Digest); !n.LastPulled.Equal(t2) {
+		t.Errorf("the node of a was last pulled at %v, want %v", n.LastPulled, t2)
+	}
 	list, err := s.TagList(ctx, repo, "", 10)
 	if err != nil {
 		t.Fatal(err)
