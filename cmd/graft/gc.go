@@ -46,7 +46,11 @@ gc.interval.`,
 			defer st.Close()
 			opts := daemon.GCOptions(cfg)
 			opts.DryRun = dryRun
-			rep, err := daemon.NewRegistry(st, cfg, log).GC(cmd.Context(), opts)
+			reg, err := daemon.NewRegistry(st, cfg, log)
+			if err != nil {
+				return err
+			}
+			rep, err := reg.GC(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	reg := NewRegistry(st, cfg, log)
+	reg, err := NewRegistry(st, cfg, log)
+	if err != nil {
+		return err
+	}
 	authn, err := auth.FromConfig(cfg, st.Meta, log)
 	if err != nil {
 		return err

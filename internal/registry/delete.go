@@ -90,7 +90,7 @@ func (r *Registry) DeletePlan(ctx context.Context, repo, ref string) (*Deleted, 
 		}
 		out, err = r.plan(ctx, r.meta, repo, d)
 	} else {
-		out, err = &Deleted{}, checkTagDelete(ctx, r.meta, repo, ref)
+		out, err = &Deleted{}, r.checkTagDelete(ctx, r.meta, repo, ref)
 	}
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -115,9 +115,15 @@ func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d diges
 	if !deletable(root.Attributes) {
 		return nil, errDenied("manifest %s is locked against deletes", d)
 	}
+	if t, err := r.immutableTagOf(ctx, rd, repo, d); err != nil || t != "" {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errDenied("manifest %s is tagged %s, which is immutable", d, t)
+	}
 	out := &Deleted{Manifests: []digest.Digest{d}}
 	if r.opts.Cascade {
-		if out.Manifests, out.Locked, err = cascade(ctx, rd, repo, d); err != nil {
+		if out.Manifests, out.Locked, err = r.cascade(ctx, rd, repo, d); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +132,7 @@ func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d diges
 
 func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-		if err := checkTagDelete(ctx, tx, repo, tag); err != nil {
+		if err := r.checkTagDelete(ctx, tx, repo, tag); err != nil {
 			return err
 		}
 		return tx.DeleteTag(ctx, repo, tag)
@@ -142,7 +148,7 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 
 // checkTagDelete refuses a delete of tag in repo that the locks forbid; it returns
 // metastore.ErrNotFound for a tag that is not there.
-func checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error {
+func (r *Registry) checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error {
 	if !reference.ValidTag(tag) {
 		return metastore.ErrNotFound
 	}
@@ -155,6 +161,9 @@ func checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error 
 	}
 	if !deletable(m.Attributes) {
 		return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
+	}
+	if r.immutable(repo, tag) {
+		return errDenied("tag %s is immutable", tag)
 	}
 	return nil
 }
@@ -174,13 +183,14 @@ type planReader interface {
 func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
 
 // cascade returns root and the graph under it in repo, root first, and the locked
-// manifests it stopped at, as rd sees them.
+// manifests it stopped at, as rd sees them; a manifest an immutable tag names counts as
+// locked.
 //
 // An artifact (a referrer, a tag-schema artifact) joins the graph with its subject, and
 // a child of an index with the index when it is untagged; either only once every index that lists it is in the graph too,
 // so that nothing outside the graph loses a child. Candidates are looked at again
 // whenever the graph has grown.
-func cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
+func (r *Registry) cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
 	in := map[digest.Digest]bool{}
 	seen := map[digest.Digest]bool{}
 	type candidate struct {
@@ -206,7 +216,11 @@ func cascade(ctx context.Context, rd graphReader, repo string, root digest.Diges
 			if err != nil {
 				return nil, nil, err
 			}
-			if !deletable(m.Attributes) {
+			immutable, err := r.immutableTagOf(ctx, rd, repo, x)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !deletable(m.Attributes) || immutable != "" {
 				locked = append(locked, x)
 				continue
 			}

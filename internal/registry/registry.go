@@ -32,7 +32,12 @@ type Options struct {
 	Redirect bool
 	// TrackPulls keeps when each manifest and tag was last pulled (RecordPull).
 	TrackPulls bool
-	Logger     *slog.Logger
+	// Retention are the retention policies garbage collection applies, the first that
+	// matches a repository.
+	Retention []RetentionPolicy
+	// ImmutableTags are the tags no push may move and no delete remove.
+	ImmutableTags []ImmutableTags
+	Logger        *slog.Logger
 }
 
 // Registry is the registry service.
