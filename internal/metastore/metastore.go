@@ -36,6 +36,13 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a store that can tell cheaply whether it answers: a readiness probe asks it
+// every few seconds.
+type Pinger interface {
+	// Ping returns an error when the store does not answer.
+	Ping(ctx context.Context) error
+}
+
 // Updater runs read-write transactions.
 type Updater interface {
 	// Update runs fn in a read-write transaction and commits it when fn returns nil.

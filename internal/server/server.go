@@ -71,6 +71,9 @@ func New(reg *registry.Registry, opts Options) *Server {
 // follow with the same method and body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = guardBody(s.limits, w, r)
+	if s.serveHealth(w, r) {
+		return
+	}
 	if r.URL.Path == "/metrics" {
 		s.promh.ServeHTTP(w, r)
 		return
