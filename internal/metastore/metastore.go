@@ -182,6 +182,9 @@ type GCReader interface {
 	// UnlinkedBlobs returns up to n blobs the store knows of (linked or claimed once)
 	// that no repository may read, in digest order after `after`.
 	UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
+	// BlobState reports whether any repository may read blob d, and when d was last
+	// claimed (the zero time when the store does not know d): what SweepBlob checks.
+	BlobState(ctx context.Context, d digest.Digest) (linked bool, claimed time.Time, err error)
 }
 
 // Tx is a read-write transaction.
