@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/graft-registry/graft/internal/accesslog"
@@ -25,6 +26,16 @@ import (
 // the stores. A request cut off by the timeout never leaves anything half-written
 // visible: blobs and manifests become visible only by their final atomic step.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if embedded(cfg) {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		release, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	st, err := Open(ctx, cfg)
 	if err != nil {
 		return err
