@@ -34,6 +34,9 @@ type Config struct {
 	Log            struct {
 		Format string `yaml:"format" usage:"log format: text or json (text on a terminal by default)"`
 		Level  string `yaml:"level" usage:"log level: debug, info, warn or error"`
+		// Access logs one line per request at info; health probes and metric
+		// scrapes at debug.
+		Access bool `yaml:"access" usage:"log one line per request at info: client, user, method, path, status, bytes, duration, request id"`
 	} `yaml:"log"`
 	Delete struct {
 		Cascade bool `yaml:"cascade" usage:"deleting a manifest deletes its referrers and the children only it uses"`
@@ -186,6 +189,7 @@ func Default() Config {
 	c.Addr = "127.0.0.1:5000"
 	c.DataDir = "graft-data"
 	c.Log.Level = "info"
+	c.Log.Access = true
 	c.Delete.Cascade = true
 	c.Uploads.TTL = 24 * time.Hour
 	c.Shutdown.Timeout = 30 * time.Second

@@ -29,10 +29,15 @@ type Stores struct {
 	BlobsAt, MetaAt string
 }
 
+// embedded reports whether cfg keeps blobs or metadata in the data directory.
+func embedded(cfg *config.Config) bool {
+	return cfg.Storage.S3.Bucket == "" || cfg.Metadata.Postgres.URL == ""
+}
+
 // Open opens the stores cfg names: the data dir's unless S3 or PostgreSQL is set.
 func Open(ctx context.Context, cfg *config.Config) (*Stores, error) {
 	st := &Stores{}
-	if cfg.Storage.S3.Bucket == "" || cfg.Metadata.Postgres.URL == "" {
+	if embedded(cfg) {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}

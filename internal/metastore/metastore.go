@@ -36,6 +36,13 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is a store that can tell cheaply whether it answers: a readiness probe asks it
+// every few seconds.
+type Pinger interface {
+	// Ping returns an error when the store does not answer.
+	Ping(ctx context.Context) error
+}
+
 // Updater runs read-write transactions.
 type Updater interface {
 	// Update runs fn in a read-write transaction and commits it when fn returns nil.
@@ -178,6 +185,9 @@ type GCReader interface {
 	// UnlinkedBlobs returns up to n blobs the store knows of (linked or claimed once)
 	// that no repository may read, in digest order after `after`.
 	UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
+	// BlobState reports whether any repository may read blob d, and when d was last
+	// claimed (the zero time when the store does not know d): what SweepBlob checks.
+	BlobState(ctx context.Context, d digest.Digest) (linked bool, claimed time.Time, err error)
 }
 
 // Tx is a read-write transaction.

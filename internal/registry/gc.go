@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -33,9 +35,9 @@ type GCOptions struct {
 	Delay time.Duration
 	// KeepOrphanReferrers keeps manifests that have a subject whatever becomes of it.
 	KeepOrphanReferrers bool
-	// DryRun reports what would go and removes nothing. It leaves out what a real run
-	// would free by removing manifests: the blobs those name get a grace period of
-	// their own.
+	// DryRun reports what a run would remove, and removes nothing: each repository's
+	// removals are made in a transaction that is rolled back, so that what removing
+	// manifests frees (links, then blobs) is listed as the run would find it.
 	DryRun bool
 }
 
@@ -119,6 +121,9 @@ func (r *Registry) GC(ctx context.Context, o GCOptions) (*GCReport, error) {
 }
 
 func (r *Registry) gc(ctx context.Context, o GCOptions, rep *GCReport) error {
+	// unlinked are the blobs a dry run took from repositories, with those
+	// repositories: the blob phase finds them as the run would.
+	unlinked := map[digest.Digest][]string{}
 	for repo, err := range metastore.All(ctx, r.meta.RepositoryList, metastore.Repository.Key) {
 		if err != nil {
 			return fmt.Errorf("gc: list repositories: %w", err)
@@ -126,18 +131,90 @@ func (r *Registry) gc(ctx context.Context, o GCOptions, rep *GCReport) error {
 		if !repo.Attributes.DeleteEnabled {
 			continue // a locked repository keeps everything
 		}
-		if err := r.gcManifests(ctx, o, repo.Name, rep); err != nil {
+		dead, err := r.markManifests(ctx, o, repo.Name)
+		if err != nil {
+			return err
+		}
+		if o.DryRun {
+			if err := r.simulateRepository(ctx, o, repo.Name, dead, rep, unlinked); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.removeManifests(ctx, o, repo.Name, dead, rep); err != nil {
 			return err
 		}
 		if err := r.gcLinks(ctx, o, repo.Name, rep); err != nil {
 			return err
 		}
 	}
-	return r.gcBlobs(ctx, o, rep)
+	return r.gcBlobs(ctx, o, rep, unlinked)
 }
 
-// gcManifests removes the manifests of repo that nothing keeps.
-func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, rep *GCReport) error {
+// errRollback ends a transaction of a dry run, which must change nothing.
+var errRollback = errors.New("gc: dry run")
+
+// simulate runs fn in a transaction that is rolled back. fn may run more than once.
+func (r *Registry) simulate(ctx context.Context, fn func(tx metastore.Tx) error) error {
+	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if errors.Is(err, errRollback) {
+		return nil
+	}
+	return err
+}
+
+// simulateRepository removes, in a transaction it rolls back, what a run removes of
+// repo: the manifests of dead, as removeManifests does, then the links gcLinks would
+// find once they are gone, and reports them. The links it took are added to unlinked.
+func (r *Registry) simulateRepository(ctx context.Context, o GCOptions, repo string, dead []digest.Digest, rep *GCReport, unlinked map[digest.Digest][]string) error {
+	var manifests, links []digest.Digest
+	err := r.simulate(ctx, func(tx metastore.Tx) error {
+		manifests, links = manifests[:0], links[:0]
+		cutoff := r.now().Add(-o.Delay)
+		for _, d := range dead {
+			ok, err := removeManifest(ctx, tx, repo, d, cutoff)
+			if err != nil {
+				return err
+			}
+			if ok {
+				manifests = append(manifests, d)
+			}
+		}
+		// The links phase starts after the manifests are gone, with a cutoff of its own.
+		cutoff = r.now().Add(-o.Delay)
+		r.pause("links", repo)
+		list := func(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
+			return tx.UnreferencedBlobs(ctx, repo, cutoff, after, n)
+		}
+		for d, err := range metastore.All(ctx, list, metastore.Itself) {
+			if err != nil {
+				return err
+			}
+			links = append(links, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gc: dry run of %s: %w", repo, err)
+	}
+	for _, d := range manifests {
+		rep.Manifests = append(rep.Manifests, repo+"@"+d.String())
+	}
+	for _, d := range links {
+		rep.Links = append(rep.Links, repo+"@"+d.String())
+		unlinked[d] = append(unlinked[d], repo)
+	}
+	return nil
+}
+
+// markManifests returns the manifests of repo that nothing keeps, in the order they
+// are to be removed.
+func (r *Registry) markManifests(ctx context.Context, o GCOptions, repo string) ([]digest.Digest, error) {
 	cutoff := r.now().Add(-o.Delay)
 	nodes := map[digest.Digest]*metastore.Node{}
 	var order []digest.Digest
@@ -146,7 +223,7 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 	}
 	for n, err := range metastore.All(ctx, list, metastore.Node.Key) {
 		if err != nil {
-			return fmt.Errorf("gc: manifests of %s: %w", repo, err)
+			return nil, fmt.Errorf("gc: manifests of %s: %w", repo, err)
 		}
 		nodes[n.Digest] = &n
 		order = append(order, n.Digest)
@@ -228,12 +305,13 @@ func (r *Registry) gcManifests(ctx context.Context, o GCOptions, repo string, re
 		visit(d)
 	}
 	r.pause("manifests", repo)
-	if o.DryRun {
-		for _, d := range dead {
-			rep.Manifests = append(rep.Manifests, repo+"@"+d.String())
-		}
-		return nil
-	}
+	return dead, nil
+}
+
+// removeManifests removes the manifests of dead from repo, each when it is still
+// garbage.
+func (r *Registry) removeManifests(ctx context.Context, o GCOptions, repo string, dead []digest.Digest, rep *GCReport) error {
+	cutoff := r.now().Add(-o.Delay)
 	for len(dead) > 0 {
 		batch := dead[:min(gcBatch, len(dead))]
 		dead = dead[len(batch):]
@@ -330,12 +408,6 @@ func (r *Registry) gcLinks(ctx context.Context, o GCOptions, repo string, rep *G
 		}
 		after = ds[len(ds)-1]
 		r.pause("links", repo)
-		if o.DryRun {
-			for _, d := range ds {
-				rep.Links = append(rep.Links, repo+"@"+d.String())
-			}
-			continue
-		}
 		var removed []digest.Digest
 		err = r.meta.Update(ctx, func(tx metastore.Tx) error {
 			removed = removed[:0]
@@ -360,8 +432,9 @@ func (r *Registry) gcLinks(ctx context.Context, o GCOptions, repo string, rep *G
 }
 
 // gcBlobs removes the bytes of blobs no repository may read: those the metadata store
-// knows, and those only the blob store holds (an upload that never got linked).
-func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, rep *GCReport) error {
+// knows, and those only the blob store holds (an upload that never got linked). A dry
+// run also counts those that unlinked lists, once no other repository may read them.
+func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, rep *GCReport, unlinked map[digest.Digest][]string) error {
 	cutoff := r.now().Add(-o.Delay)
 	candidates := map[digest.Digest]int64{}
 	for d, err := range metastore.All(ctx, r.meta.UnlinkedBlobs, metastore.Itself) {
@@ -386,12 +459,10 @@ func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, rep *GCReport) erro
 		return fmt.Errorf("gc: walk blobs: %w", err)
 	}
 	r.pause("blobs", "")
+	if o.DryRun {
+		return r.simulateBlobs(ctx, cutoff, candidates, unlinked, rep)
+	}
 	for d, size := range candidates {
-		if o.DryRun {
-			rep.Blobs = append(rep.Blobs, d)
-			rep.Bytes += max(size, 0)
-			continue
-		}
 		swept, err := r.meta.SweepBlob(ctx, d, cutoff, func(ctx context.Context) error {
 			err := r.blobs.Delete(ctx, d)
 			if errors.Is(err, blobstore.ErrNotFound) {
@@ -408,6 +479,49 @@ func (r *Registry) gcBlobs(ctx context.Context, o GCOptions, rep *GCReport) erro
 			rep.Bytes += size
 			r.log.Debug("gc removed blob", "digest", d, "size", size)
 		}
+	}
+	return nil
+}
+
+// simulateBlobs reports the candidates that a run's SweepBlob would remove: no
+// repository may read them (once the links a dry run took are gone), no one claimed
+// them at or after cutoff, and the blob store has their bytes.
+func (r *Registry) simulateBlobs(ctx context.Context, cutoff time.Time, candidates map[digest.Digest]int64, unlinked map[digest.Digest][]string, rep *GCReport) error {
+	for d := range unlinked {
+		if _, ok := candidates[d]; !ok {
+			candidates[d] = -1
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(candidates)) {
+		var (
+			linked  bool
+			claimed time.Time
+		)
+		err := r.simulate(ctx, func(tx metastore.Tx) error {
+			for _, repo := range unlinked[d] {
+				if err := tx.UnlinkBlob(ctx, repo, d); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+					return err
+				}
+			}
+			var err error
+			linked, claimed, err = tx.BlobState(ctx, d)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("gc: dry run of blob %s: %w", d, err)
+		}
+		if linked || !claimed.IsZero() && !claimed.Before(cutoff) {
+			continue
+		}
+		size, err := r.blobs.Stat(ctx, d)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			continue // a record without bytes: the run removes it and reports nothing
+		}
+		if err != nil {
+			return fmt.Errorf("gc: dry run of blob %s: %w", d, err)
+		}
+		rep.Blobs = append(rep.Blobs, d)
+		rep.Bytes += size
 	}
 	return nil
 }

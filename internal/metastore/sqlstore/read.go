@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -424,6 +425,21 @@ func (r reader) UnreferencedBlobs(ctx context.Context, repo string, t time.Time,
 
 func (r reader) UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	return r.digests(ctx, "unlinked blobs", r.d.UnlinkedBlobs, after.String(), n)
+}
+
+func (r reader) BlobState(ctx context.Context, d digest.Digest) (bool, time.Time, error) {
+	var (
+		linked  bool
+		claimed *time.Time
+	)
+	err := r.q.QueryRow(ctx, r.d.BlobState, d.String()).Scan(&linked, &claimed)
+	if errors.Is(err, ErrNoRows) {
+		return false, time.Time{}, nil
+	}
+	if err != nil || claimed == nil {
+		return linked, time.Time{}, wrap("state of blob "+d.String(), err)
+	}
+	return linked, claimed.UTC(), nil
 }
 
 func scanToken(s Row) (metastore.Token, error) {
