@@ -464,7 +464,7 @@ func buildNotation() (string, error) {
 		return "", err
 	}
 	tmp.Close()
-	cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-o", tmp.Name(), "github.com/notaryproject/notation/cmd/notation")
+	cmd := exec.Command("go", "build", "-mod=mod", "-o", tmp.Name(), "github.com/notaryproject/notation/cmd/notation")
 	cmd.Dir = mod
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	out, err := cmd.CombinedOutput()
