@@ -165,9 +165,18 @@ func testCosignTagModeDelete(t *testing.T, r *registry) {
 	kept := c.signImage(repo, "kept", "layer of the image that stays", false)
 	byAPI := c.signImage(repo, "v1", "layer of the image deleted with the API", true)
 	byVerb := c.signImage(repo, "v2", "layer of the image deleted with graft delete", true)
+	var tagEdges, signatures []digest.Digest
 	for _, s := range []cosigned{kept, byAPI, byVerb} {
 		s.wantInfo(t, r, repo)
 		c.wantVerified("before the deletes", repo, s)
+		tagEdges = append(tagEdges, s.graph()[1:]...)
+		signatures = append(signatures, s.sig)
+	}
+	if got := r.listed(t, repo, "edge=tag"); !sameSet(got, tagEdges) {
+		t.Errorf("the manifests known as artifacts by a tag are %v, want %v", got, tagEdges)
+	}
+	if got := r.listed(t, repo, "kind=signature"); !sameSet(got, signatures) {
+		t.Errorf("the signatures are %v, want %v", got, signatures)
 	}
 
 	resp, body := r.deleteManifest(t, repo, byAPI.image)

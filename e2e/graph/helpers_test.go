@@ -263,6 +263,23 @@ func (r *registry) wantInfo(t *testing.T, repo string, want manifestInfo) {
 	}
 }
 
+// listed returns the digests of the manifests of repo the metadata API lists with
+// query, over every page.
+func (r *registry) listed(t *testing.T, repo, query string) []digest.Digest {
+	t.Helper()
+	out := []digest.Digest{}
+	for _, page := range r.Pages(t, "/graft/v1/"+repo+"/_manifests?"+query, 100) {
+		var list struct {
+			Manifests []manifestInfo `json:"manifests"`
+		}
+		apitest.Decode(t, "GET "+page.URL, page.Body, &list)
+		for _, m := range list.Manifests {
+			out = append(out, m.Digest)
+		}
+	}
+	return out
+}
+
 // The clients.
 
 // tools runs the real clients and the graft binary for one test, in a home of the
