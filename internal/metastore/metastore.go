@@ -426,6 +426,8 @@ type Node struct {
 	// pulled, or the zero time: what retention policies keep manifests by.
 	Kind       string
 	LastPulled time.Time
+	// Size is the manifest's own size, for reports.
+	Size int64
 }
 
 // Token is a repository-scoped access token: a name that works as a user name, a

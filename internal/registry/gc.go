@@ -254,6 +254,8 @@ type repoPlan struct {
 	// they are to be removed, with the rule that removes each.
 	dead []digest.Digest
 	why  map[digest.Digest]string
+	// sizes are the sizes of the manifests of the repository.
+	sizes map[digest.Digest]int64
 	// cutoff is when a manifest must have been last updated before to go: the grace
 	// period, or the policy's delete-untagged-older-than when longer.
 	cutoff time.Time
@@ -269,7 +271,8 @@ type repoPlan struct {
 func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string) (*repoPlan, error) {
 	now := r.now()
 	grace := now.Add(-o.Delay)
-	plan := &repoPlan{repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{}}
+	plan := &repoPlan{repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{},
+		sizes: map[digest.Digest]int64{}}
 	nodes := map[digest.Digest]*metastore.Node{}
 	var order []digest.Digest
 	list := func(ctx context.Context, after digest.Digest, n int) ([]metastore.Node, error) {
@@ -281,6 +284,7 @@ func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string)
 		}
 		nodes[n.Digest] = &n
 		order = append(order, n.Digest)
+		plan.sizes[n.Digest] = n.Size
 	}
 	// The tag-schema edges name their subjects by key: a digest, cut to 64 characters.
 	byKey := make(map[string]digest.Digest, len(order))
@@ -437,7 +441,7 @@ func (p *repoPlan) report(rep *GCReport, tags []Decision, manifests []digest.Dig
 	}
 	for _, d := range manifests {
 		rep.Manifests = append(rep.Manifests, p.repo+"@"+d.String())
-		dec := Decision{Repo: p.repo, Digest: d, Remove: true, Rule: p.why[d]}
+		dec := Decision{Repo: p.repo, Digest: d, Remove: true, Rule: p.why[d], Size: p.sizes[d]}
 		if dec.Rule == RuleUntaggedWindow {
 			dec.Policy = p.policy.Name
 		}
@@ -793,7 +797,13 @@ func (r *Registry) RunGC(ctx context.Context, interval time.Duration, o GCOption
 			}
 			continue
 		}
-		r.log.Info("garbage collection", "manifests", len(rep.Manifests), "links", len(rep.Links),
-			"blobs", len(rep.Blobs), "bytes", rep.Bytes, "duration", rep.Duration)
+		byPolicy := map[string]int{}
+		for _, d := range rep.Decisions {
+			if d.Remove && d.Policy != "" {
+				byPolicy[d.Policy]++
+			}
+		}
+		r.log.Info("garbage collection", "tags", len(rep.Tags), "manifests", len(rep.Manifests), "links", len(rep.Links),
+			"blobs", len(rep.Blobs), "bytes", rep.Bytes, "retention", byPolicy, "duration", rep.Duration.String())
 	}
 }

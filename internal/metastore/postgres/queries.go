@@ -120,7 +120,7 @@ var queries = sqlstore.Queries{
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id AND e.direct),
-			m.delete_enabled, m.updated, m.kind, m.last_pulled,
+			m.delete_enabled, m.updated, m.kind, m.last_pulled, m.size,
 			ARRAY(SELECT mr.digest FROM manifest_refs mr
 			      WHERE mr.repo_id = m.repo_id AND mr.manifest = m.digest AND mr.is_manifest ORDER BY mr.digest),
 			ARRAY(SELECT DISTINCT e.subject FROM tag_edges e

@@ -98,7 +98,7 @@ var queries = sqlstore.Queries{
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e INDEXED BY tag_edges_by_artifact
 				WHERE e.repo_id = m.repo_id AND e.artifact = m.digest AND e.direct),
-			m.delete_enabled, m.updated, m.kind, m.last_pulled,
+			m.delete_enabled, m.updated, m.kind, m.last_pulled, m.size,
 			(SELECT json_group_array(digest) FROM (SELECT mr.digest FROM manifest_refs mr
 				WHERE mr.manifest_id = m.id AND mr.is_manifest = 1 ORDER BY mr.digest)),
 			(SELECT json_group_array(subject) FROM (SELECT DISTINCT e.subject FROM tag_edges e INDEXED BY tag_edges_by_artifact

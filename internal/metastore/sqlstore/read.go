@@ -399,7 +399,7 @@ func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n i
 			children   []string
 		)
 		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &nd.Kind, &lastPulled,
-			&children, &nd.TagSubjects); err != nil {
+			&nd.Size, &children, &nd.TagSubjects); err != nil {
 			return nd, err
 		}
 		if lastPulled != nil {
