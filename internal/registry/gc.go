@@ -414,6 +414,10 @@ func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string)
 		switch {
 		case (n.Subject != "" || len(n.TagSubjects) > 0) && len(subjects[d]) == 0:
 			plan.why[d] = RuleOrphan
+		case len(subjects[d]) > 0:
+			plan.why[d] = RuleFollows
+		case n.Tagged:
+			plan.why[d] = RuleTagsGo
 		case p != nil && p.DeleteUntaggedOlderThan > o.Delay:
 			plan.why[d] = RuleUntaggedWindow
 		default:
@@ -442,7 +446,7 @@ func (p *repoPlan) report(rep *GCReport, tags []Decision, manifests []digest.Dig
 	for _, d := range manifests {
 		rep.Manifests = append(rep.Manifests, p.repo+"@"+d.String())
 		dec := Decision{Repo: p.repo, Digest: d, Remove: true, Rule: p.why[d], Size: p.sizes[d]}
-		if dec.Rule == RuleUntaggedWindow {
+		if dec.Rule == RuleUntaggedWindow || dec.Rule == RuleTagsGo {
 			dec.Policy = p.policy.Name
 		}
 		rep.Decisions = append(rep.Decisions, dec)

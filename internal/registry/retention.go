@@ -43,6 +43,8 @@ const (
 	RuleUntaggedWindow = "delete-untagged-older-than"
 	RuleUnreached      = "untagged, and reached by nothing that stays"
 	RuleOrphan         = "an artifact of a manifest that is gone"
+	RuleFollows        = "an artifact of a manifest that goes"
+	RuleTagsGo         = "its tags go"
 )
 
 // decideTags decides, under policy p at now, which of the tags of a repository go and
