@@ -44,16 +44,26 @@ free_port() {
 
 # start NAME: starts a server on NAME's data (graft-a and graft-b share one); sets pid, url
 start() {
-  local port
-  port=$(free_port)
+  local port log=$work/$1.log
   case $1 in
     graft-a | graft-b)
+      # on a port of its own choosing, read back from its log: no race for a free one
       mkdir -p "$work/graft-data"
-      "$work/$1" serve --addr "127.0.0.1:$port" --data-dir "$work/graft-data" --log-level error 2>>"$work/graft.log" &
+      : >"$log"
+      "$work/$1" serve --addr 127.0.0.1:0 --data-dir "$work/graft-data" --log-format json --log-access=false 2>"$log" &
+      pid=$!
+      url=""
+      while [ -z "$url" ]; do
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+        sleep 0.1
+        url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
+      done
       ;;
     dist)
       mkdir -p "$work/dist-data"
-      sed "s/@PORT@/$port/; s|@DATA@|$work/dist-data|" >"$work/dist.yml" <<'YML'
+      while :; do
+        port=$(free_port)
+        sed "s/@PORT@/$port/; s|@DATA@|$work/dist-data|" >"$work/dist.yml" <<'YML'
 version: 0.1
 log:
   level: error
@@ -78,12 +88,18 @@ health:
   storagedriver:
     enabled: false
 YML
-      "$bin/registry" serve "$work/dist.yml" >/dev/null 2>&1 &
+        "$bin/registry" serve "$work/dist.yml" >"$log" 2>&1 &
+        pid=$!
+        url=http://127.0.0.1:$port
+        until curl -sf -o /dev/null "$url/v2/"; do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && break
+        wait "$pid" 2>/dev/null || true # another process took the port meanwhile: another one
+      done
       ;;
   esac
-  pid=$!
-  url=http://127.0.0.1:$port
-  until curl -sf -o /dev/null "$url/v2/"; do sleep 0.1; done
 }
 
 # pull NAME ROUND: 5 timed pulls of the blob of this run (pushed, untimed, the first time)
