@@ -4,18 +4,21 @@
 # behind a round-robin proxy, and CNCF distribution v3.1.2 on the same S3 server. Each
 # measurement starts fresh servers on empty storage (a new bucket prefix and database).
 #
-#   bench/scaleout.sh [blobs|ops|referrers|all]   (default all)
+#   bench/scaleout.sh [blobs|ops|referrers|all] [ROUNDS]   (default all, 1 round)
 #
 # It starts the S3 server and PostgreSQL with ../shared/services. Results: one regbench
 # line per measurement on stdout, JSON files in ${BENCH_OUT:-bench/results/scaleout-<date>}.
-# The plain multipart copy the blob figures compare with is a Go benchmark:
-#   go test -run '^$' -bench Plain -benchtime 3x ./internal/blobstore/s3
+# Each round of blobs measures, in an order that rotates: graft embedded, graft on S3 +
+# PostgreSQL, distribution on the same S3, and the Go benchmarks of the S3 store in
+# process, among them the plain multipart copy the blob figures compare with:
+#   go test -run '^$' -bench . -benchtime 3x ./internal/blobstore/s3
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${GRAFT_SHARED:-$root/../shared}
 what=${1:-all}
+rounds=${2:-1}
 out=${BENCH_OUT:-$here/results/scaleout-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-bench.XXXXXX")
@@ -32,6 +35,7 @@ eval "$("$shared/services/s3.sh" start)"
 eval "$("$shared/services/postgres.sh" start)"
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 (cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy)
+(cd "$root" && go test -c -o "$work/s3.test" ./internal/blobstore/s3)
 R=$shared/tools/regbench.sh
 
 # serve NAME LOG ARGS...: starts graft serve on a free port; sets pid and url
@@ -128,15 +132,21 @@ health:
     enabled: false
 YML
       local port
+      cp "$work/dist.yml" "$work/dist.yml.in"
       while :; do
         port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+        sed "s/addr: 127.0.0.1:0/addr: 127.0.0.1:$port/" "$work/dist.yml.in" >"$work/dist.yml"
+        "$bin/registry" serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
+        pid=$!
+        url=http://127.0.0.1:$port
+        until curl -sf -o /dev/null "$url/v2/"; do
+          kill -0 "$pid" 2>/dev/null || break
+          sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && break
+        wait "$pid" 2>/dev/null || true # another process took the port meanwhile: another one
       done
-      sed -i "s/addr: 127.0.0.1:0/addr: 127.0.0.1:$port/" "$work/dist.yml"
-      "$bin/registry" serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
-      pid=$!
-      url=http://127.0.0.1:$port
-      until curl -sf -o /dev/null "$url/v2/"; do sleep 0.1; done
       ;;
   esac
 }
@@ -155,10 +165,28 @@ measure() { # KIND LABEL ARGS...
   stop
 }
 
+# gobench ROUND: the S3 store's Go benchmarks, in process (3 pushes of 256 MiB each)
+gobench() {
+  echo "# go test -bench . -benchtime 3x ./internal/blobstore/s3"
+  (cd "$root/internal/blobstore/s3" && "$work/s3.test" -test.run '^$' -test.bench . -test.benchtime 3x) |
+    tee "$out/gobench-$1.txt" | grep '^Benchmark' | sed 's/^/go  /'
+}
+
 if [ "$what" = all ] || [ "$what" = blobs ]; then
-  for kind in embedded s3x1 dist-s3; do
-    measure "$kind" blobs -scenario blob-push,blob-pull -size 256MiB -reps 3
+  kinds=(embedded s3x1 dist-s3 gobench)
+  uptime
+  for round in $(seq 1 "$rounds"); do
+    echo "# round $round: $(uptime | sed 's/.*load/load/')"
+    for i in 0 1 2 3; do
+      kind=${kinds[$(((i + round - 1) % 4))]}
+      if [ "$kind" = gobench ]; then
+        gobench "$round"
+      else
+        measure "$kind" "blobs-$round" -scenario blob-push,blob-pull -size 256MiB -reps 3
+      fi
+    done
   done
+  uptime
 fi
 if [ "$what" = all ] || [ "$what" = ops ]; then
   for kind in embedded s3x1 s3x3 dist-s3; do
