@@ -9,9 +9,13 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/graft-registry/graft/internal/metastore"
 )
 
 // The types of events, as CloudEvents name them.
@@ -79,4 +83,36 @@ type CloudEvent struct {
 	Time            time.Time       `json:"time"`
 	DataContentType string          `json:"datacontenttype"`
 	Data            json.RawMessage `json:"data"`
+}
+
+// NewCloudEvent returns e as CloudEvents carry it, from source (a URI reference naming
+// the registry). Its id is e's place in the outbox: the same every time e is
+// delivered, which makes it the key a receiver drops repeated deliveries by.
+func NewCloudEvent(e metastore.Event, source string) (*CloudEvent, error) {
+	if !json.Valid(e.Data) {
+		return nil, fmt.Errorf("event %d: its data is not JSON", e.Seq)
+	}
+	var about struct {
+		Repository string        `json:"repository"`
+		Digest     digest.Digest `json:"digest"`
+		Tag        string        `json:"tag"`
+	}
+	json.Unmarshal(e.Data, &about)
+	subject := about.Repository
+	switch {
+	case about.Tag != "":
+		subject += ":" + about.Tag
+	case about.Digest != "":
+		subject += "@" + about.Digest.String()
+	}
+	return &CloudEvent{
+		SpecVersion:     "1.0",
+		ID:              strconv.FormatInt(e.Seq, 10),
+		Source:          source,
+		Type:            e.Type,
+		Subject:         subject,
+		Time:            e.Time,
+		DataContentType: "application/json",
+		Data:            e.Data,
+	}, nil
 }
