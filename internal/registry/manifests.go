@@ -155,32 +155,6 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		previous := map[string]digest.Digest{}
-		for i, t := range tags {
-			cur, err := tx.Tag(ctx, repo, t)
-			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
-				return err
-			}
-			tagged := err == nil
-			if tagged {
-				previous[t] = cur.Digest
-			}
-			if tagged && cur.Digest != d && !cur.Attributes.WriteEnabled {
-				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
-			}
-			if tagged && cur.Digest != d && r.immutable(repo, t) {
-				return errDenied("tag %s is immutable: it names manifest %s", t, cur.Digest)
-			}
-			if i == 0 && cond != Always {
-				var at digest.Digest
-				if tagged {
-					at = cur.Digest
-				}
-				if err := cond.check(t, at, tagged); err != nil {
-					return err
-				}
-			}
-		}
 		missing, err := tx.MissingBlobs(ctx, repo, blobs)
 		if err != nil {
 			return err
@@ -200,9 +174,24 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := tx.PutManifest(ctx, m); err != nil {
 			return err
 		}
-		for _, t := range tags {
-			if err := tx.SetTag(ctx, repo, t, d); err != nil {
+		// The tags are checked as they move, against what each named: a read of them
+		// before would conflict with every concurrent push of a neighbouring tag.
+		previous := map[string]digest.Digest{}
+		for i, t := range tags {
+			mv, err := tx.MoveTag(ctx, repo, t, d)
+			if err != nil {
 				return err
+			}
+			if err := r.checkTagMove(repo, t, d, mv); err != nil {
+				return err
+			}
+			if i == 0 && cond != Always {
+				if err := cond.check(t, mv.Previous, mv.Previous != ""); err != nil {
+					return err
+				}
+			}
+			if mv.Previous != "" {
+				previous[t] = mv.Previous
 			}
 		}
 		return r.publishPush(ctx, tx, m, tags, previous)
@@ -211,6 +200,21 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		return nil, internal("put manifest", err)
 	}
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
+}
+
+// checkTagMove refuses a move of tag off a manifest locked for writes, or off any
+// manifest when the tag is immutable.
+func (r *Registry) checkTagMove(repo, tag string, d digest.Digest, mv metastore.TagMove) error {
+	if mv.Previous == "" || mv.Previous == d {
+		return nil
+	}
+	if !mv.Attributes.WriteEnabled {
+		return errDenied("tag %s names manifest %s, which is locked for writes", tag, mv.Previous)
+	}
+	if r.immutable(repo, tag) {
+		return errDenied("tag %s is immutable: it names manifest %s", tag, mv.Previous)
+	}
+	return nil
 }
 
 // record is the manifest body, parsed, of digest d as repo stores it, but for the

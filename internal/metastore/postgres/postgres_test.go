@@ -393,6 +393,13 @@ func TestStatementPlans(t *testing.T) {
 		// looked up by digest.
 		{"SetTagWritten", postgres.SetTagWrittenStatement, "bigint, text, text, timestamptz, tid",
 			fmt.Sprintf("1, '%s', 'v9', now(), '(0,1)'", d), []string{"manifests_pkey"}, true},
+		// A push's manifest and tag in one statement: only the tag's previous target is
+		// looked up by digest, and the manifest's row when it is stored already.
+		{"PutTagged", postgres.PutTaggedStatement,
+			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[], text, text, timestamptz",
+			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}', 'image', 'v9', now()`,
+				digest.FromString("new"), blob, d),
+			[]string{"manifests_pkey", "blobs_pkey"}, false},
 		{"DeleteManifest", postgres.DeleteManifestStatement, "text, text, timestamptz", fmt.Sprintf("'%s', '%s', now()", repo, d),
 			[]string{"repos_name_key", "manifests_pkey", "tags_by_manifest", "manifest_refs_pkey", "repo_blobs_pkey",
 				"tag_edges_pkey", "tag_edges_by_artifact"}, false},
@@ -714,7 +721,7 @@ func TestReplicas(t *testing.T) {
 	wg.Wait()
 	var retries int64
 	for _, s := range stores {
-		retries += s.Retries()
+		retries += s.Stats().Retries
 	}
 	t.Logf("%d updates, %d retried after a conflict", replicas*workers*ops, retries)
 
@@ -955,7 +962,7 @@ func TestConflictingUpdatesCommit(t *testing.T) {
 	wg.Wait()
 	var escalations int64
 	for _, s := range stores {
-		escalations += s.Escalations()
+		escalations += s.Stats().Alone
 	}
 	t.Logf("%d updates, %d attempts run alone", clients*updates, escalations)
 	rp, err := stores[0].Repository(ctx, "r")
@@ -995,13 +1002,16 @@ func benchmarkPut(b *testing.B, asRegistry bool) {
 			}
 			storetest.BenchmarkPut(b, stores, asRegistry)
 			b.StopTimer()
-			var retries, alone int64
+			var retries, alone, trips, stmts int64
 			for _, s := range pgs {
-				retries += s.Retries()
-				alone += s.Escalations()
+				st := s.Stats()
+				retries, alone, trips, stmts = retries+st.Retries, alone+st.Alone, trips+st.RoundTrips, stmts+st.Statements
 			}
 			b.ReportMetric(float64(retries)/float64(b.N), "retries/op")
 			b.ReportMetric(float64(alone)/float64(b.N), "alone/op")
+			// Setting up counts too: one transaction, for the whole run.
+			b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
+			b.ReportMetric(float64(stmts)/float64(b.N), "statements/op")
 		})
 	}
 }
