@@ -3,9 +3,10 @@
 # run on one machine (absolute figures drift between runs; ratios hold). Each measurement
 # starts a fresh server on empty storage, as regbench/ANCHORS.md describes.
 #
-#   bench/compare.sh [ROUNDS]      ROUNDS of the machine's limits and blob push/pull
-#                                  (default 3), then the manifest, tag and referrers
-#                                  scenarios once each
+#   bench/compare.sh [ROUNDS] [blobs]   ROUNDS of the machine's limits and blob push/pull
+#                                  (default 3), then (unless "blobs" alone is asked
+#                                  for) the manifest, tag and referrers scenarios once
+#                                  each
 #
 # Results: one regbench line per measurement on stdout, and JSON files in
 # ${BENCH_OUT:-bench/results/<date>}.
@@ -15,6 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${GRAFT_SHARED:-$root/../shared}
 rounds=${1:-3}
+only=${2:-}
 out=${BENCH_OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-bench.XXXXXX")
@@ -112,6 +114,11 @@ for round in $(seq 1 "$rounds"); do
     measure "$name" "blob-$round" -scenario blob-push,blob-pull
   done
 done
+if [ "$only" = blobs ]; then
+  uptime
+  echo "# results in $out"
+  exit 0
+fi
 measure dist ops -scenario manifest-put,manifest-get,tags-list
 measure graft ops -scenario manifest-put,manifest-get,tags-list
 measure dist referrers -scenario referrers -filler 100,10000

@@ -4,7 +4,7 @@
 # behind a round-robin proxy, and CNCF distribution v3.1.2 on the same S3 server. Each
 # measurement starts fresh servers on empty storage (a new bucket prefix and database).
 #
-#   bench/scaleout.sh [blobs|ops|referrers|all] [ROUNDS]   (default all, 1 round)
+#   bench/scaleout.sh [blobs|ops|referrers|all|cpu] [ROUNDS]   (default all, 1 round)
 #
 # It starts the S3 server and PostgreSQL with ../shared/services. Results: one regbench
 # line per measurement on stdout, JSON files in ${BENCH_OUT:-bench/results/scaleout-<date>}.
@@ -45,6 +45,7 @@ serve() {
   : >"$log"
   GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$work/graft" serve "$@" 2>"$log" &
   pid=$!
+  grafts+=("$pid")
   for _ in $(seq 1 300); do
     url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
     [ -n "$url" ] && return 0
@@ -74,9 +75,31 @@ metadata:
 YAML
 }
 
-# start KIND: fresh servers of KIND (embedded, s3x1, s3x3, dist-s3); sets pid and url
+# proxy URL...: starts rrproxy in front of URLs; sets pid and url
+proxy() {
+  : >"$work/proxy.out"
+  "$work/rrproxy" "$@" >"$work/proxy.out" 2>&1 &
+  pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
+  url=""
+  until [ -n "$url" ]; do sleep 0.1; url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out"); done
+}
+
+# cpu_ticks PID...: the CPU time the processes used so far, in clock ticks
+cpu_ticks() {
+  local p t=0 f
+  for p in "$@"; do
+    f=$(cut -d ' ' -f 14,15 "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${f% *} + ${f#* }))
+  done
+  echo "$t"
+}
+
+# start KIND: fresh servers of KIND (embedded, s3x1, s3x1p (one replica behind the
+# proxy, to compare with s3x3 at the same proxy cost), s3x3, dist-s3); sets pid, url and
+# grafts (the graft processes)
 start() {
   local urls=() i
+  grafts=()
   case $1 in
     embedded)
       rm -rf "$work/embedded"; mkdir -p "$work/embedded"
@@ -86,17 +109,18 @@ start() {
       fresh_scaleout
       serve s3x1 --config "$conf"
       ;;
+    s3x1p)
+      fresh_scaleout
+      serve s3x1p --config "$conf"
+      proxy "$url"
+      ;;
     s3x3)
       fresh_scaleout
       for i in 1 2 3; do
         serve "s3x3-$i" --config "$conf"
         urls+=("$url")
       done
-      : >"$work/proxy.out"
-      "$work/rrproxy" "${urls[@]}" >"$work/proxy.out" 2>&1 &
-      pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
-      url=""
-      until [ -n "$url" ]; do sleep 0.1; url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out"); done
+      proxy "${urls[@]}"
       ;;
     dist-s3)
       cat >"$work/dist.yml" <<YML
@@ -161,7 +185,13 @@ measure() { # KIND LABEL ARGS...
   shift 2
   start "$kind"
   echo "# $kind $label: $*"
+  local t0 t1
+  t0=$(cpu_ticks "${grafts[@]}")
   "$R" -url "$url" -pid "$pid" -json "$out/$kind-$label.json" "$@" | sed "s/^/$kind  /"
+  t1=$(cpu_ticks "${grafts[@]}")
+  # The graft processes' CPU over the whole regbench run, untimed setup included:
+  # regbench's srv_* columns see one process, and behind the proxy, the proxy.
+  [ ${#grafts[@]} -eq 0 ] || echo "$kind  graft_cpu $(echo "scale=2; ($t1 - $t0) / $(getconf CLK_TCK)" | bc) s in ${#grafts[@]} process(es)"
   stop
 }
 
@@ -189,8 +219,16 @@ if [ "$what" = all ] || [ "$what" = blobs ]; then
   uptime
 fi
 if [ "$what" = all ] || [ "$what" = ops ]; then
-  for kind in embedded s3x1 s3x3 dist-s3; do
+  for kind in embedded s3x1 s3x1p s3x3 dist-s3; do
     measure "$kind" ops -scenario manifest-put,manifest-get -d 10s
+  done
+fi
+# Each scenario alone, so that graft_cpu is that scenario's (manifest-get pushes its
+# 1000 tags first, untimed): the CPU per operation of one replica and of three.
+if [ "$what" = cpu ]; then
+  for kind in s3x1p s3x3; do
+    measure "$kind" put -scenario manifest-put -d 10s
+    measure "$kind" get -scenario manifest-get -d 10s
   done
 fi
 if [ "$what" = all ] || [ "$what" = referrers ]; then
