@@ -19,6 +19,7 @@ var (
 	SetTagStatement             = setTag
 	SetTagWrittenStatement      = setTagWritten
 	PutTaggedStatement          = putTagged
+	ClaimSlotStatement          = claimSlot
 	DeleteManifestStatement     = deleteManifest
 	EventsQuery                 = queries.Events
 	SequenceEventsStatement     = queries.SequenceEvents

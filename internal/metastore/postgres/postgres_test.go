@@ -495,6 +495,26 @@ func checkPlan(t *testing.T, plan, index string, ordered bool) {
 	}
 }
 
+// TestCounterSlots: sessions that write hold counter slots of their own, so that their
+// concurrent pushes never update one repo_stats row. 65 sessions are one more than the
+// slots of pg_backend_pid() % 64.
+func TestCounterSlots(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	const sessions = 65
+	held := map[string]bool{}
+	for i := range sessions {
+		var slot string
+		if err := connect(t, dbURL).QueryRow(ctx, postgres.ClaimSlotStatement).Scan(&slot); err != nil {
+			t.Fatal(err)
+		}
+		if held[slot] {
+			t.Fatalf("session %d claimed slot %s, which another session holds", i, slot)
+		}
+		held[slot] = true
+	}
+}
+
 // TestSweepBlobWaits runs a SweepBlob on one replica and, while its del runs, a
 // ClaimBlob and a LinkBlob of the same blob on another: both wait for the sweep to
 // return, and neither is lost to it.
