@@ -32,7 +32,11 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$("$shared/services/s3.sh" start)"
-eval "$("$shared/services/postgres.sh" start)"
+# GRAFT_PG_SERVICES_DIR names the state directory of a PostgreSQL cluster of the
+# benchmark's own (postgres.sh's GRAFT_SERVICES_DIR), e.g. a durable one started beside
+# the shared test cluster: GRAFT_PG_DURABLE=1 GRAFT_SERVICES_DIR=DIR postgres.sh start
+eval "$(GRAFT_SERVICES_DIR=${GRAFT_PG_SERVICES_DIR:-${GRAFT_SERVICES_DIR:-}} "$shared/services/postgres.sh" start)"
+echo "# PostgreSQL $PGHOST:$PGPORT: fsync $(psql -Atc 'show fsync'), synchronous_commit $(psql -Atc 'show synchronous_commit')"
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 (cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy)
 (cd "$root" && go test -c -o "$work/s3.test" ./internal/blobstore/s3)
