@@ -493,13 +493,13 @@ func (t *tx) DeleteToken(ctx context.Context, name string) error {
 	return affected("delete token "+name, n, err)
 }
 
+// RecordPull reads nothing back: its statements travel with the transaction's next one,
+// or its commit (a flush of pulls writes hundreds in one round trip), which reports
+// their errors.
 func (t *tx) RecordPull(ctx context.Context, p metastore.Pull) error {
-	if _, err := t.q.Exec(ctx, t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At); err != nil {
-		return wrap("record a pull of "+p.Digest.String(), err)
+	t.q.Defer(t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At)
+	if p.Tag != "" {
+		t.q.Defer(t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
 	}
-	if p.Tag == "" {
-		return nil
-	}
-	_, err := t.q.Exec(ctx, t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
-	return wrap("record a pull of "+p.Tag, err)
+	return nil
 }
