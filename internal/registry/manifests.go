@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -257,6 +258,9 @@ func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *oc
 	if config.Size > maxConfigRead {
 		return nil
 	}
+	if p, ok := r.platforms.get(config.Digest); ok {
+		return p
+	}
 	b, err := r.blobs.Open(ctx, config.Digest)
 	if err != nil {
 		return nil
@@ -264,10 +268,51 @@ func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *oc
 	defer b.Close()
 	// An image config names its platform with the fields and JSON keys of a platform.
 	var p ocispec.Platform
-	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil || p.OS == "" && p.Architecture == "" {
+	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil {
 		return nil
 	}
+	if p.OS == "" && p.Architecture == "" {
+		r.platforms.put(config.Digest, nil)
+		return nil
+	}
+	r.platforms.put(config.Digest, &p)
 	return &p
+}
+
+// platformCache remembers the platforms of the image configs the registry read: a
+// config is named by its digest, so what it says never changes, and the pushes of one
+// image under many tags, or of many images on one config, read it from the blob store
+// (an S3 request in the scale-out deployment) once.
+type platformCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]*ocispec.Platform
+}
+
+// maxPlatforms bounds the cache; a full cache starts again empty.
+const maxPlatforms = 4096
+
+func (c *platformCache) get(d digest.Digest) (*ocispec.Platform, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[d]
+	if p != nil {
+		cp := *p // the caller's to keep: a manifest record holds it
+		p = &cp
+	}
+	return p, ok
+}
+
+func (c *platformCache) put(d digest.Digest, p *ocispec.Platform) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxPlatforms {
+		c.m = map[digest.Digest]*ocispec.Platform{}
+	}
+	if p != nil {
+		cp := *p
+		p = &cp
+	}
+	c.m[d] = p
 }
 
 // Page is a page of a listing.
