@@ -156,4 +156,19 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact, subject, dir
 -- What the migration leaves to sqlstore.Backfill, which reads it in Go.
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
+`, `
+-- version 4: registry-wide counters, and repositories deleted whole. A deleted
+-- repository keeps its row, and so its id, which a store may have cached: hidden marks
+-- it gone until a write creates it again.
+ALTER TABLE repos ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+
+-- The registry-wide counters (sqlstore.Queries.Stats), changed in the transaction of
+-- each change. SQLite has one writer: one slot.
+CREATE TABLE stats (
+	key TEXT NOT NULL,
+	slot INTEGER NOT NULL,
+	value INTEGER NOT NULL,
+	PRIMARY KEY (key, slot)
+) WITHOUT ROWID;
+INSERT INTO backfills (name) VALUES ('stats');
 `}
