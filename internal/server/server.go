@@ -132,7 +132,7 @@ func (s *Server) endpoints() [len(kindNames)]endpoint {
 		routeORASManifest:  newEndpoint(m{get: s.orasManifest}),
 		routeORASReferrers: newEndpoint(m{get: s.orasReferrers}),
 		routeMetaRepos:     newEndpoint(m{get: s.metaRepositories}),
-		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository}),
+		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository, del: s.deleteRepository}),
 		routeMetaManifests: newEndpoint(m{get: s.metaManifests}),
 		routeMetaManifest:  newEndpoint(m{get: s.metaManifest, patch: s.patchManifest}),
 	}
