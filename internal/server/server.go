@@ -143,11 +143,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := parseRoute(r.URL.Path)
 	sw := &statusWriter{ResponseWriter: w}
-	var in *countingReader
-	if (rt.kind == routeUploads || rt.kind == routeUpload) && r.Body != nil && r.Body != http.NoBody {
-		in = &countingReader{ReadCloser: r.Body}
-		r.Body = in
-	}
+	countBlobBytes := s.metrics.blobBytesOf(rt, r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -160,12 +156,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		// the line of the request is the access log's (internal/accesslog)
 		s.metrics.observe(rt.kind, r.Method, sw.status, time.Since(start))
-		if in != nil {
-			s.metrics.blobBytes.WithLabelValues("in").Add(float64(in.n))
-		}
-		if rt.kind == routeBlob && r.Method == http.MethodGet && sw.status/100 == 2 {
-			s.metrics.blobBytes.WithLabelValues("out").Add(float64(sw.written))
-		}
+		countBlobBytes(sw)
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	ep := &s.routes[rt.kind]
@@ -243,23 +234,10 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingReader counts the bytes read of a request body.
-type countingReader struct {
-	io.ReadCloser
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	// blobBytes are the bytes of blobs pushed (in) and pulled (out) through the API.
-	blobBytes *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	blobBytes *prometheus.CounterVec // see blobmetrics.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -274,12 +252,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"endpoint", "method"}),
 	}
-	m.blobBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "graft_blob_bytes_total",
-		Help: "Bytes of blobs received in uploads (in) and sent in pulls (out); pulls redirected to the blob store are not counted.",
-	}, []string{"direction"})
-	m.blobBytes.WithLabelValues("in")
-	m.blobBytes.WithLabelValues("out")
+	m.blobBytes = newBlobBytes()
 	reg.MustRegister(m.requests, m.duration, m.blobBytes)
 	return m
 }
