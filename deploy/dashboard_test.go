@@ -42,7 +42,10 @@ func scrape(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := daemon.NewRegistry(st, &cfg, log)
+	reg, err := daemon.NewRegistry(st, &cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := daemon.Handler(reg, &cfg, authn, log)
 	if err != nil {
 		t.Fatal(err)

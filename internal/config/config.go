@@ -84,6 +84,10 @@ type Config struct {
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
 	Auth Auth `yaml:"auth"`
+	// Retention and ImmutableTags are lists, set in the configuration file only,
+	// pointers as Auth's lists are.
+	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
+	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -125,6 +129,43 @@ type AuthPolicy struct {
 	Push          []string `yaml:"push"`
 	Delete        []string `yaml:"delete"`
 	AnonymousPull bool     `yaml:"anonymous-pull"`
+}
+
+// RetentionPolicy says what garbage collection removes of the repositories it matches,
+// beyond what nothing reaches: tags, and with them the graphs only they kept. The first
+// policy whose repositories match a repository applies to it.
+type RetentionPolicy struct {
+	// Name names the policy in reports and metrics; "retention[i]" by default.
+	Name         string   `yaml:"name"`
+	Repositories []string `yaml:"repositories"`
+	KeepTags     *struct {
+		// Match are tag patterns; of the tags they match, the Last newest are kept
+		// and the others go.
+		Match []string `yaml:"match"`
+		Last  int      `yaml:"last"`
+		// Order is "pushed" (when the tag was set) or "semver" (v1.10.0 after
+		// v1.9.0; tags that are no version come last).
+		Order string `yaml:"order"`
+	} `yaml:"keep-tags"`
+	// DeleteTagsOlderThan removes the tags keep-tags does not match once they were set
+	// this long ago.
+	DeleteTagsOlderThan time.Duration `yaml:"delete-tags-older-than"`
+	// DeleteUntaggedOlderThan keeps untagged manifests that no graph reaches for this
+	// long (at least gc.delay) before they go.
+	DeleteUntaggedOlderThan time.Duration `yaml:"delete-untagged-older-than"`
+	// KeepPulledWithin keeps what was pulled this recently, tag or manifest.
+	KeepPulledWithin time.Duration `yaml:"keep-pulled-within"`
+	// KeepSigned keeps a manifest with a signature under it, and its tags.
+	KeepSigned bool `yaml:"keep-signed"`
+}
+
+// ImmutableTags are tags that may be neither moved nor deleted: those Tags matches in
+// the repositories Repositories matches. Tags of the referrers tag schema
+// (sha256-<hex>, sha256-<hex>.sig, …) never are, so that an immutable release can
+// still be signed.
+type ImmutableTags struct {
+	Repositories []string `yaml:"repositories"`
+	Tags         []string `yaml:"tags"`
 }
 
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client

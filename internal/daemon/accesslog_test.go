@@ -61,7 +61,11 @@ func serve(t *testing.T, configure func(*config.Config)) (string, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := daemon.Handler(daemon.NewRegistry(st, &cfg, log), &cfg, authn, log)
+	reg, err := daemon.NewRegistry(st, &cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := daemon.Handler(reg, &cfg, authn, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	reg := NewRegistry(st, cfg, log)
+	reg, err := NewRegistry(st, cfg, log)
+	if err != nil {
+		return err
+	}
 	authn, err := auth.FromConfig(cfg, st.Meta, log)
 	if err != nil {
 		return err
@@ -80,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}
+	go reg.RunPulls(janitorCtx, pullFlush)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -98,9 +102,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := reg.FlushPulls(sctx); err != nil {
+		log.Error("recording the last pulls failed", "err", err)
+	}
 	log.Info("stopped")
 	return nil
 }
+
+// pullFlush is how often the pull times a replica recorded are written to the store.
+const pullFlush = 10 * time.Second
 
 // Handler is what graft serve serves: the API and the web view, behind the access log.
 // authn may be nil (access control off).

@@ -50,7 +50,11 @@ func TestDataDirLock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("opening the stores beside the server: %v", err)
 	}
-	if _, err := daemon.NewRegistry(st, &cfg, nil).GC(t.Context(), daemon.GCOptions(&cfg)); err != nil {
+	reg, err := daemon.NewRegistry(st, &cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.GC(t.Context(), daemon.GCOptions(&cfg)); err != nil {
 		t.Errorf("gc beside the server: %v", err)
 	}
 	err = st.Meta.Update(t.Context(), func(tx metastore.Tx) error {

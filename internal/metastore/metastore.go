@@ -142,6 +142,9 @@ type Lister interface {
 	// Tags returns tags of repo in lexical order, leaving out the tags of manifests
 	// that are not listed (ListEnabled).
 	Tags(ctx context.Context, repo, after string, n int) ([]string, error)
+	// TagList returns the tags of repo in lexical order, listed or not, with what they
+	// name and when they were set and pulled.
+	TagList(ctx context.Context, repo, after string, n int) ([]TagInfo, error)
 	// Manifests returns the manifests of repo that pass f, without their content, in
 	// digest order.
 	Manifests(ctx context.Context, repo string, f Filter, after digest.Digest, n int) ([]Manifest, error)
@@ -218,6 +221,7 @@ type Tx interface {
 	AttributeWriter
 	UploadWriter
 	TokenWriter
+	PullRecorder
 }
 
 // RepositoryWriter removes repositories.
@@ -278,6 +282,14 @@ type UploadWriter interface {
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
+}
+
+// PullRecorder records when manifests and tags were pulled.
+type PullRecorder interface {
+	// RecordPull moves the last pull of manifest p.Digest of p.Repo, and of tag p.Tag
+	// when it is set and still names that manifest, forward to p.At. Pulls of what is
+	// gone are no error.
+	RecordPull(ctx context.Context, p Pull) error
 }
 
 // TokenWriter creates and removes access tokens.
@@ -344,7 +356,10 @@ type Manifest struct {
 	TagSubject string
 	// Kind is what the manifest is, as internal/artifact classifies it; "" until the
 	// store has classified a manifest stored before kinds were kept.
-	Kind        string
+	Kind string
+	// LastPulled is when the manifest was last pulled, by digest or by a tag, as the
+	// registry last recorded it; the zero time for never.
+	LastPulled  time.Time
 	Annotations map[string]string
 	// Platform is the platform an image's config names, when known.
 	Platform *ocispec.Platform
@@ -393,6 +408,28 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 	}
 }
 
+// TagInfo is a tag with what it names.
+type TagInfo struct {
+	Name   string
+	Digest digest.Digest
+	// Updated is when the tag was set or last moved.
+	Updated time.Time
+	// LastPulled is when it was last pulled, or the zero time.
+	LastPulled time.Time
+}
+
+// Key is the key a listing of tags continues after.
+func (t TagInfo) Key() string { return t.Name }
+
+// Pull is a pull of a manifest, by digest or by tag.
+type Pull struct {
+	Repo   string
+	Digest digest.Digest
+	// Tag is the tag it was pulled by, or "".
+	Tag string
+	At  time.Time
+}
+
 // Upload is an upload session of a repository.
 type Upload struct {
 	ID       string
@@ -417,6 +454,12 @@ type Node struct {
 	// DeleteEnabled is the manifest's own attribute; a locked manifest stays.
 	DeleteEnabled bool
 	Updated       time.Time
+	// Kind is what the manifest is (Manifest.Kind); LastPulled when it was last
+	// pulled, or the zero time: what retention policies keep manifests by.
+	Kind       string
+	LastPulled time.Time
+	// Size is the manifest's own size, for reports.
+	Size int64
 }
 
 // Token is a repository-scoped access token: a name that works as a user name, a

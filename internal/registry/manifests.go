@@ -164,6 +164,9 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 			if tagged && cur.Digest != d && !cur.Attributes.WriteEnabled {
 				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
 			}
+			if tagged && cur.Digest != d && r.immutable(repo, t) {
+				return errDenied("tag %s is immutable: it names manifest %s", t, cur.Digest)
+			}
 			if i == 0 && cond != Always {
 				var at digest.Digest
 				if tagged {

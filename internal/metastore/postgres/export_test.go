@@ -2,20 +2,23 @@ package postgres
 
 // The statements whose plans the tests explain.
 var (
-	ReferrersQuery          = queries.Referrers
-	ReferrersOfTypeQuery    = queries.ReferrersOfType
-	ManifestQuery           = queries.Manifest
-	TaggedManifestQuery     = queries.TaggedManifest
-	TagQuery                = queries.Tag
-	TagsQuery               = queries.Tags
-	TagsOfQuery             = queries.TagsOf
-	ParentsQuery            = queries.Parents
-	MissingBlobsQuery       = queries.MissingBlobs
-	MissingManifestsQuery   = queries.MissingManifests
-	PutManifestStatement    = putManifest
-	SetTagStatement         = setTag
-	SetTagWrittenStatement  = setTagWritten
-	DeleteManifestStatement = deleteManifest
+	ReferrersQuery              = queries.Referrers
+	ReferrersOfTypeQuery        = queries.ReferrersOfType
+	ManifestQuery               = queries.Manifest
+	TaggedManifestQuery         = queries.TaggedManifest
+	TagQuery                    = queries.Tag
+	TagsQuery                   = queries.Tags
+	TagsOfQuery                 = queries.TagsOf
+	TagListQuery                = queries.TagList
+	RecordManifestPullStatement = queries.RecordManifestPull
+	RecordTagPullStatement      = queries.RecordTagPull
+	ParentsQuery                = queries.Parents
+	MissingBlobsQuery           = queries.MissingBlobs
+	MissingManifestsQuery       = queries.MissingManifests
+	PutManifestStatement        = putManifest
+	SetTagStatement             = setTag
+	SetTagWrittenStatement      = setTagWritten
+	DeleteManifestStatement     = deleteManifest
 )
 
 // Retries returns how many Update attempts the store retried after a conflict.

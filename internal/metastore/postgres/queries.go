@@ -81,6 +81,12 @@ var queries = sqlstore.Queries{
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest
 		WHERE t.repo_id = ` + repoID + ` AND t.name > $2 AND m.list_enabled
 		ORDER BY t.name LIMIT $3`,
+	TagList: `SELECT name, manifest, updated, last_pulled FROM tags
+		WHERE repo_id = ` + repoID + ` AND name > $2 ORDER BY name LIMIT $3`,
+	RecordManifestPull: `UPDATE manifests SET last_pulled = $3
+		WHERE repo_id = ` + repoID + ` AND digest = $2 AND (last_pulled IS NULL OR last_pulled < $3)`,
+	RecordTagPull: `UPDATE tags SET last_pulled = $3
+		WHERE repo_id = ` + repoID + ` AND name = $2 AND manifest = $4 AND (last_pulled IS NULL OR last_pulled < $3)`,
 	TagsOf: `SELECT name FROM tags WHERE repo_id = ` + repoID + ` AND manifest = $2 ORDER BY name`,
 
 	Referrers:       referrersQuery,
@@ -114,7 +120,7 @@ var queries = sqlstore.Queries{
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id AND e.direct),
-			m.delete_enabled, m.updated,
+			m.delete_enabled, m.updated, m.kind, m.last_pulled, m.size,
 			ARRAY(SELECT mr.digest FROM manifest_refs mr
 			      WHERE mr.repo_id = m.repo_id AND mr.manifest = m.digest AND mr.is_manifest ORDER BY mr.digest),
 			ARRAY(SELECT DISTINCT e.subject FROM tag_edges e

@@ -138,8 +138,12 @@ CREATE TABLE tokens (
 	expires timestamptz
 );
 `, `
--- version 2: what a manifest is (its kind), and the edges of the referrers tag schema.
+-- version 2: what a manifest is (its kind), when manifests and tags were last pulled,
+-- and the edges of the referrers tag schema.
 ALTER TABLE manifests ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT '';
+-- when a manifest or tag was last pulled, recorded in batches
+ALTER TABLE manifests ADD COLUMN last_pulled timestamptz;
+ALTER TABLE tags ADD COLUMN last_pulled timestamptz;
 CREATE INDEX manifests_by_kind ON manifests (kind, repo_id, digest);
 
 -- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)

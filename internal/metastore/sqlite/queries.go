@@ -53,6 +53,13 @@ var queries = sqlstore.Queries{
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
 		WHERE t.repo_id = ` + repoID + ` AND t.name > ?2 AND m.list_enabled = 1
 		ORDER BY t.name LIMIT ?3`,
+	TagList: `SELECT t.name, m.digest, t.updated, t.last_pulled FROM tags t JOIN manifests m ON m.id = t.manifest_id
+		WHERE t.repo_id = ` + repoID + ` AND t.name > ?2 ORDER BY t.name LIMIT ?3`,
+	RecordManifestPull: `UPDATE manifests SET last_pulled = ?3
+		WHERE repo_id = ` + repoID + ` AND digest = ?2 AND (last_pulled IS NULL OR last_pulled < ?3)`,
+	RecordTagPull: `UPDATE tags SET last_pulled = ?3
+		WHERE repo_id = ` + repoID + ` AND name = ?2 AND (last_pulled IS NULL OR last_pulled < ?3)
+		AND manifest_id = (SELECT id FROM manifests WHERE repo_id = tags.repo_id AND digest = ?4)`,
 	TagsOf: `SELECT t.name FROM repos r JOIN manifests m ON m.repo_id = r.id JOIN tags t ON t.manifest_id = m.id
 		WHERE r.name = ?1 AND m.digest = ?2 ORDER BY t.name`,
 
@@ -91,7 +98,7 @@ var queries = sqlstore.Queries{
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e INDEXED BY tag_edges_by_artifact
 				WHERE e.repo_id = m.repo_id AND e.artifact = m.digest AND e.direct),
-			m.delete_enabled, m.updated,
+			m.delete_enabled, m.updated, m.kind, m.last_pulled, m.size,
 			(SELECT json_group_array(digest) FROM (SELECT mr.digest FROM manifest_refs mr
 				WHERE mr.manifest_id = m.id AND mr.is_manifest = 1 ORDER BY mr.digest)),
 			(SELECT json_group_array(subject) FROM (SELECT DISTINCT e.subject FROM tag_edges e INDEXED BY tag_edges_by_artifact

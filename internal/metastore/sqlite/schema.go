@@ -97,7 +97,8 @@ CREATE TABLE tokens (
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
 `, `
--- version 3: what a manifest is (its kind), and the edges of the referrers tag schema.
+-- version 3: what a manifest is (its kind), when manifests and tags were last pulled,
+-- and the edges of the referrers tag schema.
 -- The kind goes before the content, which stays last: the table is built anew.
 CREATE TABLE manifests_v3 (
 	id INTEGER PRIMARY KEY,
@@ -123,6 +124,7 @@ CREATE TABLE manifests_v3 (
 	read_enabled INTEGER NOT NULL DEFAULT 1,
 	list_enabled INTEGER NOT NULL DEFAULT 1,
 	kind TEXT NOT NULL DEFAULT '',
+	last_pulled INTEGER,
 	content BLOB NOT NULL,
 	UNIQUE (repo_id, digest)
 );
@@ -140,6 +142,9 @@ ALTER TABLE manifests_v3 RENAME TO manifests;
 CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest);
 ` + sqlstore.ManifestIndexes + `
 CREATE INDEX manifests_by_kind ON manifests (repo_id, kind, digest);
+
+-- when a tag was last pulled (manifests.last_pulled likewise), recorded in batches
+ALTER TABLE tags ADD COLUMN last_pulled INTEGER;
 
 -- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)
 CREATE TABLE tag_edges (

@@ -14,8 +14,9 @@ type Queries struct {
 	// config media type, subject (NULL for none), annotations (JSON, NULL for none),
 	// platform os, architecture, variant, os version, os features (a list), created,
 	// updated, the manifest's delete, write, read and list attributes, its
-	// repository's four, its kind, the least key of a manifest it is a tag-schema
-	// artifact of (NULL for none); then, for Manifest and TaggedManifest, the content.
+	// repository's four, its kind, when it was last pulled (NULL for never), the least
+	// key of a manifest it is a tag-schema artifact of (NULL for none); then, for
+	// Manifest and TaggedManifest, the content.
 
 	// Manifest: $1 repository, $2 digest.
 	Manifest string
@@ -53,6 +54,13 @@ type Queries struct {
 	Tags string
 	// TagsOf: $1 repository, $2 digest; the tag names in order.
 	TagsOf string
+	// TagList, every tag, listed or not: $1 repository, $2 after, $3 n. Columns: name,
+	// digest, when it was set, when it was last pulled (NULL for never).
+	TagList string
+	// RecordManifestPull: $1 repository, $2 digest, $3 time; moves the manifest's last
+	// pull forward. RecordTagPull: $1 repository, $2 tag, $3 time, $4 the digest the
+	// tag must still name.
+	RecordManifestPull, RecordTagPull string
 
 	// Referrers: $1 repository, $2 subject, $3 after, $4 n; ReferrersOfType also $5 the
 	// artifact type. Columns: media type, digest, size, artifact type, annotations.
@@ -90,8 +98,9 @@ type Queries struct {
 	StaleUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
-	// other than the tag-schema tags naming it), delete attribute, updated, children (a
-	// list), the keys it is a tag-schema artifact of (a list).
+	// other than the tag-schema tags naming it), delete attribute, updated, kind, last
+	// pulled (NULL for never), children (a list), the keys it is a tag-schema artifact
+	// of (a list).
 	Nodes string
 	// UnreferencedBlobs: $1 repository, $2 after, $3 time, $4 n; digests.
 	UnreferencedBlobs string
@@ -157,7 +166,7 @@ const ManifestColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_cou
 	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
 	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
 	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
-	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, m.kind`
+	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, m.kind, m.last_pulled`
 
 // ManifestIndexes are the indexes of the manifests table that serve the referrers API,
 // with and without an artifactType filter, and the filters of the manifest listing,

@@ -28,6 +28,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   *string
 		tagSubject        *string
+		lastPulled        *time.Time
 		os, arch, variant string
 		osVersion         string
 		osFeatures        []string
@@ -36,7 +37,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
 		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &osVersion, &osFeatures, &m.Created, &m.Updated,
 		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
-		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &tagSubject}
+		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &lastPulled, &tagSubject}
 	if withContent {
 		dest = append(dest, &m.Content)
 	}
@@ -48,6 +49,9 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	}
 	if tagSubject != nil {
 		m.TagSubject = *tagSubject
+	}
+	if lastPulled != nil {
+		m.LastPulled = lastPulled.UTC()
 	}
 	if err := unmarshalAnnotations(annots, &m.Annotations); err != nil {
 		return nil, fmt.Errorf("metastore: annotations of %s: %w", m.Digest, err)
@@ -225,6 +229,23 @@ func (r reader) Tags(ctx context.Context, repo, after string, n int) ([]string, 
 	return r.strings(ctx, "list tags", r.d.Tags, repo, after, n)
 }
 
+func (r reader) TagList(ctx context.Context, repo, after string, n int) ([]metastore.TagInfo, error) {
+	return collect(ctx, r.q, "list tags", r.d.TagList, []any{repo, after, n}, func(row Row) (metastore.TagInfo, error) {
+		var (
+			t          metastore.TagInfo
+			lastPulled *time.Time
+		)
+		if err := row.Scan(&t.Name, &t.Digest, &t.Updated, &lastPulled); err != nil {
+			return t, err
+		}
+		t.Updated = t.Updated.UTC()
+		if lastPulled != nil {
+			t.LastPulled = lastPulled.UTC()
+		}
+		return t, nil
+	})
+}
+
 func (r reader) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
 	return r.strings(ctx, "tags of "+d.String(), r.d.TagsOf, repo, d.String())
 }
@@ -373,12 +394,17 @@ func (r reader) StaleUploads(ctx context.Context, t time.Time, n int) ([]metasto
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {
 	return collect(ctx, r.q, "nodes", r.d.Nodes, []any{repo, after.String(), n}, func(rows Row) (metastore.Node, error) {
 		var (
-			nd       metastore.Node
-			subject  *string
-			children []string
+			nd         metastore.Node
+			subject    *string
+			lastPulled *time.Time
+			children   []string
 		)
-		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &children, &nd.TagSubjects); err != nil {
+		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &nd.Kind, &lastPulled,
+			&nd.Size, &children, &nd.TagSubjects); err != nil {
 			return nd, err
+		}
+		if lastPulled != nil {
+			nd.LastPulled = lastPulled.UTC()
 		}
 		if subject != nil {
 			nd.Subject = digest.Digest(*subject)

@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"TagEdgeFilter", testTagEdgeFilter},
 		{"KindCounts", testKindCounts},
 		{"Kinds", testKinds},
+		{"Pulls", testPulls},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
