@@ -94,6 +94,7 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"tag delete":      with(remoteFlags, "format"),
 		"repo":            remoteFlags,
 		"repo list":       with(remoteFlags, "format"),
+		"repo delete":     with(remoteFlags, "yes", "format"),
 		"lock":            with(remoteFlags, "write", "delete", "read", "list", "format"),
 		"unlock":          with(remoteFlags, "write", "delete", "read", "list", "format"),
 	}

@@ -114,6 +114,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c *auth.Caller, 
 		w.Header().Set("WWW-Authenticate", s.auth.Challenge(r, scopes, "insufficient_scope"))
 		return unauthorized(scopes)
 	}
+	s.auth.Denied()
 	return errcode.New(errcode.Denied, "requested access to the resource is denied").WithDetail(accessDetail(scopes))
 }
 

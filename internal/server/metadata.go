@@ -144,6 +144,17 @@ func (s *Server) patchRepository(w http.ResponseWriter, r *http.Request, rt rout
 	return nil
 }
 
+// deleteRepository answers DELETE /graft/v1/<name>: the repository with everything in
+// it, and what it held.
+func (s *Server) deleteRepository(w http.ResponseWriter, r *http.Request, rt route) error {
+	deleted, err := s.reg.DeleteRepository(r.Context(), rt.name)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, "application/json", deleted)
+	return nil
+}
+
 func (s *Server) metaManifests(w http.ResponseWriter, r *http.Request, rt route) error {
 	q := r.URL.Query()
 	n, err := registry.PageSize(q.Get("n"))

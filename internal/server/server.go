@@ -62,6 +62,9 @@ func New(reg *registry.Registry, opts Options) *Server {
 	}
 	s.metrics = newMetrics(opts.Registerer)
 	opts.Registerer.MustRegister(reg.Collectors()...)
+	if opts.Auth != nil {
+		opts.Registerer.MustRegister(opts.Auth.Collectors()...)
+	}
 	s.promh = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return s
 }
@@ -129,7 +132,7 @@ func (s *Server) endpoints() [len(kindNames)]endpoint {
 		routeORASManifest:  newEndpoint(m{get: s.orasManifest}),
 		routeORASReferrers: newEndpoint(m{get: s.orasReferrers}),
 		routeMetaRepos:     newEndpoint(m{get: s.metaRepositories}),
-		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository}),
+		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository, del: s.deleteRepository}),
 		routeMetaManifests: newEndpoint(m{get: s.metaManifests}),
 		routeMetaManifest:  newEndpoint(m{get: s.metaManifest, patch: s.patchManifest}),
 	}
@@ -140,6 +143,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := parseRoute(r.URL.Path)
 	sw := &statusWriter{ResponseWriter: w}
+	countBlobBytes := s.metrics.blobBytesOf(rt, r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -152,6 +156,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		// the line of the request is the access log's (internal/accesslog)
 		s.metrics.observe(rt.kind, r.Method, sw.status, time.Since(start))
+		countBlobBytes(sw)
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	ep := &s.routes[rt.kind]
@@ -230,8 +235,9 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	blobBytes *prometheus.CounterVec // see blobmetrics.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -246,7 +252,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"endpoint", "method"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.blobBytes = newBlobBytes()
+	reg.MustRegister(m.requests, m.duration, m.blobBytes)
 	return m
 }
 
