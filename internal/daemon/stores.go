@@ -171,6 +171,7 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Re
 		TrackPulls:    true,
 		Retention:     retention,
 		ImmutableTags: immutable,
+		Events:        followed(cfg),
 		Logger:        log,
 	}), nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/artifact"
 	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -117,6 +119,23 @@ func (s *Server) metaRepositories(w http.ResponseWriter, r *http.Request, _ rout
 	}
 	if more {
 		setLink(w, metaPrefix+"_repositories", url.Values{"n": {strconv.Itoa(n)}, "last": {repos[len(repos)-1].Name}})
+	}
+	s.writeJSON(w, r, http.StatusOK, "application/json", out)
+	return nil
+}
+
+// metaEvents reports the followers of the outbox: how far behind each is, and how its
+// deliveries went.
+func (s *Server) metaEvents(w http.ResponseWriter, r *http.Request, _ route) error {
+	out := struct {
+		Consumers []events.Status `json:"consumers"`
+	}{Consumers: []events.Status{}}
+	if s.events != nil {
+		st, err := s.events.Status(r.Context())
+		if err != nil {
+			return fmt.Errorf("events status: %w", err)
+		}
+		out.Consumers = st
 	}
 	s.writeJSON(w, r, http.StatusOK, "application/json", out)
 	return nil

@@ -1,0 +1,283 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graft-registry/graft/internal/events"
+	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/webhook"
+)
+
+// receiver is a webhook receiver on loopback: it keeps every event it is sent, once
+// per id, and refuses (500) while down.
+type receiver struct {
+	URL    string
+	secret []byte
+	mu     sync.Mutex
+	seen   map[string]bool
+	events []events.CloudEvent
+	bad    []string
+	down   bool
+}
+
+func startReceiver(t *testing.T, secret string) *receiver {
+	t.Helper()
+	rc := &receiver{secret: []byte(secret), seen: map[string]bool{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(rc.serve)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	rc.URL = "http://" + l.Addr().String() + "/hook"
+	return rc
+}
+
+func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.down {
+		http.Error(w, "down", http.StatusInternalServerError)
+		return
+	}
+	if err != nil || r.Header.Get("Content-Type") != "application/cloudevents+json" ||
+		!webhook.Verify(rc.secret, body, r.Header.Get(webhook.SignatureHeader)) {
+		rc.bad = append(rc.bad, fmt.Sprintf("%s %s: %s", r.Header.Get("Content-Type"), r.Header.Get(webhook.SignatureHeader), body))
+		http.Error(w, "bad", http.StatusBadRequest)
+		return
+	}
+	var e events.CloudEvent
+	if err := json.Unmarshal(body, &e); err != nil || e.ID != r.Header.Get("Idempotency-Key") {
+		rc.bad = append(rc.bad, "not an event with its id as the key: "+string(body))
+		http.Error(w, "bad", http.StatusBadRequest)
+		return
+	}
+	if !rc.seen[e.ID] {
+		rc.seen[e.ID] = true
+		rc.events = append(rc.events, e)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// got lists the events received as "type subject".
+func (rc *receiver) got() []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []string
+	for _, e := range rc.events {
+		out = append(out, e.Type+" "+e.Subject)
+	}
+	return out
+}
+
+// eventually polls cond until it holds, failing the test after a minute.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+	}
+	t.Fatalf("%s: not after 90s; last:\n%s", what, last)
+}
+
+// consumerStatus is a consumer as /graft/v1/_events reports it.
+type consumerStatus struct {
+	Name      string `json:"name"`
+	Backlog   int64  `json:"backlog"`
+	Failures  int64  `json:"failures"`
+	LastError string `json:"lastError"`
+}
+
+func eventStatus(t *testing.T, addr string) map[string]consumerStatus {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/graft/v1/_events")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var out struct{ Consumers []consumerStatus }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("/graft/v1/_events: %v", err)
+	}
+	m := map[string]consumerStatus{}
+	for _, c := range out.Consumers {
+		m[c.Name] = c
+	}
+	return m
+}
+
+// TestReplication pushes an image with the graph supply-chain tools make by default
+// and in OCI 1.1 mode (cosign signatures and attestations by tag and by subject, an
+// SBOM and its signature) to a graft that replicates to another graft (under a
+// prefix) and to CNCF distribution (no referrers API: the fallback index), and tells a
+// webhook. The graphs at both destinations are the source's, cosign verifies there,
+// a delete takes the whole graph everywhere, a destination that was down catches up,
+// and a source killed with deliveries pending delivers them after its restart.
+func TestReplication(t *testing.T) {
+	t.Parallel()
+	g := newGraft(t)
+	replica := graftest.Start(t)
+	dist := startDistribution(t, distributionOptions{})
+	hook := startReceiver(t, "s3cret")
+
+	configFile := filepath.Join(t.TempDir(), "graft.yaml")
+	config := fmt.Sprintf(`events:
+  webhooks:
+  - name: audit
+    url: %s
+    secret: s3cret
+replication:
+- name: replica
+  url: http://%s
+  prefix: copy
+  delete: true
+- name: distribution
+  url: http://%s
+  repositories: ["team/**"]
+  delete: true
+`, hook.URL, replica.Addr, dist.Addr)
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	source := graftest.Start(t, "--config", configFile)
+
+	image := source.Addr + "/team/app"
+	d := digestOf(t, strings.TrimSpace(g.Must("copy", buildImage(t, g, "layout"), image+":v1")))
+	g.mustCosign("generate-key-pair")
+	g.cosignSign(image + "@" + d)
+	g.cosignSign(image+"@"+d, "--registry-referrers-mode=oci-1-1")
+	g.WriteFile("predicate.json", `{"builder":"graft e2e"}`)
+	g.mustCosign(slices.Concat([]string{"attest", "-y", "--key", "cosign.key", "--tlog-upload=false", "--type", "custom",
+		"--predicate", "predicate.json"}, cosignLoopback, []string{image + "@" + d})...)
+	sbom, _ := attachGraph(t, g, image+"@"+d)
+	want := g.discover(image + ":v1").shape()
+	if n := strings.Count(want, "\n"); n != 6 {
+		t.Fatalf("the source's graph has %d nodes, want 6:\n%s", n, want)
+	}
+
+	copies := map[string]string{"replica": replica.Addr + "/copy/team/app", "distribution": dist.Addr + "/team/app"}
+	for name, ref := range copies {
+		eventually(t, "the graph at "+name, func() (bool, string) {
+			r := g.Run("", "discover", "-o", "json", ref+":v1")
+			if r.Code != 0 {
+				return false, r.Stderr
+			}
+			var n graphNode
+			if err := json.Unmarshal([]byte(r.Stdout), &n); err != nil {
+				return false, err.Error()
+			}
+			return n.shape() == want, n.shape() + "\nwant:\n" + want
+		})
+		if out, err := g.cosignVerify(ref + "@" + d); err != nil || !strings.Contains(out, d) {
+			t.Errorf("%s: cosign verify: %v\n%s", name, err, out)
+		}
+		if out, err := g.cosignVerify(ref+"@"+d, "--experimental-oci11=true"); err != nil || !strings.Contains(out, d) {
+			t.Errorf("%s: cosign verify of the OCI 1.1 signature: %v\n%s", name, err, out)
+		}
+		if out, err := g.cosign(slices.Concat([]string{"verify-attestation", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+			"--type", "custom"}, cosignLoopback, []string{ref + "@" + d})...); err != nil {
+			t.Errorf("%s: cosign verify-attestation: %v\n%s", name, err, out)
+		}
+		g.Must("manifest", "get", ref+"@"+digestOf(t, sbom))
+	}
+	// the second rule matches team/** only
+	g.Must("copy", image+":v1", source.Addr+"/other/app:v1")
+	eventually(t, "other/app at the replica", func() (bool, string) {
+		r := g.Run("", "manifest", "get", replica.Addr+"/copy/other/app:v1")
+		return r.Code == 0, r.Stderr
+	})
+	if r := g.Run("", "manifest", "get", dist.Addr+"/other/app:v1"); r.Code == 0 {
+		t.Errorf("other/app reached distribution, whose rule is for team/** only")
+	}
+
+	// a destination down: the rule records its failures and catches up once it is back
+	replica.Stop()
+	g.Must("tag", "add", image+":v1", "v2")
+	eventually(t, "a failure recorded", func() (bool, string) {
+		st := eventStatus(t, source.Addr)["replication:replica"]
+		return st.Failures > 0 && st.Backlog > 0 && st.LastError != "", fmt.Sprintf("%+v", st)
+	})
+	replica.Restart()
+	eventually(t, "v2 at the replica", func() (bool, string) {
+		r := g.Run("", "manifest", "get", copies["replica"]+":v2")
+		return r.Code == 0, r.Stderr
+	})
+
+	// a source killed with events pending: they are in its outbox, and go after a restart
+	hook.mu.Lock()
+	hook.down = true
+	hook.mu.Unlock()
+	g.Must("tag", "add", image+":v1", "v3")
+	source.Kill()
+	hook.mu.Lock()
+	hook.down = false
+	hook.mu.Unlock()
+	source.Restart()
+	for name, ref := range copies {
+		eventually(t, "v3 at "+name+" after the source's restart", func() (bool, string) {
+			r := g.Run("", "manifest", "get", ref+":v3")
+			return r.Code == 0, r.Stderr
+		})
+	}
+
+	// a delete takes the graph at every destination
+	g.Must("delete", "--yes", image+":v1")
+	for name, ref := range copies {
+		eventually(t, "the delete at "+name, func() (bool, string) {
+			for _, tag := range []string{"v1", "v2", "v3"} {
+				if r := g.Run("", "manifest", "get", ref+":"+tag); r.Code == 0 {
+					return false, tag + " is still there"
+				}
+			}
+			for _, a := range []string{d, digestOf(t, sbom)} {
+				if r := g.Run("", "manifest", "get", ref+"@"+a); r.Code == 0 {
+					return false, a + " is still there"
+				}
+			}
+			return true, ""
+		})
+	}
+	if tags := strings.Fields(g.Run("", "tag", "list", copies["distribution"]).Stdout); len(tags) != 0 {
+		t.Errorf("tags left at distribution after the delete: %v", tags)
+	}
+
+	// the webhook: every change once (by id), each signed
+	eventually(t, "the webhook's events", func() (bool, string) {
+		got := hook.got()
+		pushes := 0
+		for _, e := range got {
+			if strings.HasPrefix(e, events.ManifestPushed+" team/app") {
+				pushes++
+			}
+		}
+		ok := pushes >= 7 && slices.Contains(got, events.ManifestDeleted+" team/app@"+d) &&
+			slices.Contains(got, events.ManifestPushed+" other/app@"+d)
+		return ok, strings.Join(got, "\n")
+	})
+	hook.mu.Lock()
+	if len(hook.bad) > 0 {
+		t.Errorf("the receiver refused deliveries:\n%s", strings.Join(hook.bad, "\n"))
+	}
+	hook.mu.Unlock()
+	for name, st := range eventStatus(t, source.Addr) {
+		if st.Backlog != 0 {
+			t.Errorf("%s: backlog %d after everything arrived", name, st.Backlog)
+		}
+	}
+}
