@@ -281,3 +281,48 @@ replication:
 		}
 	}
 }
+
+// TestReplicateExisting copies what a registry held before its replication rule with
+// graft replicate: every tagged image of the repositories the rule covers, with its
+// tag-schema signature and its referrers, to CNCF distribution; run again, it copies
+// nothing.
+func TestReplicateExisting(t *testing.T) {
+	t.Parallel()
+	g := newGraft(t)
+	source := graftest.Start(t)
+	dist := startDistribution(t, distributionOptions{})
+	image := source.Addr + "/team/app"
+	d := digestOf(t, strings.TrimSpace(g.Must("copy", buildImage(t, g, "layout"), image+":v1")))
+	pushTagSchemaSignature(t, g, image, d, "team/app")
+	attachGraph(t, g, image+"@"+d)
+	g.Must("copy", image+":v1", source.Addr+"/elsewhere/app:v1")
+	want := g.discover(image + ":v1").shape()
+
+	configFile := filepath.Join(t.TempDir(), "graft.yaml")
+	config := fmt.Sprintf("replication:\n- name: dist\n  url: http://%s\n  repositories: [\"team/**\"]\n  prefix: backup\n", dist.Addr)
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	replicate := []string{"replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist", "-o", "json"}
+	var first, second struct {
+		Repositories []string
+		Copied       struct{ Manifests, Present int }
+	}
+	if err := json.Unmarshal([]byte(g.Must(replicate...)), &first); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(first.Repositories, []string{"team/app"}) || first.Copied.Manifests != 4 {
+		t.Errorf("graft replicate: %+v, want team/app alone and 4 manifests (the image, its signature, the SBOM and its signature)", first)
+	}
+	if got := g.discover(dist.Addr + "/backup/team/app:v1").shape(); got != want {
+		t.Errorf("the graph at the destination:\n%s\nwant:\n%s", got, want)
+	}
+	if err := json.Unmarshal([]byte(g.Must(replicate...)), &second); err != nil {
+		t.Fatal(err)
+	}
+	if second.Copied.Manifests != 0 || second.Copied.Present == 0 {
+		t.Errorf("graft replicate again: %+v, want nothing copied", second)
+	}
+	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "nosuch")
+	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist", "elsewhere/app")
+}
