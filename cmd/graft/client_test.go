@@ -62,7 +62,7 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"version":         {"format"},
 		"gc":              with(store, "dry-run", "gc-delay", "gc-orphan-referrers"),
 		"migrate":         with(store, "to"),
-		"replicate":       with(store, "rule"),
+		"replicate":       with(store, "rule", "all"),
 		"token":           nil,
 		"token create":    with(settings("data-dir", "metadata", "auth.htpasswd"), "repo", "action", "expires"),
 		"token list":      with(settings("data-dir", "metadata"), "format"),

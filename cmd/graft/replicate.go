@@ -14,13 +14,14 @@ import (
 func replicateCommand() *cobra.Command {
 	var (
 		rule   string
+		all    bool
 		format formatFlag
 	)
 	cmd := &cobra.Command{
-		Use:   "replicate --rule NAME [REPOSITORY...]",
+		Use:   "replicate --rule NAME (--all | REPOSITORY...)",
 		Short: "Copy what a replication rule covers to its destination, once",
 		Long: `Copy every tagged manifest of the repositories a replication rule of the
-configuration covers (or of the repositories named, which the rule must cover) to the
+configuration covers (--all) or of the repositories named (which it must cover) to the
 rule's destination, each with its whole graph: referrers, tag-schema signatures and
 attestations, and what is attached to those. graft serve replicates changes as they
 happen; this is for the content that was there before the rule.
@@ -41,6 +42,9 @@ is resumed by running it again.`,
 						found = &(*cfg.Replication)[i]
 					}
 				}
+			}
+			if all == (len(repos) > 0) {
+				return &client.UsageError{Err: fmt.Errorf("name repositories, or --all for every repository the rule covers")}
 			}
 			if found == nil {
 				return &client.UsageError{Err: fmt.Errorf("the configuration has no replication rule named %q", rule)}
@@ -114,6 +118,7 @@ is resumed by running it again.`,
 	}
 	cmd.Flags().StringVar(&rule, "rule", "", "the `name` of the replication rule")
 	cmd.MarkFlagRequired("rule")
+	cmd.Flags().BoolVar(&all, "all", false, "every repository the rule covers")
 	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	config.AddFlags(cmd.Flags(), "data-dir", "log", "storage", "metadata")
 	return cmd

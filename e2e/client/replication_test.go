@@ -16,6 +16,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/graftest"
+	"github.com/graft-registry/graft/internal/scaletest"
 	"github.com/graft-registry/graft/internal/webhook"
 )
 
@@ -124,13 +125,25 @@ func eventStatus(t *testing.T, addr string) map[string]consumerStatus {
 
 // TestReplication pushes an image with the graph supply-chain tools make by default
 // and in OCI 1.1 mode (cosign signatures and attestations by tag and by subject, an
-// SBOM and its signature) to a graft that replicates to another graft (under a
-// prefix) and to CNCF distribution (no referrers API: the fallback index), and tells a
-// webhook. The graphs at both destinations are the source's, cosign verifies there,
-// a delete takes the whole graph everywhere, a destination that was down catches up,
-// and a source killed with deliveries pending delivers them after its restart.
+// SBOM with a notation-style signature) to a graft that replicates to another graft
+// (under a prefix) and to CNCF distribution (no referrers API: the fallback index),
+// and tells a webhook; on the embedded deployment and on two scale-out replicas that
+// share the outbox. The graphs at both destinations are the source's as graft, oras
+// and regctl read them, cosign verifies there, a destination that was down catches
+// up, a source killed with deliveries pending delivers them after its restart (or,
+// scaled out, the other replica takes them over), and a delete takes the whole graph
+// everywhere.
 func TestReplication(t *testing.T) {
 	t.Parallel()
+	for _, deployment := range []string{"embedded", "scale-out"} {
+		t.Run(deployment, func(t *testing.T) {
+			t.Parallel()
+			testReplication(t, deployment)
+		})
+	}
+}
+
+func testReplication(t *testing.T, deployment string) {
 	g := newGraft(t)
 	replica := graftest.Start(t)
 	dist := startDistribution(t, distributionOptions{})
@@ -152,10 +165,22 @@ replication:
   repositories: ["team/**"]
   delete: true
 `, hook.URL, replica.Addr, dist.Addr)
+	var sources []*graftest.Server
+	var addr string
+	if deployment == "scale-out" {
+		config += scaletest.YAML(scaletest.Config(t))
+	}
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	source := graftest.Start(t, "--config", configFile)
+	if deployment == "scale-out" {
+		sources = []*graftest.Server{graftest.Start(t, "--config", configFile), graftest.Start(t, "--config", configFile)}
+		addr = graftest.StartRoundRobin(t, sources...)
+	} else {
+		sources = []*graftest.Server{graftest.Start(t, "--config", configFile)}
+		addr = sources[0].Addr
+	}
+	source := struct{ Addr string }{addr}
 
 	image := source.Addr + "/team/app"
 	d := digestOf(t, strings.TrimSpace(g.Must("copy", buildImage(t, g, "layout"), image+":v1")))
@@ -166,12 +191,15 @@ replication:
 	g.mustCosign(slices.Concat([]string{"attest", "-y", "--key", "cosign.key", "--tlog-upload=false", "--type", "custom",
 		"--predicate", "predicate.json"}, cosignLoopback, []string{image + "@" + d})...)
 	sbom, _ := attachGraph(t, g, image+"@"+d)
+	g.WriteFile("notation.sig", "a notation signature envelope\n")
+	g.Must("attach", image+"@"+d, "notation.sig:application/jose+json", "--artifact-type", "application/vnd.cncf.notary.signature")
 	want := g.discover(image + ":v1").shape()
-	if n := strings.Count(want, "\n"); n != 6 {
-		t.Fatalf("the source's graph has %d nodes, want 6:\n%s", n, want)
+	if n := strings.Count(want, "\n"); n != 7 {
+		t.Fatalf("the source's graph has %d nodes, want 7:\n%s", n, want)
 	}
 
 	copies := map[string]string{"replica": replica.Addr + "/copy/team/app", "distribution": dist.Addr + "/team/app"}
+	trees := map[string][2]string{}
 	for name, ref := range copies {
 		eventually(t, "the graph at "+name, func() (bool, string) {
 			r := g.Run("", "discover", "-o", "json", ref+":v1")
@@ -184,6 +212,24 @@ replication:
 			}
 			return n.shape() == want, n.shape() + "\nwant:\n" + want
 		})
+		// oras and regctl read the destination's referrers as the source's
+		host, _, _ := strings.Cut(ref, "/")
+		for _, view := range []struct{ host, ref string }{{source.Addr, image + ":v1"}, {host, ref + ":v1"}} {
+			var orasView graphNode
+			out := g.mustTool("oras", "discover", "--plain-http", "--format", "json", view.ref)
+			if err := json.Unmarshal([]byte(out), &orasView); err != nil {
+				t.Fatalf("oras discover: %v\n%s", err, out)
+			}
+			var regctlView regctlNode
+			out = g.mustTool("regctl", "--host", "reg="+view.host+",tls=disabled", "artifact", "tree", "--format", "{{json .}}", view.ref)
+			if err := json.Unmarshal([]byte(out), &regctlView); err != nil {
+				t.Fatalf("regctl artifact tree: %v\n%s", err, out)
+			}
+			trees[name+" "+view.ref] = [2]string{sortedLines(orasView.referrersShape()), sortedLines(regctlView.referrersShape())}
+		}
+		if src, dst := trees[name+" "+image+":v1"], trees[name+" "+ref+":v1"]; src != dst || src[0] == "" {
+			t.Errorf("%s: oras discover and regctl artifact tree at the source:\n%s\n%s\nat the destination:\n%s\n%s", name, src[0], src[1], dst[0], dst[1])
+		}
 		if out, err := g.cosignVerify(ref + "@" + d); err != nil || !strings.Contains(out, d) {
 			t.Errorf("%s: cosign verify: %v\n%s", name, err, out)
 		}
@@ -224,11 +270,17 @@ replication:
 	hook.down = true
 	hook.mu.Unlock()
 	g.Must("tag", "add", image+":v1", "v3")
-	source.Kill()
+	sources[0].Kill()
 	hook.mu.Lock()
 	hook.down = false
 	hook.mu.Unlock()
-	source.Restart()
+	if deployment == "embedded" {
+		sources[0].Restart()
+	} else {
+		// the other replica takes the leases over once the dead one's run out
+		source.Addr = sources[1].Addr
+		image = source.Addr + "/team/app"
+	}
 	for name, ref := range copies {
 		eventually(t, "v3 at "+name+" after the source's restart", func() (bool, string) {
 			r := g.Run("", "manifest", "get", ref+":v3")
@@ -303,7 +355,7 @@ func TestReplicateExisting(t *testing.T) {
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	replicate := []string{"replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist", "-o", "json"}
+	replicate := []string{"replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist", "--all", "-o", "json"}
 	var first, second struct {
 		Repositories []string
 		Copied       struct{ Manifests, Present int }
@@ -323,6 +375,7 @@ func TestReplicateExisting(t *testing.T) {
 	if second.Copied.Manifests != 0 || second.Copied.Present == 0 {
 		t.Errorf("graft replicate again: %+v, want nothing copied", second)
 	}
-	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "nosuch")
+	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "nosuch", "--all")
+	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist")
 	g.Fail(2, "replicate", "--config", configFile, "--data-dir", source.DataDir, "--rule", "dist", "elsewhere/app")
 }
