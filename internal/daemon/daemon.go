@@ -42,7 +42,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	reg, err := NewRegistry(st, cfg, log)
+	bell := &events.Bell{}
+	reg, err := newRegistry(st, cfg, bell.Ring, log)
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var dispatcher *events.Dispatcher
 	var reporter server.EventReporter
 	if len(consumers) > 0 {
-		dispatcher = events.NewDispatcher(st.Meta, consumers, events.Options{Holder: holder(), Keep: cfg.Events.Keep, Logger: log})
+		dispatcher = events.NewDispatcher(st.Meta, consumers, events.Options{Holder: holder(), Keep: cfg.Events.Keep, Bell: bell, Logger: log})
 		reporter = dispatcher
 	}
 	handler, err := Handler(reg, cfg, authn, reporter, log)

@@ -60,6 +60,7 @@ func (r *Registry) DeleteRepository(ctx context.Context, repo string) (*Reposito
 	if err != nil {
 		return nil, internal("delete repository", err)
 	}
+	r.published()
 	r.log.Info("repository deleted", "repo", repo, "manifests", deleted.Manifests, "tags", deleted.Tags)
 	return deleted, nil
 }
