@@ -205,6 +205,9 @@ func (d *Dispatcher) follow(ctx context.Context, c Consumer) {
 			}
 			sleep(ctx, pause)
 		case n == 0:
+			if failures > 0 {
+				d.log.Info("events: delivering again", "consumer", c.Name, "after_failures", failures)
+			}
 			failures = 0
 			t := time.NewTimer(d.opts.Poll)
 			select {
@@ -214,6 +217,9 @@ func (d *Dispatcher) follow(ctx context.Context, c Consumer) {
 			}
 			t.Stop()
 		default:
+			if failures > 0 {
+				d.log.Info("events: delivering again", "consumer", c.Name, "after_failures", failures, "delivered", n)
+			}
 			failures = 0
 		}
 	}
