@@ -37,7 +37,11 @@ type Options struct {
 	Retention []RetentionPolicy
 	// ImmutableTags are the tags no push may move and no delete remove.
 	ImmutableTags []ImmutableTags
-	Logger        *slog.Logger
+	// ReadOnly, when set, says why clients may not change repo, or "" when they may:
+	// the repositories of a pull-through mirror take only what the mirror fetches
+	// (Filler). Garbage collection and retention apply to them as to any.
+	ReadOnly func(repo string) string
+	Logger   *slog.Logger
 }
 
 // Registry is the registry service.
