@@ -88,6 +88,9 @@ type Config struct {
 	// pointers as Auth's lists are.
 	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
 	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
+	// Mirrors are pull-through mirrors of other registries, a list set in the
+	// configuration file only.
+	Mirrors *[]Mirror `yaml:"mirrors,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -166,6 +169,29 @@ type RetentionPolicy struct {
 type ImmutableTags struct {
 	Repositories []string `yaml:"repositories"`
 	Tags         []string `yaml:"tags"`
+}
+
+// Mirror is a pull-through mirror: the repositories under Prefix are copies of an
+// upstream registry's, fetched when first pulled and served from the registry after.
+type Mirror struct {
+	// Prefix ends in a slash: with "hub/", hub/library/alpine is upstream's
+	// library/alpine.
+	Prefix string `yaml:"prefix"`
+	// Upstream is the registry's URL, https://registry-1.docker.io; http:// is allowed
+	// for a loopback address only.
+	Upstream string `yaml:"upstream"`
+	// Credentials log in to the upstream; without them, those the Docker config file
+	// of graft serve (DOCKER_CONFIG, ~/.docker/config.json) has for its host, if any.
+	Credentials *MirrorCredentials `yaml:"credentials"`
+	// TagTTL is how long a tag, and the referrers of a manifest, are served as fetched
+	// before upstream is asked again; 1h when unset.
+	TagTTL time.Duration `yaml:"tag-ttl"`
+}
+
+// MirrorCredentials are a user name and the file that holds its password (or token).
+type MirrorCredentials struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password-file"`
 }
 
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client

@@ -16,6 +16,7 @@ import (
 	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 	"github.com/graft-registry/graft/internal/ui"
@@ -53,7 +54,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	handler, err := Handler(reg, cfg, authn, log)
+	mirrors, err := NewMirrors(reg, cfg, log)
+	if err != nil {
+		return err
+	}
+	if mirrors != nil {
+		// after the server has stopped: the fetches it started end with it
+		defer mirrors.Close()
+	}
+	handler, err := Handler(reg, cfg, authn, log, mirrors)
 	if err != nil {
 		return err
 	}
@@ -113,13 +122,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 const pullFlush = 10 * time.Second
 
 // Handler is what graft serve serves: the API and the web view, behind the access log.
-// authn may be nil (access control off).
-func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger) (http.Handler, error) {
+// authn (access control off) and mirrors (no pull-through mirrors) may be nil.
+func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger, mirrors *mirror.Set) (http.Handler, error) {
 	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
+	opts := server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}
+	if mirrors != nil {
+		opts.Mirror = mirrors
+	}
+	h := ui.Mount(server.New(reg, opts),
 		ui.New(reg, ui.Options{Auth: authn, Logger: log}))
 	return accesslog.Handler(h, accesslog.Options{
 		Logger:     log,

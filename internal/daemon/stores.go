@@ -17,6 +17,7 @@ import (
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/pattern"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -164,6 +165,10 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Re
 	if err != nil {
 		return nil, err
 	}
+	mirrors, err := Mirrors(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return registry.New(st.Blobs, st.Meta, registry.Options{
 		Cascade:       cfg.Delete.Cascade,
 		UploadTTL:     cfg.Uploads.TTL,
@@ -171,6 +176,7 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Re
 		TrackPulls:    true,
 		Retention:     retention,
 		ImmutableTags: immutable,
+		ReadOnly:      mirror.ReadOnly(mirrors),
 		Logger:        log,
 	}), nil
 }

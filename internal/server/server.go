@@ -27,6 +27,7 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	auth    *auth.Authenticator
+	mirror  Mirror
 	limits  Limits
 	// manifestBodies is the memory budget of manifest bodies in flight.
 	manifestBodies *bodyBudget
@@ -43,6 +44,8 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Limits bound what requests may hold of the server.
 	Limits Limits
+	// Mirror fills the repositories of pull-through mirrors; nil for none.
+	Mirror Mirror
 }
 
 // New returns a server for reg.
@@ -51,7 +54,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits,
+	s := &Server{reg: reg, log: log, auth: opts.Auth, mirror: opts.Mirror, limits: opts.Limits,
 		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
 	s.routes = s.endpoints()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
@@ -62,6 +65,9 @@ func New(reg *registry.Registry, opts Options) *Server {
 	}
 	s.metrics = newMetrics(opts.Registerer)
 	opts.Registerer.MustRegister(reg.Collectors()...)
+	if opts.Mirror != nil {
+		opts.Registerer.MustRegister(opts.Mirror.Collectors()...)
+	}
 	s.promh = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return s
 }
