@@ -158,10 +158,14 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
+		previous := map[string]digest.Digest{}
 		for i, t := range tags {
 			at, tagged, err := r.checkTagMove(ctx, tx, repo, t, d)
 			if err != nil {
 				return err
+			}
+			if tagged {
+				previous[t] = at
 			}
 			if i == 0 && cond != Always {
 				if err := cond.check(t, at, tagged); err != nil {
@@ -193,7 +197,7 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 				return err
 			}
 		}
-		return nil
+		return r.publishPush(ctx, tx, m, tags, previous)
 	})
 	if err != nil {
 		return nil, internal("put manifest", err)

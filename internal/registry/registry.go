@@ -41,7 +41,12 @@ type Options struct {
 	// the repositories of a pull-through mirror take only what the mirror fetches
 	// (Filler). Garbage collection and retention apply to them as to any.
 	ReadOnly func(repo string) string
-	Logger   *slog.Logger
+	// Events writes every change to the outbox of the metadata store, in the change's
+	// transaction, for the consumers that follow it (webhooks, replication): manifests
+	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage
+	// collection and retention. Off, nothing is written there.
+	Events bool
+	Logger *slog.Logger
 }
 
 // Registry is the registry service.
