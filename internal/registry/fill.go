@@ -63,18 +63,29 @@ func (f *Filler) PutManifest(ctx context.Context, repo, tag, mediaType string, b
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
+		var tags []string
+		previous := map[string]digest.Digest{}
 		if tag != "" {
-			if _, _, err := r.checkTagMove(ctx, tx, repo, tag, d); err != nil {
+			at, tagged, err := r.checkTagMove(ctx, tx, repo, tag, d)
+			if err != nil {
 				return err
 			}
+			if tagged {
+				previous[tag] = at
+			}
+			tags = []string{tag}
 		}
 		if err := tx.PutManifest(ctx, m); err != nil {
 			return err
 		}
 		if tag != "" {
-			return tx.SetTag(ctx, repo, tag, d)
+			if err := tx.SetTag(ctx, repo, tag, d); err != nil {
+				return err
+			}
 		}
-		return nil
+		// What a mirror fetched changes the registry as a push does: its consumers
+		// see it the same way.
+		return r.publishPush(ctx, tx, m, tags, previous)
 	})
 	if err != nil {
 		return internal("put mirrored manifest", err)

@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/pattern"
 )
 
@@ -194,5 +195,40 @@ func TestFillerKeepsLockedTags(t *testing.T) {
 	}
 	if m, err := r.GetManifest(ctx, "hub/app", "v1"); err != nil || m.Digest != one.desc.Digest {
 		t.Errorf("v1 = %v, %v; want %s", m, err, one.desc.Digest)
+	}
+}
+
+// TestFillerPublishes checks that what a mirror fetches reaches the outbox as a push
+// does: a manifest with its tag, then the tag moved to another.
+func TestFillerPublishes(t *testing.T) {
+	r := openEmbedded(t)
+	r.opts.ReadOnly = mirrorOnly
+	r.opts.Events = true
+	ctx := t.Context()
+	f := r.Filler()
+	const repo = "hub/library/app"
+	v1, v2 := mirroredImage(t, "v1", nil), mirroredImage(t, "v2", nil)
+	for _, m := range []mirrored{v1, v2} {
+		if err := f.PutManifest(ctx, repo, "latest", m.desc.MediaType, m.body, m.desc.Digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.meta.SequenceEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.meta.Events(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range got {
+		if e.Repo != repo {
+			t.Errorf("event %s of repository %s, want %s", e.Type, e.Repo, repo)
+		}
+		types = append(types, e.Type)
+	}
+	want := []string{events.ManifestPushed, events.ManifestPushed, events.TagMoved}
+	if strings.Join(types, " ") != strings.Join(want, " ") {
+		t.Errorf("events %v, want %v", types, want)
 	}
 }
