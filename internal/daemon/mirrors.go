@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -51,5 +52,14 @@ func NewMirrors(reg *registry.Registry, cfg *config.Config, log *slog.Logger) (*
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
-	return mirror.New(reg, list, mirror.Options{Logger: log})
+	// Blobs being fetched are spooled next to the data, not in a temporary directory
+	// that may live in memory.
+	spool := SpoolDir(cfg)
+	if err := os.MkdirAll(spool, 0o755); err != nil {
+		return nil, fmt.Errorf("mirror spool: %w", err)
+	}
+	return mirror.New(reg, list, mirror.Options{Logger: log, SpoolDir: spool})
 }
+
+// SpoolDir is where the mirrors of cfg spool the blobs they are fetching.
+func SpoolDir(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "mirror-spool") }

@@ -16,14 +16,20 @@ import (
 )
 
 // A blob the registry lacks is fetched once, whoever asks for it and however many ask
-// at once. The first plain GET starts the fetch and is served the bytes as they arrive
-// from upstream, while the same bytes are written to the blob store; every other pull
-// (a GET of another client, a ranged GET) waits for the store to hold the blob, and is
-// then served from it. Nothing is held in memory but the buffers of the copy.
+// at once. The fetch writes what the upstream sends to a spool (a file the mirror
+// unlinks as it creates it, so that nothing is left of it after a crash), as fast as the
+// upstream sends it, hashing it on the way. Every plain GET that arrives while the
+// fetch runs, the first and the fiftieth alike, reads along from the spool at its own
+// pace: a client is never held to the speed of another, or of the blob store. Once the
+// upstream has sent it all, the store reads the spool at the pace of its disk or
+// bucket, and makes the blob visible once it has verified the digest itself; writing
+// it meanwhile would take from the clients' stream the CPU and disk it needs (measured:
+// bench/mirror.sh). Nothing is held in memory but the buffers of the copies; a ranged
+// GET waits for the store to hold the blob.
 //
-// The client that streams never gets the whole of a blob the store refused: the last
-// bytes go to it only once the store has verified the digest (and made the blob
-// durable), so a wrong blob is cut short and its client sees a failed transfer.
+// A client reading along never gets the whole of a blob that is not what it asked
+// for: the spool shows its last byte only once the fetch has verified the digest, so a
+// wrong blob is cut short and its clients see a failed transfer.
 
 type flights struct {
 	mu sync.Mutex
@@ -34,11 +40,15 @@ type flights struct {
 
 // flight is a fetch of a blob in progress.
 type flight struct {
+	// ready is closed once the upstream answered, with sp set, or failed, with
+	// failed set.
+	ready  chan struct{}
+	sp     *spool
+	failed error
+	// done is closed once the store holds the blob, or the fetch failed; err says
+	// which.
 	done chan struct{}
-	// err is what the fetch ended with; set before done is closed.
-	err error
-	// size is the blob's size, once the upstream said it.
-	size int64
+	err  error
 }
 
 // StatBlob answers a HEAD of blob ref of repo, a repository of a mirror that the
@@ -48,6 +58,16 @@ func (s *Set) StatBlob(ctx context.Context, repo, ref string) (digest.Digest, in
 	up, r, d, what, err := s.blobRoute(repo, ref)
 	if err != nil {
 		return "", 0, err
+	}
+	if f := s.blobs.get(key(repo, d.String())); f != nil {
+		// a fetch under way knows the size: the upstream told it
+		select {
+		case <-f.ready:
+			if f.failed == nil {
+				return d, f.sp.size, nil
+			}
+		default:
+		}
 	}
 	desc, err := r.Blobs().Resolve(ctx, d.String())
 	s.metrics.upstream.WithLabelValues(up.Prefix, "blob_stat", outcome(err)).Inc()
@@ -90,23 +110,17 @@ func (s *Set) FetchBlob(ctx context.Context, repo, ref string, stream bool) (io.
 	if err != nil {
 		return nil, 0, err
 	}
-	// Bytes another repository brought need no fetch, only upstream's word that this
-	// repository has them too.
-	if has, err := s.fill.HasBlob(ctx, d); err != nil {
-		return nil, 0, err
-	} else if has {
-		_, err := r.Blobs().Resolve(ctx, d.String())
-		s.metrics.upstream.WithLabelValues(up.Prefix, "blob_stat", outcome(err)).Inc()
-		if err != nil {
-			return nil, 0, s.failed(up, err, errcode.BlobUnknown, what)
-		}
-		if linked, err := s.fill.LinkBlob(ctx, repo, d); err != nil || linked {
+	k := key(repo, d.String())
+	fl := &s.blobs
+	if fl.get(k) == nil {
+		// Bytes another repository brought need no fetch, only upstream's word that
+		// this repository has them too. A fetch of this repository's own is joined
+		// instead: the store may hold its bytes a moment before the repository may
+		// read them, and a pull then must not ask upstream again.
+		if linked, err := s.linkHeld(ctx, up, r, repo, d, what); err != nil || linked {
 			return nil, 0, err
 		}
 	}
-
-	k := key(repo, d.String())
-	fl := &s.blobs
 	fl.mu.Lock()
 	f, joined := fl.m[k]
 	if !joined {
@@ -119,62 +133,47 @@ func (s *Set) FetchBlob(ctx context.Context, repo, ref string, stream bool) (io.
 			fl.mu.Unlock()
 			return nil, 0, s.failed(up, errClosed, errcode.BlobUnknown, what)
 		}
-		f = &flight{done: make(chan struct{})}
+		f = &flight{ready: make(chan struct{}), done: make(chan struct{})}
 		if fl.m == nil {
 			fl.m = map[string]*flight{}
 		}
 		fl.m[k] = f
 		fl.running.Add(1)
+		go s.fetchBlob(up, r, repo, d, what, f)
+	} else {
+		s.metrics.joins.WithLabelValues(up.Prefix).Inc()
 	}
 	fl.mu.Unlock()
 
-	if joined || !stream {
-		if joined {
-			s.metrics.waits.WithLabelValues(up.Prefix).Inc()
-		} else {
-			go s.fetchBlob(up, r, repo, d, what, f, nil, nil)
-		}
-		select {
-		case <-f.done:
-			return nil, 0, f.err
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		}
-	}
-	pr, pw := io.Pipe()
-	ready := make(chan error, 1)
-	go s.fetchBlob(up, r, repo, d, what, f, pw, ready)
 	select {
-	case err := <-ready:
-		if err != nil {
-			pr.Close()
-			return nil, 0, err
-		}
+	case <-f.ready:
 	case <-ctx.Done():
-		pr.CloseWithError(ctx.Err())
 		return nil, 0, ctx.Err()
 	}
-	return pr, f.size, nil
+	if f.failed != nil {
+		return nil, 0, f.failed
+	}
+	if stream {
+		if rd := f.sp.reader(ctx); rd != nil {
+			return rd, f.sp.size, nil
+		}
+		// the spool is gone: the store holds the blob by now, or the fetch failed
+	}
+	select {
+	case <-f.done:
+		return nil, 0, f.err
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
 }
 
-// clientStall is how long the client that streams a fetch may leave a write unread
-// before it is dropped: the fetch, and the pulls waiting for it, go on without it.
-const clientStall = 30 * time.Second
-
-// fetchBlob fetches blob d of repo from r into the registry, streaming it to client
-// (when not nil) and saying on ready (when not nil) once the upstream answered or
-// failed.
-func (s *Set) fetchBlob(up *upstream, r *remote.Repository, repo string, d digest.Digest, what string, f *flight,
-	client *io.PipeWriter, ready chan<- error) {
+// fetchBlob fetches blob d of repo from r into a spool, then from the spool into the
+// store.
+func (s *Set) fetchBlob(up *upstream, r *remote.Repository, repo string, d digest.Digest, what string, f *flight) {
 	defer s.blobs.running.Done()
-	ctx := s.ctx
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
 	start := time.Now()
-	t := &tee{client: client}
-	if client != nil {
-		t.stall = time.AfterFunc(time.Hour, func() { client.CloseWithError(errStalled) })
-		t.stall.Stop()
-		defer t.stall.Stop()
-	}
 	err := func() error {
 		desc, body, err := r.Blobs().FetchReference(ctx, d.String())
 		s.metrics.upstream.WithLabelValues(up.Prefix, "blob", outcome(err)).Inc()
@@ -182,36 +181,54 @@ func (s *Set) fetchBlob(up *upstream, r *remote.Repository, repo string, d diges
 			return s.failed(up, err, errcode.BlobUnknown, what)
 		}
 		defer body.Close()
-		f.size = desc.Size
-		t.r, t.size = body, desc.Size
-		if ready != nil {
-			ready <- nil
-			ready = nil
+		// An upstream that stops sending mid-blob would hold every client reading along
+		// for as long as the connection stays open.
+		stall := time.AfterFunc(blobStall, func() { cancel(errStalled) })
+		defer stall.Stop()
+		body = &watched{ReadCloser: body, stall: stall}
+		sp, err := newSpool(s.spoolDir, d, desc.Size)
+		if err != nil {
+			return fmt.Errorf("mirror: %w", err)
 		}
-		err = s.fill.PutBlob(ctx, repo, d, desc.Size, t)
+		defer sp.release()
+		f.sp = sp
+		close(f.ready)
+
+		feed := sp.reader(ctx)
+		defer feed.Close()
+		fetchErr := sp.fill(body)
+		stall.Stop() // the store takes the time it needs
+		if fetchErr == nil {
+			body.Close() // the upstream's connection is free for the next fetch
+			err = s.fill.PutBlob(ctx, repo, d, desc.Size, feed)
+		}
 		switch {
-		case t.err != nil:
-			return s.failed(up, t.err, errcode.BlobUnknown, what)
-		case errcode.Is(err, errcode.DigestInvalid), errcode.Is(err, errcode.SizeInvalid):
+		case fetchErr != nil && context.Cause(ctx) == errStalled:
+			s.log.Warn("mirror: the upstream stopped sending a blob", "mirror", up.Prefix, "repo", repo, "digest", d,
+				"stall", blobStall.String())
+			return errcode.New(errcode.Unavailable, "upstream %s of mirror %s stopped sending %s for %s",
+				up.Upstream, up.Prefix, what, blobStall).WithStatus(http.StatusGatewayTimeout)
+		case errors.Is(fetchErr, errMismatch):
 			s.log.Warn("mirror: the upstream served a blob that does not match its digest or size", "mirror", up.Prefix,
-				"repo", repo, "digest", d, "err", err)
+				"repo", repo, "digest", d, "err", fetchErr)
 			return errcode.New(errcode.Unavailable, "upstream %s of mirror %s served %s with content that does not match its digest or size",
 				up.Upstream, up.Prefix, what).WithStatus(http.StatusBadGateway)
+		case fetchErr != nil:
+			return s.failed(up, fetchErr, errcode.BlobUnknown, what)
 		case err != nil:
 			return err
 		}
 		s.metrics.bytes.WithLabelValues(up.Prefix).Add(float64(desc.Size))
-		t.finish()
 		return nil
 	}()
-	if ready != nil {
-		ready <- err
-	}
-	if client != nil {
-		client.CloseWithError(err)
+	select {
+	case <-f.ready:
+	default:
+		f.failed = err
+		close(f.ready)
 	}
 	if err == nil {
-		s.log.Debug("mirror: fetched a blob", "mirror", up.Prefix, "repo", repo, "digest", d, "size", f.size,
+		s.log.Debug("mirror: fetched a blob", "mirror", up.Prefix, "repo", repo, "digest", d,
 			"duration", time.Since(start).String())
 	} else if s.ctx.Err() == nil {
 		s.log.Warn("mirror: fetching a blob failed", "mirror", up.Prefix, "repo", repo, "digest", d, "err", err)
@@ -223,53 +240,49 @@ func (s *Set) fetchBlob(up *upstream, r *remote.Repository, repo string, d diges
 	close(f.done)
 }
 
-var errStalled = errors.New("mirror: the client stopped reading")
+// blobStall is how long a fetch waits for the next bytes of a blob before it gives the
+// upstream up.
+var blobStall = 2 * time.Minute
 
-// wait waits for the fetches in flight to end.
-func (fl *flights) wait() { fl.running.Wait() }
+var errStalled = errors.New("mirror: the upstream stopped sending")
 
-// tee passes what the upstream sends to the blob store, and a copy to the client that
-// streams the fetch, if any, holding back the last read until finish.
-type tee struct {
-	r       io.Reader
-	size, n int64
-	// client is nil when there is none, or once it is gone: the fetch goes on.
-	client *io.PipeWriter
-	stall  *time.Timer
-	tail   []byte
-	// err is the upstream's failure, told apart from the store's.
-	err error
+// watched is the body of a blob's fetch: every read that yields bytes restarts stall.
+type watched struct {
+	io.ReadCloser
+	stall *time.Timer
 }
 
-func (t *tee) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if err != nil && err != io.EOF {
-		t.err = err
-	}
-	if n > 0 && t.client != nil {
-		t.n += int64(n)
-		if t.n >= t.size {
-			t.tail = append(t.tail, p[:n]...)
-		} else {
-			t.send(p[:n])
-		}
+func (w *watched) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if n > 0 {
+		w.stall.Reset(blobStall)
 	}
 	return n, err
 }
 
-// send writes b to the client, dropping a client that is gone or stalls.
-func (t *tee) send(b []byte) {
-	t.stall.Reset(clientStall)
-	_, err := t.client.Write(b)
-	t.stall.Stop()
-	if err != nil {
-		t.client = nil
+// linkHeld lets repo read blob d when the store holds it already, once upstream
+// confirmed that its repository has it, and reports whether repo may read it now.
+func (s *Set) linkHeld(ctx context.Context, up *upstream, r *remote.Repository, repo string, d digest.Digest, what string) (bool, error) {
+	if has, err := s.fill.HasBlob(ctx, d); err != nil || !has {
+		return false, err
 	}
+	if _, _, err := s.reg.StatBlob(ctx, repo, d.String()); err == nil {
+		return true, nil // a fetch of this repository ended since the caller looked
+	}
+	_, err := r.Blobs().Resolve(ctx, d.String())
+	s.metrics.upstream.WithLabelValues(up.Prefix, "blob_stat", outcome(err)).Inc()
+	if err != nil {
+		return false, s.failed(up, err, errcode.BlobUnknown, what)
+	}
+	return s.fill.LinkBlob(ctx, repo, d)
 }
 
-// finish sends the bytes held back, once the store has verified them.
-func (t *tee) finish() {
-	if t.client != nil && len(t.tail) > 0 {
-		t.send(t.tail)
-	}
+// get returns the fetch of key k in flight, or nil.
+func (fl *flights) get(k string) *flight {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.m[k]
 }
+
+// wait waits for the fetches in flight to end.
+func (fl *flights) wait() { fl.running.Wait() }

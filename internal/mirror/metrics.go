@@ -6,7 +6,7 @@ type metrics struct {
 	upstream *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	stale    *prometheus.CounterVec
-	waits    *prometheus.CounterVec
+	joins    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -23,15 +23,15 @@ func newMetrics() *metrics {
 			Name: "graft_mirror_stale_total",
 			Help: "Tags and referrers a mirror served as it held them because its upstream could not be asked.",
 		}, []string{"mirror", "kind"}),
-		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "graft_mirror_blob_waits_total",
-			Help: "Blob pulls that waited for a fetch another pull started, rather than fetching again.",
+		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "graft_mirror_blob_joins_total",
+			Help: "Blob pulls that joined a fetch another pull started (reading along, or waiting for the store), rather than fetching again.",
 		}, []string{"mirror"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.upstream, m.bytes, m.stale, m.waits}
+	return []prometheus.Collector{m.upstream, m.bytes, m.stale, m.joins}
 }
 
 // outcome is the label of an upstream request's result.

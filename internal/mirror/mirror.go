@@ -129,16 +129,21 @@ type Options struct {
 	// Transport carries the requests to upstreams; a clone of
 	// http.DefaultTransport when nil.
 	Transport http.RoundTripper
+	// SpoolDir holds the blobs being fetched, which clients read along while the blob
+	// store writes them (os.TempDir() when empty): a disk with room for the largest
+	// blobs fetched at once. The files are unlinked as they are created.
+	SpoolDir string
 }
 
 // Set is the mirrors of a registry.
 type Set struct {
-	reg     *registry.Registry
-	fill    *registry.Filler
-	log     *slog.Logger
-	mirrors []*upstream
-	metrics *metrics
-	now     func() time.Time
+	reg      *registry.Registry
+	fill     *registry.Filler
+	log      *slog.Logger
+	mirrors  []*upstream
+	metrics  *metrics
+	now      func() time.Time
+	spoolDir string
 
 	// ctx bounds the fetches that outlive the request that started them: Close ends
 	// it.
@@ -183,7 +188,7 @@ func New(reg *registry.Registry, mirrors []Config, opts Options) (*Set, error) {
 	// client of its own would spend.
 	transport = &retry.Transport{Base: transport, Policy: func() retry.Policy { return retryPolicy }}
 	var docker credentials.Store
-	s := &Set{reg: reg, fill: reg.Filler(), log: log, metrics: newMetrics(), now: time.Now}
+	s := &Set{reg: reg, fill: reg.Filler(), log: log, metrics: newMetrics(), now: time.Now, spoolDir: opts.SpoolDir}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, c := range mirrors {
 		up := &upstream{Config: c}

@@ -3,11 +3,16 @@ package mirror_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +25,7 @@ import (
 	"github.com/graft-registry/graft/internal/apitest"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/registrytest"
 	"github.com/graft-registry/graft/internal/scaletest"
 	"github.com/graft-registry/graft/internal/server"
@@ -42,9 +48,12 @@ type upstream struct {
 	corrupt atomic.Bool
 	// gate, when set, holds every blob GET until it is closed.
 	gate chan struct{}
+	// cut, when set, stops every blob GET halfway through the blob, holds it there
+	// until cut is closed, then ends it short.
+	cut chan struct{}
 }
 
-func startUpstream(t *testing.T, store registrytest.Store) *upstream {
+func startUpstream(t testing.TB, store registrytest.Store) *upstream {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -71,6 +80,9 @@ func startUpstream(t *testing.T, store registrytest.Store) *upstream {
 			}
 			if u.corrupt.Load() {
 				w = &corrupting{ResponseWriter: w}
+			}
+			if u.cut != nil {
+				w = &cutting{ResponseWriter: w, cut: u.cut}
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -105,11 +117,36 @@ func (c *corrupting) Write(p []byte) (int, error) {
 	return c.ResponseWriter.Write(p)
 }
 
+// cutting sends half of a body, then waits for cut to be closed and fails, as an
+// upstream that dies mid-blob: the client gets fewer bytes than the Content-Length.
+type cutting struct {
+	http.ResponseWriter
+	cut  <-chan struct{}
+	sent int64
+}
+
+func (c *cutting) Write(p []byte) (int, error) {
+	half, _ := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64)
+	half /= 2
+	if c.sent+int64(len(p)) > half {
+		n, _ := c.ResponseWriter.Write(p[:half-c.sent])
+		c.sent += int64(n)
+		c.ResponseWriter.(http.Flusher).Flush()
+		<-c.cut
+		return n, errors.New("the upstream died")
+	}
+	n, err := c.ResponseWriter.Write(p)
+	c.sent += int64(n)
+	return n, err
+}
+
 // mirrorServer is graft serve's handler with mirrors of up: hub/ with a tag TTL of an
 // hour, fresh/ with one that is always over.
 type mirrorServer struct {
 	*apitest.Client
 	log *logBuffer
+	// spool is the directory of the blobs being fetched.
+	spool string
 }
 
 // metric returns the value of the counter line of /metrics that starts with series,
@@ -129,7 +166,7 @@ func (m *mirrorServer) metric(t *testing.T, series string) float64 {
 	return 0
 }
 
-func startMirror(t *testing.T, store registrytest.Store, up *upstream) *mirrorServer {
+func startMirror(t testing.TB, store registrytest.Store, up *upstream) *mirrorServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -167,7 +204,7 @@ func startMirror(t *testing.T, store registrytest.Store, up *upstream) *mirrorSe
 			t.Logf("mirror log:\n%s", logs.String())
 		}
 	})
-	return &mirrorServer{Client: apitest.NewClient(hs.URL), log: logs}
+	return &mirrorServer{Client: apitest.NewClient(hs.URL), log: logs, spool: daemon.SpoolDir(&cfg)}
 }
 
 type logBuffer struct {
@@ -224,11 +261,11 @@ func TestPullThrough(t *testing.T) {
 				t.Errorf("the first pull fetched the layer %d times upstream, want once", n)
 			}
 			// The second pull, within the tag TTL, asks upstream nothing.
-			before := len(up.snapshot())
+			before := up.snapshot()
 			pull(t, m.Client, "hub/library/app", "v1")
 			pull(t, m.Client, "hub/library/app", img.Desc().Digest.String())
-			if after := up.snapshot(); len(after) != before {
-				t.Errorf("the second pull asked upstream: %v", after[before:])
+			if asked := up.since(before); len(asked) > 0 {
+				t.Errorf("the second pull asked upstream: %v", asked)
 			}
 			// A HEAD of a blob the mirror lacks asks upstream, and fetches nothing.
 			other := apitest.NewImage(t, linux, "layer three")
@@ -261,12 +298,18 @@ func TestPullThrough(t *testing.T) {
 	}
 }
 
-func (u *upstream) snapshot() []string {
+// snapshot returns how many requests the upstream answered so far, by "METHOD path".
+func (u *upstream) snapshot() map[string]int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return maps.Clone(u.hits)
+}
+
+// since returns the requests the upstream answered after snapshot before.
+func (u *upstream) since(before map[string]int) []string {
 	var out []string
-	for k, n := range u.hits {
-		for range n {
+	for k, n := range u.snapshot() {
+		for range n - before[k] {
 			out = append(out, k)
 		}
 	}
@@ -325,7 +368,7 @@ func TestConcurrentPullsFetchOnce(t *testing.T) {
 	go func() {
 		defer close(up.gate)
 		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if m.metric(t, `graft_mirror_blob_waits_total{mirror="hub/"}`) == clients-1 {
+			if m.metric(t, `graft_mirror_blob_joins_total{mirror="hub/"}`) == clients-1 {
 				return
 			}
 		}
@@ -448,5 +491,109 @@ func TestCorruptUpstream(t *testing.T) {
 	r = m.Want(t, http.StatusOK, http.MethodGet, path, nil)
 	if !bytes.Equal(r.Body, data) {
 		t.Errorf("the blob, served right at last, is not the blob")
+	}
+}
+
+// TestUpstreamDiesMidBlob checks that clients stream a blob as it arrives, that an
+// upstream that dies halfway fails every client reading along and leaves nothing
+// stored or spooled, and that the next pull fetches the blob again, whole.
+func TestUpstreamDiesMidBlob(t *testing.T) {
+	up := startUpstream(t, registrytest.SQLite)
+	m := startMirror(t, registrytest.SQLite, up)
+	data := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{2}).Read(data)
+	d := up.PushBlob(t, "library/big", data)
+	path := "/v2/library/big/blobs/" + d.String()
+	url := m.URL + "/v2/hub" + path[len("/v2"):]
+
+	up.cut = make(chan struct{})
+	const clients = 5
+	var reading sync.WaitGroup
+	reading.Add(clients)
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			started := false
+			defer func() {
+				if !started {
+					reading.Done()
+				}
+			}()
+			resp, err := http.Get(url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			// A client reads along while the upstream still holds back the rest.
+			head := make([]byte, 1<<20)
+			if _, err := io.ReadFull(resp.Body, head); err != nil || !bytes.Equal(head, data[:len(head)]) {
+				errs <- fmt.Errorf("reading the start of the blob while it is fetched: %v", err)
+				return
+			}
+			started = true
+			reading.Done()
+			rest, err := io.ReadAll(resp.Body)
+			if err == nil && bytes.Equal(append(head, rest...), data) {
+				errs <- fmt.Errorf("a client got the whole blob from an upstream that died halfway")
+			}
+		})
+	}
+	reading.Wait()
+	close(up.cut)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := up.count(http.MethodGet, path); n != 1 {
+		t.Errorf("%d clients made %d upstream fetches, want 1", clients, n)
+	}
+	// Once the fetch has given up, nothing of it is left.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		left, err := os.ReadDir(m.spool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool keeps %v", left)
+		}
+	}
+	up.cut = nil
+	r := m.Want(t, http.StatusOK, http.MethodGet, "/v2/hub"+path[len("/v2"):], nil)
+	if !bytes.Equal(r.Body, data) {
+		t.Errorf("the blob pulled after the failure is not the blob")
+	}
+	if n := up.count(http.MethodGet, path); n != 2 {
+		t.Errorf("the pull after the failure made %d upstream fetches in all, want 2: the first stored nothing", n)
+	}
+}
+
+// TestUpstreamStalls checks that an upstream that stops sending mid-blob, keeping its
+// connection open, fails the clients reading along rather than holding them.
+func TestUpstreamStalls(t *testing.T) {
+	mirror.SetBlobStall(t, 200*time.Millisecond)
+	up := startUpstream(t, registrytest.SQLite)
+	m := startMirror(t, registrytest.SQLite, up)
+	data := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	d := up.PushBlob(t, "library/app", data)
+	path := "/v2/hub/library/app/blobs/" + d.String()
+	up.cut = make(chan struct{}) // never closed while the mirror waits
+	defer close(up.cut)
+
+	r, err := m.Try(t.Context(), http.MethodGet, path, nil)
+	if err == nil && r.Status == http.StatusOK && bytes.Equal(r.Body, data) {
+		t.Fatalf("the client got the whole blob from an upstream that stopped halfway")
+	}
+	// A pull that did not read along gets the error, with its code.
+	r = m.Do(t, http.MethodGet, path, nil, "Range", "bytes=0-9")
+	apitest.WantError(t, "a blob whose upstream stalls", r, http.StatusGatewayTimeout, "UNAVAILABLE")
+	if !strings.Contains(string(r.Body), "stopped sending") {
+		t.Errorf("the error does not say why: %s", r.Body)
 	}
 }
