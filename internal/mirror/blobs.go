@@ -153,7 +153,9 @@ func (s *Set) FetchBlob(ctx context.Context, repo, ref string, stream bool) (io.
 	if f.failed != nil {
 		return nil, 0, f.failed
 	}
-	if stream {
+	if stream && !f.sp.failed() {
+		// A fetch that failed already is answered with its error below, not with
+		// the start of a transfer that is cut.
 		if rd := f.sp.reader(ctx); rd != nil {
 			return rd, f.sp.size, nil
 		}

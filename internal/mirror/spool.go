@@ -110,6 +110,13 @@ func (sp *spool) notify() {
 	sp.changed = make(chan struct{})
 }
 
+// failed reports whether the fetch into the spool failed.
+func (sp *spool) failed() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.err != nil
+}
+
 // visible is how many bytes readers may read: all that are written, but the last one
 // before the digest is verified.
 func (sp *spool) visible() int64 {
