@@ -151,7 +151,7 @@ type mirrorServer struct {
 
 // metric returns the value of the counter line of /metrics that starts with series,
 // or -1 when there is no answer. It may run in a goroutine of its own.
-func (m *mirrorServer) metric(t *testing.T, series string) float64 {
+func (m *mirrorServer) metric(t testing.TB, series string) float64 {
 	r, err := m.Try(t.Context(), http.MethodGet, "/metrics", nil)
 	if err != nil {
 		return -1

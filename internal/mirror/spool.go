@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -19,6 +20,7 @@ var errMismatch = errors.New("the content does not match the digest or size")
 // shows the last byte only once all of them hash to the digest.
 type spool struct {
 	f    *os.File
+	fd   uintptr
 	size int64
 	d    digest.Digest
 	// path is the file's name when it could not be unlinked at once (a system that
@@ -45,7 +47,7 @@ func newSpool(dir string, d digest.Digest, size int64) (*spool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a spool for %s: %w", d, err)
 	}
-	sp := &spool{f: f, size: size, d: d, changed: make(chan struct{}), refs: 1}
+	sp := &spool{f: f, fd: f.Fd(), size: size, d: d, changed: make(chan struct{}), refs: 1}
 	if os.Remove(f.Name()) != nil {
 		sp.path = f.Name()
 	}
@@ -138,6 +140,15 @@ func (sp *spool) reader(ctx context.Context) *spoolReader {
 	return &spoolReader{sp: sp, ctx: ctx}
 }
 
+// reopen opens the spool's file again, with an offset of its own, at its start. The
+// file is unlinked: on Linux, /proc names it still.
+func (sp *spool) reopen() (*os.File, error) {
+	if runtime.GOOS != "linux" {
+		return nil, errors.ErrUnsupported
+	}
+	return os.Open(fmt.Sprintf("/proc/self/fd/%d", sp.fd))
+}
+
 // release gives up a reference; the last closes the file.
 func (sp *spool) release() {
 	sp.mu.Lock()
@@ -162,6 +173,22 @@ type spoolReader struct {
 }
 
 func (r *spoolReader) Read(p []byte) (int, error) {
+	vis, err := r.wait()
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.sp.f.ReadAt(p[:min(int64(len(p)), vis-r.off)], r.off)
+	r.off += int64(n)
+	if n > 0 {
+		return n, nil
+	}
+	return 0, err
+}
+
+// wait waits until the spool shows bytes past the reader's offset, and returns how many
+// it shows; io.EOF once the reader has read the verified blob, the fetch's error once it
+// failed.
+func (r *spoolReader) wait() (int64, error) {
 	sp := r.sp
 	for {
 		sp.mu.Lock()
@@ -169,12 +196,7 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 		sp.mu.Unlock()
 		switch {
 		case r.off < vis:
-			n, rerr := sp.f.ReadAt(p[:min(int64(len(p)), vis-r.off)], r.off)
-			r.off += int64(n)
-			if n > 0 {
-				return n, nil
-			}
-			return 0, rerr
+			return vis, nil
 		case err != nil:
 			return 0, err
 		case r.off == sp.size:
@@ -184,6 +206,38 @@ func (r *spoolReader) Read(p []byte) (int, error) {
 		case <-changed:
 		case <-r.ctx.Done():
 			return 0, r.ctx.Err()
+		}
+	}
+}
+
+// WriteTo writes the spool to w as it grows. The bytes go from a file of the reader's
+// own, so that a writer that is a network connection has the kernel send them
+// (sendfile) rather than copy them through the process twice.
+func (r *spoolReader) WriteTo(w io.Writer) (int64, error) {
+	f, err := r.sp.reopen()
+	if err != nil {
+		return io.Copy(w, struct{ io.Reader }{r}) // the reads above, a copy at a time
+	}
+	defer f.Close()
+	var total int64
+	for {
+		vis, err := r.wait()
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		// f's offset is r.off: every byte before it went to w
+		want := vis - r.off
+		n, err := io.Copy(w, &io.LimitedReader{R: f, N: want})
+		r.off += n
+		total += n
+		if err == nil && n < want {
+			err = io.ErrUnexpectedEOF // the file is shorter than what was written to it
+		}
+		if err != nil {
+			return total, err
 		}
 	}
 }
