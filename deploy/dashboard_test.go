@@ -46,7 +46,7 @@ func scrape(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := daemon.Handler(reg, &cfg, authn, nil, log)
+	h, err := daemon.Handler(reg, &cfg, authn, log, daemon.Extras{})
 	if err != nil {
 		t.Fatal(err)
 	}

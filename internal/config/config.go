@@ -94,6 +94,9 @@ type Config struct {
 	// Replication are the rules that copy graphs to other registries as they change,
 	// a list set in the configuration file only.
 	Replication *[]ReplicationRule `yaml:"replication,omitempty" config:"file"`
+	// Mirrors are pull-through mirrors of other registries, a list set in the
+	// configuration file only.
+	Mirrors *[]Mirror `yaml:"mirrors,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -227,6 +230,23 @@ type ReplicationRule struct {
 type Credentials struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password-file"`
+}
+
+// Mirror is a pull-through mirror: the repositories under Prefix are copies of an
+// upstream registry's, fetched when first pulled and served from the registry after.
+type Mirror struct {
+	// Prefix ends in a slash: with "hub/", hub/library/alpine is upstream's
+	// library/alpine.
+	Prefix string `yaml:"prefix"`
+	// Upstream is the registry's URL, https://registry-1.docker.io; http:// is allowed
+	// for a loopback address only.
+	Upstream string `yaml:"upstream"`
+	// Credentials log in to the upstream; without them, those the Docker config file
+	// of graft serve (DOCKER_CONFIG, ~/.docker/config.json) has for its host, if any.
+	Credentials *Credentials `yaml:"credentials"`
+	// TagTTL is how long a tag, and the referrers of a manifest, are served as fetched
+	// before upstream is asked again; 1h when unset.
+	TagTTL time.Duration `yaml:"tag-ttl"`
 }
 
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client

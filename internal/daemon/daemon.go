@@ -17,6 +17,7 @@ import (
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/events"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 	"github.com/graft-registry/graft/internal/ui"
@@ -55,6 +56,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mirrors, err := NewMirrors(reg, cfg, log)
+	if err != nil {
+		return err
+	}
+	if mirrors != nil {
+		// after the server has stopped: the fetches it started end with it
+		defer mirrors.Close()
+	}
+
 	consumers, err := Consumers(cfg, reg, log)
 	if err != nil {
 		return err
@@ -65,7 +75,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		dispatcher = events.NewDispatcher(st.Meta, consumers, events.Options{Holder: holder(), Keep: cfg.Events.Keep, Bell: bell, Logger: log})
 		reporter = dispatcher
 	}
-	handler, err := Handler(reg, cfg, authn, reporter, log)
+	handler, err := Handler(reg, cfg, authn, log, Extras{Events: reporter, Mirrors: mirrors})
 	if err != nil {
 		return err
 	}
@@ -127,14 +137,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // pullFlush is how often the pull times a replica recorded are written to the store.
 const pullFlush = 10 * time.Second
 
+// Extras are the parts of graft serve a configuration may leave out: the followers of
+// the outbox and the pull-through mirrors; nil for none.
+type Extras struct {
+	Events  server.EventReporter
+	Mirrors *mirror.Set
+}
+
 // Handler is what graft serve serves: the API and the web view, behind the access log.
-// authn may be nil (access control off); so may ev (nothing follows the outbox).
-func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, ev server.EventReporter, log *slog.Logger) (http.Handler, error) {
+// authn may be nil (access control off).
+func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger, x Extras) (http.Handler, error) {
 	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg), Events: ev}),
+	opts := server.Options{Logger: log, Auth: authn, Limits: Limits(cfg), Events: x.Events}
+	if x.Mirrors != nil {
+		opts.Mirror = x.Mirrors
+	}
+	h := ui.Mount(server.New(reg, opts),
 		ui.New(reg, ui.Options{Auth: authn, Logger: log}))
 	return accesslog.Handler(h, accesslog.Options{
 		Logger:     log,

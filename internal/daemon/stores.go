@@ -17,6 +17,7 @@ import (
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/pattern"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -170,6 +171,10 @@ func newRegistry(st *Stores, cfg *config.Config, published func(), log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	mirrors, err := Mirrors(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return registry.New(st.Blobs, st.Meta, registry.Options{
 		Cascade:       cfg.Delete.Cascade,
 		UploadTTL:     cfg.Uploads.TTL,
@@ -179,6 +184,7 @@ func newRegistry(st *Stores, cfg *config.Config, published func(), log *slog.Log
 		ImmutableTags: immutable,
 		Events:        followed(cfg),
 		Published:     published,
+		ReadOnly:      mirror.ReadOnly(mirrors),
 		Logger:        log,
 	}), nil
 }

@@ -123,6 +123,9 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 	if err := checkName(repo); err != nil {
 		return err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return err
+	}
 	d, err := parseDigest(ref)
 	if err != nil {
 		return err
@@ -147,6 +150,9 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 // repository that has the blob serves.
 func (r *Registry) MountBlob(ctx context.Context, repo, from, ref string) (digest.Digest, bool, error) {
 	if err := checkName(repo); err != nil {
+		return "", false, err
+	}
+	if err := r.checkClientChange(repo); err != nil {
 		return "", false, err
 	}
 	d, err := parseDigest(ref)

@@ -105,6 +105,9 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return nil, err
+	}
 	if len(body) > manifest.MaxSize {
 		return nil, errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).TooLarge()
 	}
@@ -157,25 +160,14 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		}
 		previous := map[string]digest.Digest{}
 		for i, t := range tags {
-			cur, err := tx.Tag(ctx, repo, t)
-			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+			at, tagged, err := r.checkTagMove(ctx, tx, repo, t, d)
+			if err != nil {
 				return err
 			}
-			tagged := err == nil
 			if tagged {
-				previous[t] = cur.Digest
-			}
-			if tagged && cur.Digest != d && !cur.Attributes.WriteEnabled {
-				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
-			}
-			if tagged && cur.Digest != d && r.immutable(repo, t) {
-				return errDenied("tag %s is immutable: it names manifest %s", t, cur.Digest)
+				previous[t] = at
 			}
 			if i == 0 && cond != Always {
-				var at digest.Digest
-				if tagged {
-					at = cur.Digest
-				}
 				if err := cond.check(t, at, tagged); err != nil {
 					return err
 				}
@@ -212,6 +204,25 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	}
 	r.published()
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
+}
+
+// checkTagMove refuses to move tag of repo to manifest d when the tag is locked or
+// immutable, and returns what it names now, if anything.
+func (r *Registry) checkTagMove(ctx context.Context, tx metastore.Tx, repo, tag string, d digest.Digest) (digest.Digest, bool, error) {
+	cur, err := tx.Tag(ctx, repo, tag)
+	if errors.Is(err, metastore.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if cur.Digest != d && !cur.Attributes.WriteEnabled {
+		return "", false, errDenied("tag %s names manifest %s, which is locked for writes", tag, cur.Digest)
+	}
+	if cur.Digest != d && r.immutable(repo, tag) {
+		return "", false, errDenied("tag %s is immutable: it names manifest %s", tag, cur.Digest)
+	}
+	return cur.Digest, true, nil
 }
 
 // record is the manifest body, parsed, of digest d as repo stores it, but for the

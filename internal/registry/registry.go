@@ -37,6 +37,10 @@ type Options struct {
 	Retention []RetentionPolicy
 	// ImmutableTags are the tags no push may move and no delete remove.
 	ImmutableTags []ImmutableTags
+	// ReadOnly, when set, says why clients may not change repo, or "" when they may:
+	// the repositories of a pull-through mirror take only what the mirror fetches
+	// (Filler). Garbage collection and retention apply to them as to any.
+	ReadOnly func(repo string) string
 	// Events writes every change to the outbox of the metadata store, in the change's
 	// transaction, for the consumers that follow it (webhooks, replication): manifests
 	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage

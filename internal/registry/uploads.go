@@ -33,6 +33,9 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error)
 	if err := checkName(repo); err != nil {
 		return "", err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return "", err
+	}
 	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 		return "", internal("start upload", err)
 	}
@@ -58,6 +61,9 @@ func (r *Registry) resume(ctx context.Context, repo, id string, write bool) (blo
 		return nil, err
 	}
 	if write {
+		if err := r.checkClientChange(repo); err != nil {
+			return nil, err
+		}
 		if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 			return nil, internal("resume upload", err)
 		}
@@ -207,6 +213,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err := checkName(repo); err != nil {
 		return "", err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return "", err
+	}
 	d, err := parseDigest(ref)
 	if err != nil {
 		return "", err
@@ -214,19 +223,24 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 		return "", internal("put blob", err)
 	}
+	return d, r.store(ctx, repo, d, c)
+}
+
+// store writes what c holds as blob d of repo, in one pass, and links it.
+func (r *Registry) store(ctx context.Context, repo string, d digest.Digest, c Chunk) error {
 	if p, ok := r.blobs.(blobstore.Putter); ok {
-		return d, r.put(ctx, p, repo, d, c, "")
+		return r.put(ctx, p, repo, d, c, "")
 	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
-		return "", internal("put blob", err)
+		return internal("put blob", err)
 	}
 	defer u.Close()
 	if err := r.append(ctx, u, c); err != nil {
 		u.Cancel(ctx)
-		return "", err
+		return err
 	}
-	return d, r.commit(ctx, u, repo, d, "")
+	return r.commit(ctx, u, repo, d, "")
 }
 
 // put stores what c holds as blob d of repo in one pass, and forgets session id (if

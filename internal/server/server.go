@@ -29,6 +29,7 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	auth    *auth.Authenticator
+	mirror  Mirror
 	limits  Limits
 	events  EventReporter
 	// manifestBodies is the memory budget of manifest bodies in flight.
@@ -46,6 +47,8 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Limits bound what requests may hold of the server.
 	Limits Limits
+	// Mirror fills the repositories of pull-through mirrors; nil for none.
+	Mirror Mirror
 	// Events reports the followers of the outbox at /graft/v1/_events, and their
 	// metrics; nil when nothing follows it.
 	Events EventReporter
@@ -64,7 +67,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits, events: opts.Events,
+	s := &Server{reg: reg, log: log, auth: opts.Auth, mirror: opts.Mirror, limits: opts.Limits, events: opts.Events,
 		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
 	s.routes = s.endpoints()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
@@ -75,6 +78,9 @@ func New(reg *registry.Registry, opts Options) *Server {
 	}
 	s.metrics = newMetrics(opts.Registerer)
 	opts.Registerer.MustRegister(reg.Collectors()...)
+	if opts.Mirror != nil {
+		opts.Registerer.MustRegister(opts.Mirror.Collectors()...)
+	}
 	if opts.Events != nil {
 		opts.Registerer.MustRegister(opts.Events.Collectors()...)
 	}
