@@ -144,6 +144,10 @@ type BlobReader interface {
 	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
 	// MissingBlobs returns those of ds that repo may not read.
 	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// LockingManifest returns a manifest of repo that names blob d and whose attributes
+	// refuse its delete (DeleteEnabled or WriteEnabled off), or ErrNotFound: a lock
+	// protects the blobs of what it locks.
+	LockingManifest(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error)
 }
 
 // UploadReader reads upload sessions.

@@ -12,6 +12,7 @@ var (
 	ParentsQuery            = queries.Parents
 	MissingBlobsQuery       = queries.MissingBlobs
 	MissingManifestsQuery   = queries.MissingManifests
+	LockingManifestQuery    = queries.LockingManifest
 	PutManifestStatement    = putManifest
 	SetTagStatement         = setTag
 	SetTagWrittenStatement  = setTagWritten

@@ -376,6 +376,8 @@ func TestStatementPlans(t *testing.T) {
 			[]string{"repos_name_key", "repo_blobs_pkey"}, false},
 		{"MissingManifests", postgres.MissingManifestsQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, d),
 			[]string{"repos_name_key", "manifests_pkey"}, false},
+		{"LockingManifest", postgres.LockingManifestQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, blob),
+			[]string{"repos_name_key", "manifest_refs_blobs", "manifests_pkey"}, false},
 		{"PutManifest", postgres.PutManifestStatement,
 			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[], text",
 			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}', 'image'`,

@@ -108,6 +108,11 @@ var queries = sqlstore.Queries{
 		WHERE rb.digest = $1 LIMIT 1`,
 	MissingBlobs:     `SELECT digest FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
 	MissingManifests: `SELECT digest FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	LockingManifest: `SELECT mr.manifest FROM manifest_refs mr
+		JOIN manifests m ON m.repo_id = mr.repo_id AND m.digest = mr.manifest
+		WHERE mr.repo_id = ` + repoID + ` AND mr.digest = $2 AND NOT mr.is_manifest
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
 	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = $1`,
 	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,

@@ -84,6 +84,11 @@ var queries = sqlstore.Queries{
 		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
 	MissingManifests: `SELECT digest FROM manifests
 		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
+	// CROSS JOIN: the references to the blob first, then their manifests by id.
+	LockingManifest: `SELECT m.digest FROM manifest_refs mr CROSS JOIN manifests m ON m.id = mr.manifest_id
+		WHERE mr.digest = ?2 AND mr.is_manifest = 0 AND m.repo_id = ` + repoID + `
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
 	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = ?1`,
 	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,

@@ -83,6 +83,10 @@ type Queries struct {
 	// MissingBlobs and MissingManifests: $1 repository, $2 a list of digests; those
 	// found.
 	MissingBlobs, MissingManifests string
+	// LockingManifest: $1 repository, $2 a blob's digest; the digest of one manifest of
+	// the repository that names the blob and whose delete or write attribute is off,
+	// found through the references to the blob.
+	LockingManifest string
 
 	// Upload: $1 id. Columns: repository, created, modified.
 	Upload string

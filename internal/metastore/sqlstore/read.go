@@ -303,6 +303,12 @@ func (r reader) BlobRepository(ctx context.Context, d digest.Digest) (string, er
 	return name, notFound("read blob", err)
 }
 
+func (r reader) LockingManifest(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error) {
+	var m digest.Digest
+	err := r.q.QueryRow(ctx, r.d.LockingManifest, repo, d.String()).Scan(&m)
+	return m, notFound("manifests naming "+d.String(), err)
+}
+
 func (r reader) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
 	return r.missing(ctx, r.d.MissingBlobs, repo, ds)
 }

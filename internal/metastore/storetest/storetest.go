@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"Blobs", testBlobs},
 		{"MissingBlobs", testMissingBlobs},
 		{"MissingManifests", testMissingManifests},
+		{"LockingManifest", testLockingManifest},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"PlatformRoundTrip", testPlatformRoundTrip},
 		{"PutManifestAgain", testPutManifestAgain},
@@ -370,6 +371,54 @@ func testBlobs(t *testing.T, s metastore.Store) {
 	update(t, s, func(tx metastore.Tx) error { return tx.UnlinkBlob(ctx, "b", b1) })
 	_, err = s.BlobRepository(ctx, b1)
 	wantNotFound(t, "BlobRepository of a blob unlinked everywhere", err)
+}
+
+func testLockingManifest(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	a, b, other := image("r", "a"), image("r", "b"), image("o", "a") // a and other name the same blobs
+	ix := index("r", "ix", a)
+	config, layer := a.References[0].Digest, a.References[1].Digest
+	link(t, s, "r", 100, config, layer, b.References[0].Digest, b.References[1].Digest)
+	link(t, s, "o", 100, config, layer)
+	put(t, s, a, b, ix, other)
+	locking := func(repo string, d digest.Digest) (digest.Digest, error) {
+		var m digest.Digest
+		err := s.Update(ctx, func(tx metastore.Tx) error {
+			var err error
+			m, err = tx.LockingManifest(ctx, repo, d)
+			return err
+		})
+		if m2, err2 := s.LockingManifest(ctx, repo, d); m2 != m || isNotFound(err2) != isNotFound(err) {
+			t.Errorf("LockingManifest(%s, %s) = %s, %v in a transaction, %s, %v outside", repo, d, m, err, m2, err2)
+		}
+		return m, err
+	}
+	for _, d := range []digest.Digest{config, layer, a.Digest, digest.FromString("unknown")} {
+		_, err := locking("r", d)
+		wantNotFound(t, fmt.Sprintf("LockingManifest(r, %s) with nothing locked", d), err)
+	}
+	for _, locked := range []metastore.Attributes{
+		{WriteEnabled: true, ReadEnabled: true, ListEnabled: true},
+		{DeleteEnabled: true, ReadEnabled: true, ListEnabled: true},
+	} {
+		update(t, s, func(tx metastore.Tx) error { return tx.SetManifestAttributes(ctx, "r", a.Digest, locked) })
+		for _, d := range []digest.Digest{config, layer} {
+			if m, err := locking("r", d); err != nil || m != a.Digest {
+				t.Errorf("LockingManifest(r, %s) with a locked %+v = %s, %v; want %s", d, locked, m, err, a.Digest)
+			}
+			// Another repository's lock is not this one's.
+			_, err := locking("o", d)
+			wantNotFound(t, fmt.Sprintf("LockingManifest(o, %s) with r's manifest locked", d), err)
+		}
+		// b's blobs, and a itself (a child, not a blob, of the index), are not locked.
+		for _, d := range []digest.Digest{b.References[0].Digest, a.Digest} {
+			_, err := locking("r", d)
+			wantNotFound(t, fmt.Sprintf("LockingManifest(r, %s) of a blob no locked manifest names", d), err)
+		}
+	}
+	update(t, s, func(tx metastore.Tx) error { return tx.SetManifestAttributes(ctx, "r", a.Digest, metastore.Enabled) })
+	_, err := locking("r", layer)
+	wantNotFound(t, "LockingManifest once unlocked", err)
 }
 
 func testMissingBlobs(t *testing.T, s metastore.Store) {
