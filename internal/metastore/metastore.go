@@ -82,6 +82,9 @@ type ManifestReader interface {
 	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// MissingManifests returns those of ds that are not manifests of repo.
 	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// ManifestSizes returns the size of each of ds that is a manifest of repo, in one
+	// lookup; the others are not in the map.
+	ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
 }
 
 // ContentReader serves pulls: a lookup that reads no more than a pull needs.
@@ -144,6 +147,9 @@ type BlobReader interface {
 	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
 	// MissingBlobs returns those of ds that repo may not read.
 	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// BlobSizes returns the size of each of ds that repo may read, in one lookup; the
+	// others are not in the map.
+	BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
 	// LockingManifest returns a manifest of repo that names blob d and whose attributes
 	// refuse its delete (DeleteEnabled or WriteEnabled off), or ErrNotFound: a lock
 	// protects the blobs of what it locks.

@@ -10,8 +10,8 @@ var (
 	TagsQuery               = queries.Tags
 	TagsOfQuery             = queries.TagsOf
 	ParentsQuery            = queries.Parents
-	MissingBlobsQuery       = queries.MissingBlobs
-	MissingManifestsQuery   = queries.MissingManifests
+	BlobSizesQuery          = queries.BlobSizes
+	ManifestSizesQuery      = queries.ManifestSizes
 	LockingManifestQuery    = queries.LockingManifest
 	PutManifestStatement    = putManifest
 	SetTagStatement         = setTag

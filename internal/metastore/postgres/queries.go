@@ -106,8 +106,9 @@ var queries = sqlstore.Queries{
 		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = $2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id
 		WHERE rb.digest = $1 LIMIT 1`,
-	MissingBlobs:     `SELECT digest FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
-	MissingManifests: `SELECT digest FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = ANY($2)`,
+	ManifestSizes: `SELECT digest, size FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
 	LockingManifest: `SELECT mr.manifest FROM manifest_refs mr
 		JOIN manifests m ON m.repo_id = mr.repo_id AND m.digest = mr.manifest
 		WHERE mr.repo_id = ` + repoID + ` AND mr.digest = $2 AND NOT mr.is_manifest

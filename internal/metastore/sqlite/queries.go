@@ -80,9 +80,9 @@ var queries = sqlstore.Queries{
 		WHERE r.name = ?1 AND rb.digest = ?2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id WHERE rb.digest = ?1 LIMIT 1`,
 	// The list is JSON; SQLite looks each of its digests up in the primary key.
-	MissingBlobs: `SELECT digest FROM repo_blobs
-		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
-	MissingManifests: `SELECT digest FROM manifests
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest IN (SELECT value FROM json_each(?2))`,
+	ManifestSizes: `SELECT digest, size FROM manifests
 		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
 	// CROSS JOIN: the references to the blob first, then their manifests by id.
 	LockingManifest: `SELECT m.digest FROM manifest_refs mr CROSS JOIN manifests m ON m.id = mr.manifest_id

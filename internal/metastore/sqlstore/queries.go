@@ -80,9 +80,9 @@ type Queries struct {
 	Blob string
 	// BlobRepository: $1 digest; a repository name.
 	BlobRepository string
-	// MissingBlobs and MissingManifests: $1 repository, $2 a list of digests; those
-	// found.
-	MissingBlobs, MissingManifests string
+	// BlobSizes and ManifestSizes: $1 repository, $2 a list of digests. Columns: the
+	// digest and size of each found: a blob the repository may read, a manifest of it.
+	BlobSizes, ManifestSizes string
 	// LockingManifest: $1 repository, $2 a blob's digest; the digest of one manifest of
 	// the repository that names the blob and whose delete or write attribute is off,
 	// found through the references to the blob.

@@ -310,29 +310,53 @@ func (r reader) LockingManifest(ctx context.Context, repo string, d digest.Diges
 }
 
 func (r reader) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, r.d.MissingBlobs, repo, ds)
+	return r.missing(ctx, r.d.BlobSizes, repo, ds)
 }
 
 func (r reader) MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, r.d.MissingManifests, repo, ds)
+	return r.missing(ctx, r.d.ManifestSizes, repo, ds)
 }
 
-// missing returns those of ds that query, given repo and ds, does not find.
-func (r reader) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+func (r reader) BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	return r.sizes(ctx, r.d.BlobSizes, repo, ds)
+}
+
+func (r reader) ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	return r.sizes(ctx, r.d.ManifestSizes, repo, ds)
+}
+
+// sizes returns the sizes query, given repo and ds, finds for those of ds it finds.
+func (r reader) sizes(ctx context.Context, query, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	out := make(map[digest.Digest]int64, len(ds))
 	if len(ds) == 0 {
-		return nil, nil
+		return out, nil
 	}
-	found, err := r.digests(ctx, "look up references", query, repo, digestStrings(ds))
+	type found struct {
+		d    digest.Digest
+		size int64
+	}
+	rows, err := collect(ctx, r.q, "look up references", query, []any{repo, digestStrings(ds)}, func(row Row) (found, error) {
+		var f found
+		return f, row.Scan(&f.d, &f.size)
+	})
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[digest.Digest]bool, len(found))
-	for _, d := range found {
-		have[d] = true
+	for _, f := range rows {
+		out[f.d] = f.size
+	}
+	return out, nil
+}
+
+// missing returns those of ds that query (see sizes) does not find.
+func (r reader) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	have, err := r.sizes(ctx, query, repo, ds)
+	if err != nil {
+		return nil, err
 	}
 	var out []digest.Digest
 	for _, d := range ds {
-		if !have[d] {
+		if _, ok := have[d]; !ok {
 			out = append(out, d)
 		}
 	}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"Blobs", testBlobs},
 		{"MissingBlobs", testMissingBlobs},
 		{"MissingManifests", testMissingManifests},
+		{"Sizes", testSizes},
 		{"LockingManifest", testLockingManifest},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"PlatformRoundTrip", testPlatformRoundTrip},
@@ -448,6 +449,54 @@ func testMissingBlobs(t *testing.T, s metastore.Store) {
 		if !sameSet(got, tt.wantMiss) {
 			t.Errorf("MissingBlobs(%s, %v) = %v, want %v", tt.repo, tt.ask, got, tt.wantMiss)
 		}
+	}
+}
+
+// testSizes: BlobSizes and ManifestSizes answer the sizes of what a repository has, the
+// real size of a blob whose claim guessed another, and nothing for the rest.
+func testSizes(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	b1, b2, guessed := digest.FromString("blob 1"), digest.FromString("blob 2"), digest.FromString("guessed")
+	link(t, s, "a", 11, b1)
+	link(t, s, "b", 22, b2)
+	update(t, s, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, guessed, 0) })
+	link(t, s, "a", 33, guessed)
+	m0, m1 := image("a", "0"), image("b", "1")
+	put(t, s, m0, m1)
+	ask := []digest.Digest{b1, b2, guessed, m0.Digest, m1.Digest, digest.FromString("unknown")}
+	for _, tc := range []struct {
+		repo             string
+		blobs, manifests map[digest.Digest]int64
+	}{
+		{"a", map[digest.Digest]int64{b1: 11, guessed: 33}, map[digest.Digest]int64{m0.Digest: m0.Size}},
+		{"b", map[digest.Digest]int64{b2: 22}, map[digest.Digest]int64{m1.Digest: m1.Size}},
+		{"c", map[digest.Digest]int64{}, map[digest.Digest]int64{}},
+	} {
+		for _, r := range []metastore.Reader{s, nil} {
+			var blobs, manifests map[digest.Digest]int64
+			read := func(r metastore.Reader) error {
+				var err error
+				if blobs, err = r.BlobSizes(ctx, tc.repo, ask); err != nil {
+					return err
+				}
+				manifests, err = r.ManifestSizes(ctx, tc.repo, ask)
+				return err
+			}
+			if r != nil {
+				if err := read(r); err != nil {
+					t.Fatalf("sizes in %s: %v", tc.repo, err)
+				}
+			} else {
+				update(t, s, func(tx metastore.Tx) error { return read(tx) })
+			}
+			if !maps.Equal(blobs, tc.blobs) || !maps.Equal(manifests, tc.manifests) {
+				t.Errorf("sizes in %s (in a transaction: %v): blobs %v, manifests %v; want %v, %v",
+					tc.repo, r == nil, blobs, manifests, tc.blobs, tc.manifests)
+			}
+		}
+	}
+	if got, err := s.BlobSizes(ctx, "a", nil); err != nil || len(got) != 0 {
+		t.Errorf("BlobSizes of nothing = %v, %v", got, err)
 	}
 }
 
