@@ -13,6 +13,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
+	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 	"github.com/graft-registry/graft/internal/ui"
 )
@@ -59,7 +60,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
-	go reg.RunJanitor(janitorCtx, min(cfg.Uploads.TTL/4, time.Hour))
+	go reg.RunJanitor(janitorCtx, registry.JanitorInterval(RegistryOptions(cfg, log)))
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}

@@ -149,12 +149,20 @@ func (s *Stores) Close() error {
 
 // NewRegistry returns the registry service cfg describes, on st.
 func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) *registry.Registry {
-	return registry.New(st.Blobs, st.Meta, registry.Options{
-		Cascade:   cfg.Delete.Cascade,
-		UploadTTL: cfg.Uploads.TTL,
-		Redirect:  cfg.Storage.S3.Redirect,
-		Logger:    log,
-	})
+	return registry.New(st.Blobs, st.Meta, RegistryOptions(cfg, log))
+}
+
+// RegistryOptions are the registry service's settings cfg describes.
+func RegistryOptions(cfg *config.Config, log *slog.Logger) registry.Options {
+	return registry.Options{
+		Cascade:              cfg.Delete.Cascade,
+		UploadTTL:            cfg.Uploads.TTL,
+		EmptyUploadTTL:       cfg.Uploads.EmptyTTL,
+		UploadsPerRepository: cfg.Limits.UploadsPerRepository,
+		UploadsPerCaller:     cfg.Limits.UploadsPerCaller,
+		Redirect:             cfg.Storage.S3.Redirect,
+		Logger:               log,
+	}
 }
 
 // GCOptions are the garbage collection settings of cfg.

@@ -162,6 +162,12 @@ type UploadReader interface {
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// StaleUploads returns up to n upload sessions last written before t.
 	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// EmptyUploads returns up to n upload sessions created before t and never written
+	// since (Modified equal to Created).
+	EmptyUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// OpenUploads counts the upload sessions of repo and those of owner, each up to
+	// upTo: a count costs what upTo allows, however many sessions are open.
+	OpenUploads(ctx context.Context, repo, owner string, upTo int) (ofRepo, ofOwner int, err error)
 }
 
 // TokenReader reads repository-scoped access tokens.
@@ -242,7 +248,8 @@ type AttributeWriter interface {
 type UploadWriter interface {
 	// CreateUpload records a new upload session.
 	CreateUpload(ctx context.Context, u *Upload) error
-	// TouchUpload records a write to upload id at t.
+	// TouchUpload records a write to upload id at t; the registry records only writes
+	// that left bytes in the session, so that an untouched session is an empty one.
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
@@ -363,8 +370,11 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 
 // Upload is an upload session of a repository.
 type Upload struct {
-	ID       string
-	Repo     string
+	ID   string
+	Repo string
+	// Owner names who opened it (a user, a token, an address), so that the sessions a
+	// caller holds open can be counted.
+	Owner    string
 	Created  time.Time
 	Modified time.Time
 }

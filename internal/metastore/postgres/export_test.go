@@ -13,6 +13,8 @@ var (
 	BlobSizesQuery          = queries.BlobSizes
 	ManifestSizesQuery      = queries.ManifestSizes
 	LockingManifestQuery    = queries.LockingManifest
+	OpenUploadsQuery        = queries.OpenUploads
+	EmptyUploadsQuery       = queries.EmptyUploads
 	PutManifestStatement    = putManifest
 	SetTagStatement         = setTag
 	SetTagWrittenStatement  = setTagWritten

@@ -376,6 +376,11 @@ func TestStatementPlans(t *testing.T) {
 			[]string{"repos_name_key", "repo_blobs_pkey", "blobs_pkey"}, false},
 		{"ManifestSizes", postgres.ManifestSizesQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, d),
 			[]string{"repos_name_key", "manifests_pkey"}, false},
+		// The caps of upload sessions count through an index, up to the cap.
+		{"OpenUploads", postgres.OpenUploadsQuery, "text, text, bigint", fmt.Sprintf("'%s', 'user:alice', 1000", repo),
+			[]string{"uploads_by_repo", "uploads_by_owner"}, false},
+		{"EmptyUploads", postgres.EmptyUploadsQuery, "timestamptz, bigint", "now(), 100",
+			[]string{"uploads_empty"}, false},
 		{"LockingManifest", postgres.LockingManifestQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, blob),
 			[]string{"repos_name_key", "manifest_refs_blobs", "manifests_pkey"}, false},
 		{"PutManifest", postgres.PutManifestStatement,

@@ -156,4 +156,11 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact, subject, dir
 -- What the migration leaves to sqlstore.Backfill, which reads it in Go.
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
+`, `
+-- version 4: who opened an upload session, and the indexes that count the sessions of a
+-- repository and of an owner, and find those never written (a write moves modified).
+ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_repo ON uploads (repo);
+CREATE INDEX uploads_by_owner ON uploads (owner);
+CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
 `}

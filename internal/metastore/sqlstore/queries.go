@@ -88,10 +88,16 @@ type Queries struct {
 	// found through the references to the blob.
 	LockingManifest string
 
-	// Upload: $1 id. Columns: repository, created, modified.
+	// Upload: $1 id. Columns: repository, owner, created, modified.
 	Upload string
-	// StaleUploads: $1 time, $2 n. Columns: id, repository, created, modified.
-	StaleUploads string
+	// StaleUploads: $1 time, $2 n; the sessions last written before the time.
+	// EmptyUploads: $1 time, $2 n; the sessions created before the time and never
+	// written since (modified equal to created), in order of creation. Columns: id,
+	// repository, owner, created, modified.
+	StaleUploads, EmptyUploads string
+	// OpenUploads: $1 repository, $2 owner, $3 n. Columns: the number of sessions of
+	// the repository and of the owner, each counted up to n.
+	OpenUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
 	// other than the tag-schema tags naming it), delete attribute, updated, children (a
@@ -129,8 +135,8 @@ type Queries struct {
 	// SetManifestAttributes: $1 repository, $2 digest, $3–$6 delete, write, read, list.
 	SetManifestAttributes string
 
-	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified; changes no row when
-	// the id exists.
+	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified, $5 owner; changes no
+	// row when the id exists.
 	CreateUpload string
 	// TouchUpload: $1 id, $2 time. DeleteUpload: $1 id.
 	TouchUpload, DeleteUpload string

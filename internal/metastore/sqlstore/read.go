@@ -372,7 +372,7 @@ func digestStrings(ds []digest.Digest) []string {
 }
 
 func scanUpload(s Row, u *metastore.Upload, withID bool) error {
-	dest := []any{&u.Repo, &u.Created, &u.Modified}
+	dest := []any{&u.Repo, &u.Owner, &u.Created, &u.Modified}
 	if withID {
 		dest = append([]any{&u.ID}, dest...)
 	}
@@ -392,10 +392,23 @@ func (r reader) Upload(ctx context.Context, id string) (*metastore.Upload, error
 }
 
 func (r reader) StaleUploads(ctx context.Context, t time.Time, n int) ([]metastore.Upload, error) {
-	return collect(ctx, r.q, "stale uploads", r.d.StaleUploads, []any{t, n}, func(rows Row) (metastore.Upload, error) {
+	return r.uploads(ctx, "stale uploads", r.d.StaleUploads, t, n)
+}
+
+func (r reader) EmptyUploads(ctx context.Context, t time.Time, n int) ([]metastore.Upload, error) {
+	return r.uploads(ctx, "empty uploads", r.d.EmptyUploads, t, n)
+}
+
+func (r reader) uploads(ctx context.Context, what, query string, t time.Time, n int) ([]metastore.Upload, error) {
+	return collect(ctx, r.q, what, query, []any{t, n}, func(rows Row) (metastore.Upload, error) {
 		var u metastore.Upload
 		return u, scanUpload(rows, &u, true)
 	})
+}
+
+func (r reader) OpenUploads(ctx context.Context, repo, owner string, upTo int) (ofRepo, ofOwner int, err error) {
+	err = r.q.QueryRow(ctx, r.d.OpenUploads, repo, owner, upTo).Scan(&ofRepo, &ofOwner)
+	return ofRepo, ofOwner, wrap("count uploads", err)
 }
 
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {

@@ -1376,9 +1376,9 @@ func testAttributes(t *testing.T, s metastore.Store) {
 func testUploads(t *testing.T, s metastore.Store) {
 	ctx := t.Context()
 	ups := []metastore.Upload{
-		{ID: "u0", Repo: "r", Created: t0, Modified: t0},
-		{ID: "u1", Repo: "r", Created: t0, Modified: t0.Add(time.Second)},
-		{ID: "u2", Repo: "other/repo", Created: t0.Add(time.Second), Modified: t0.Add(2 * time.Second)},
+		{ID: "u0", Repo: "r", Owner: "user:alice", Created: t0, Modified: t0},
+		{ID: "u1", Repo: "r", Owner: "user:bob", Created: t0, Modified: t0.Add(time.Second)},
+		{ID: "u2", Repo: "other/repo", Owner: "user:alice", Created: t0.Add(time.Second), Modified: t0.Add(2 * time.Second)},
 	}
 	update(t, s, func(tx metastore.Tx) error {
 		for _, u := range ups {
@@ -1418,6 +1418,32 @@ func testUploads(t *testing.T, s metastore.Store) {
 			t.Errorf("StaleUploads(%v, %d) = %+v, want %d of %+v", before, n, got, min(n, len(want)), want)
 		}
 	}
+	// Empty: never written since created (u0 only), created strictly before the time.
+	empty := func(before time.Time, n int, want ...metastore.Upload) {
+		t.Helper()
+		got, err := s.EmptyUploads(ctx, before, n)
+		if err != nil {
+			t.Fatalf("EmptyUploads: %v", err)
+		}
+		if len(got) != len(want) || len(got) > 0 && !uploadEqual(got[0], want[0]) {
+			t.Errorf("EmptyUploads(%v, %d) = %+v, want %+v", before, n, got, want)
+		}
+	}
+	empty(t0, 10)
+	empty(t0.Add(time.Hour), 10, ups[0])
+	empty(t0.Add(time.Hour), 0)
+	open := func(repo, owner string, upTo, wantRepo, wantOwner int) {
+		t.Helper()
+		r, o, err := s.OpenUploads(ctx, repo, owner, upTo)
+		if err != nil || r != wantRepo || o != wantOwner {
+			t.Errorf("OpenUploads(%s, %s, %d) = %d, %d, %v; want %d, %d", repo, owner, upTo, r, o, err, wantRepo, wantOwner)
+		}
+	}
+	open("r", "user:alice", 10, 2, 2)
+	open("r", "user:alice", 1, 1, 1) // counted up to 1
+	open("other/repo", "user:bob", 10, 1, 1)
+	open("nothing", "nobody", 10, 0, 0)
+
 	stale(t0, 10)
 	stale(t0.Add(time.Second), 10, ups[0]) // strictly before
 	stale(t0.Add(time.Hour), 10, ups...)
@@ -1431,6 +1457,7 @@ func testUploads(t *testing.T, s metastore.Store) {
 		t.Errorf("Upload after TouchUpload = %+v, %v; want %+v", got, err, ups[0])
 	}
 	stale(t0.Add(time.Minute), 10, ups[1], ups[2])
+	empty(t0.Add(time.Hour), 10) // written now
 	err = s.Update(ctx, func(tx metastore.Tx) error { return tx.TouchUpload(ctx, "never", touched) })
 	wantNotFound(t, "TouchUpload unknown", err)
 
@@ -1440,10 +1467,11 @@ func testUploads(t *testing.T, s metastore.Store) {
 	err = s.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, "u1") })
 	wantNotFound(t, "DeleteUpload again", err)
 	stale(t0.Add(time.Hour), 10, ups[0], ups[2])
+	open("r", "user:bob", 10, 1, 0)
 }
 
 func uploadEqual(a, b metastore.Upload) bool {
-	return a.ID == b.ID && a.Repo == b.Repo && a.Created.Equal(b.Created) && a.Modified.Equal(b.Modified)
+	return a.ID == b.ID && a.Repo == b.Repo && a.Owner == b.Owner && a.Created.Equal(b.Created) && a.Modified.Equal(b.Modified)
 }
 
 // state is what a test reads back to tell whether an Update changed anything.
