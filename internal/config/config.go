@@ -65,6 +65,9 @@ type Config struct {
 		Postgres struct {
 			URL      string `yaml:"url" usage:"PostgreSQL connection URL; setting it keeps metadata in PostgreSQL instead of the data dir"`
 			MaxConns int    `yaml:"max-conns" usage:"most connections to PostgreSQL per replica (0: the driver's default)"`
+			// Timeout bounds each round trip to PostgreSQL: past it the database
+			// counts as unavailable, and the request is answered 503.
+			Timeout time.Duration `yaml:"timeout" usage:"longest wait for PostgreSQL to answer a statement or give a connection; past it the request is answered 503"`
 		} `yaml:"postgres"`
 	} `yaml:"metadata"`
 	GC struct {
@@ -154,6 +157,7 @@ func Default() Config {
 	c.Uploads.TTL = 24 * time.Hour
 	c.Uploads.EmptyTTL = time.Hour
 	c.Shutdown.Timeout = 30 * time.Second
+	c.Metadata.Postgres.Timeout = 10 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
 	c.Limits.BodyMinBytes = 16 << 10
@@ -469,6 +473,9 @@ func (c *Config) validate() error {
 	case "delete", "keep":
 	default:
 		return fmt.Errorf("config: gc.orphan-referrers must be delete or keep, not %q", c.GC.OrphanReferrers)
+	}
+	if c.Metadata.Postgres.Timeout <= 0 {
+		return errors.New("config: metadata.postgres.timeout must be positive")
 	}
 	if c.GC.Delay < 0 || c.GC.Interval < 0 {
 		return errors.New("config: gc.delay and gc.interval must not be negative")

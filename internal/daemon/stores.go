@@ -119,7 +119,7 @@ func existingDataDir(dir string) error {
 
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {
 	if c := cfg.Metadata.Postgres; c.URL != "" {
-		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns)})
+		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns), Timeout: c.Timeout})
 		if err != nil {
 			return nil, "", err
 		}

@@ -35,6 +35,9 @@ var (
 	// PreconditionFailed is graft's: a conditional manifest push (If-Match, as HTTP
 	// has it) whose tag names another manifest by now.
 	PreconditionFailed = Code{"PRECONDITION_FAILED", http.StatusPreconditionFailed}
+	// Unavailable is distribution's: a store the registry needs cannot be reached
+	// for now; the same request may succeed later.
+	Unavailable = Code{"UNAVAILABLE", http.StatusServiceUnavailable}
 	// Unknown is what any error without a code becomes: its text is never shown.
 	Unknown = Code{"UNKNOWN", http.StatusInternalServerError}
 )

@@ -22,6 +22,10 @@ var (
 	ErrNotFound = errors.New("metastore: not found")
 	// ErrExists is returned when what a call would create exists already.
 	ErrExists = errors.New("metastore: already exists")
+	// ErrUnavailable is in the chain of an error met reaching the store's database (a
+	// connection refused, reset or silent past a timeout), rather than an answer of its
+	// own: a request that meets it may succeed later, unchanged.
+	ErrUnavailable = errors.New("metastore: the metadata store is unavailable")
 )
 
 // The contract is split by role, as a consumer needs it: the registry's push takes

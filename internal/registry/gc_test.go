@@ -361,9 +361,9 @@ const gcClockDelay = time.Hour
 // what changed since the collection grace rounds before it began, and nothing older,
 // however long the rounds take.
 type gcClock struct {
-	grace  int
-	mu     sync.Mutex
-	cond   *sync.Cond
+	grace   int
+	mu      sync.Mutex
+	cond    *sync.Cond
 	starts  []time.Time // of each collection, in order
 	ended   int
 	stopped bool

@@ -145,13 +145,14 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return errcode.New(errcode.BlobUploadInvalid, "chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()).
 			RangeNotSatisfiable()
 	}
-	body := c.Body
+	body := &readFailure{r: c.Body}
+	var in io.Reader = body
 	if c.Length >= 0 {
 		// Checked while reading, so that a wrong length fails the append, which
 		// then keeps nothing of the chunk.
-		body = &exactReader{r: c.Body, left: c.Length}
+		in = &exactReader{r: body, left: c.Length}
 	}
-	_, err := u.Append(ctx, body)
+	_, err := u.Append(ctx, in)
 	var le *lengthError
 	switch {
 	case err == nil:
@@ -160,9 +161,26 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return ctx.Err()
 	case errors.As(err, &le):
 		return errcode.New(errcode.SizeInvalid, "the chunk does not hold the %d bytes declared; nothing of it was kept", c.Length)
-	default:
+	case body.err != nil:
 		return errcode.New(errcode.BlobUploadInvalid, "reading the chunk failed; nothing of it was kept")
+	default:
+		return internal("append upload", err) // the store's, not the client's
 	}
+}
+
+// readFailure reads r and remembers the error reading it met, other than its end: a
+// failed append is the client's doing when the body failed, the store's otherwise.
+type readFailure struct {
+	r   io.Reader
+	err error
+}
+
+func (f *readFailure) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 // exactReader yields what r does, failing when r holds more or fewer than left bytes.
