@@ -284,10 +284,13 @@ registry reference or an OCI image layout (oci:DIR[:TAG], created if needed as a
 destination). DST without a tag takes SRC's tag; a SRC named by digest is copied by
 digest.
 
-With -r the referrers come along, recursively (signatures of SBOMs too), and for an
-index the referrers of every manifest it lists. A destination registry without the
-referrers API gets the referrers tag schema (sha256-<hex> index tags) written, which
-graft discover reads back there.
+With -r the artifacts come along, as graft discover shows them, recursively
+(signatures of SBOMs too), and for an index those of every manifest it lists.
+cosign's tag-schema artifacts (sha256-<hex>.sig, .att, .sbom) get the same tags at
+the destination, so that cosign verify finds them there; graft does not move such a
+tag there from a manifest holding signatures the source's lacks. A destination
+registry without the referrers API gets the fallback index (sha256-<hex> index tags)
+written for the referrers, which graft discover reads back there.
 
 Prints the copy's reference by digest.`,
 		Example: `  graft copy oci:layout:v1 localhost:5000/demo/app:v1
@@ -342,7 +345,7 @@ Prints the copy's reference by digest.`,
 			return printPushed(cmd, &format, dstRef, root)
 		}),
 	}
-	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy the referrers too, recursively")
+	cmd.Flags().BoolVarP(&recursive, "recursive", "r", false, "copy the artifacts (referrers, tag-schema signatures) too, recursively")
 	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	return cmd
 }

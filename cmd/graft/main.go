@@ -82,22 +82,7 @@ environment variable; flags win over variables, variables over the file.`,
 	return cmd
 }
 
-func newLogger(cfg *config.Config) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	format := cfg.Log.Format
-	if format == "" {
-		format = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			format = "text"
-		}
-	}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
-}
+func newLogger(cfg *config.Config) *slog.Logger { return daemon.NewLogger(os.Stderr, cfg) }
 
 func versionCommand() *cobra.Command {
 	var format formatFlag

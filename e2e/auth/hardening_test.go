@@ -355,19 +355,36 @@ func TestFailedLoginsTakeAlike(t *testing.T) {
 		{"an unknown name, a wrong secret", basic("nobody-here", "graft_wrongwrongwrongwrongwrongwrongwrongwrong")},
 		{"an unknown name, a wrong password", basic("nobody-here", "wrong-Pa55word")},
 	}
-	const rounds = 50
-	took := make([][]time.Duration, len(kinds))
-	medians := func(n int) []time.Duration {
-		out := make([]time.Duration, len(kinds))
+	// On a machine busy with other work a round's times wander by more than the 20%
+	// the medians must agree within: a measurement is taken again, three times at
+	// most, before the test says the times differ. A path that skips the password
+	// check answers in a fraction of the time every time.
+	var m []time.Duration
+	for attempt := 1; ; attempt++ {
+		m = failedLoginMedians(t, r, kinds, 50)
 		for i := range kinds {
-			sorted := slices.Sorted(slices.Values(took[i]))
-			out[i] = sorted[n/2]
+			t.Logf("attempt %d: %s: median %s of 50 (bcrypt cost %d)", attempt, kinds[i].name, m[i], cost)
 		}
-		return out
+		if !apart(m, 1.2) {
+			return
+		}
+		if apart(m, 3) || attempt == 3 {
+			break
+		}
 	}
-	apart := func(m []time.Duration, by float64) bool {
-		return float64(slices.Max(m)) > by*float64(slices.Min(m))
-	}
+	t.Errorf("failed logins take from %s to %s (medians): more than 20%% apart", slices.Min(m), slices.Max(m))
+}
+
+// apart reports whether the largest of m is more than by times the smallest.
+func apart(m []time.Duration, by float64) bool {
+	return float64(slices.Max(m)) > by*float64(slices.Min(m))
+}
+
+// failedLoginMedians sends rounds failed logins of each kind, the kinds in a new order
+// each round, and returns the median time of each kind.
+func failedLoginMedians(t *testing.T, r *registry, kinds []struct{ name, authz string }, rounds int) []time.Duration {
+	t.Helper()
+	took := make([][]time.Duration, len(kinds))
 	for round := -1; round < rounds; round++ { // round -1 warms up, uncounted
 		for _, i := range rand.Perm(len(kinds)) {
 			start := time.Now()
@@ -380,17 +397,13 @@ func TestFailedLoginsTakeAlike(t *testing.T) {
 				took[i] = append(took[i], d)
 			}
 		}
-		if round == 9 && apart(medians(10), 3) { // as good as decided
-			t.Fatalf("failed logins take from %s to %s (medians of 10)", slices.Min(medians(10)), slices.Max(medians(10)))
-		}
 	}
-	m := medians(rounds)
+	out := make([]time.Duration, len(kinds))
 	for i := range kinds {
-		t.Logf("%s: median %s of %d (bcrypt cost %d)", kinds[i].name, m[i], rounds, cost)
+		sorted := slices.Sorted(slices.Values(took[i]))
+		out[i] = sorted[len(sorted)/2]
 	}
-	if apart(m, 1.2) {
-		t.Errorf("failed logins take from %s to %s (medians): more than 20%% apart", slices.Min(m), slices.Max(m))
-	}
+	return out
 }
 
 // TestScopeNames: the token endpoint grants nothing for a scope whose name is no

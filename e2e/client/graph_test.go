@@ -13,6 +13,8 @@ import (
 const (
 	typeSBOM      = "application/spdx+json"
 	typeSignature = "application/vnd.example.signature"
+	// the layer of cosign's signatures, by which graft types them
+	typeSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
 )
 
 // buildImage writes an OCI image (a tar layer and its config) into an OCI layout in
@@ -36,6 +38,10 @@ func attachGraph(t *testing.T, g *graft, image string) (sbom, sig string) {
 	sig = strings.TrimSpace(g.Must("attach", sbom, "sbom.sig", "--artifact-type", typeSignature))
 	return sbom, sig
 }
+
+// schemaTag is the tag the referrers tag schema names the artifacts of the manifest d
+// by: its fallback index's, and with a suffix, cosign's.
+func schemaTag(d string) string { return strings.Replace(d, ":", "-", 1) }
 
 func digestOf(t *testing.T, ref string) string {
 	t.Helper()
@@ -119,8 +125,14 @@ func TestGraphWorkflow(t *testing.T) {
 					t.Fatalf("copy within the registry: %s, want %s", shape, got.shape())
 				}
 				g.Fail(6, "delete", other) // no terminal, no --yes
-				deleted := strings.Fields(g.Must("delete", "--yes", other))
 				want := []string{digestOf(t, sig), digestOf(t, sbom), got.Digest}
+				if !reg.referrersAPI {
+					// the fallback indexes of the image and the SBOM go with them
+					for _, subject := range want[1:] {
+						want = append(want, g.manifestDigest(reg.addr+"/demo/copy:"+schemaTag(subject)))
+					}
+				}
+				deleted := strings.Fields(g.Must("delete", "--yes", other))
 				slices.Sort(deleted)
 				slices.Sort(want)
 				if !slices.Equal(deleted, want) {
@@ -128,6 +140,9 @@ func TestGraphWorkflow(t *testing.T) {
 				}
 				for _, d := range want {
 					g.Fail(3, "manifest", "get", reg.addr+"/demo/copy@"+d)
+				}
+				if tags := g.Run("", "tag", "list", reg.addr+"/demo/copy"); strings.TrimSpace(tags.Stdout) != "" {
+					t.Errorf("tags left after the delete: %s", tags.Stdout)
 				}
 				// the original graph is untouched
 				if shape := g.discover(image).shape(); shape != got.shape() {

@@ -117,6 +117,9 @@ type graphNode struct {
 	Digest       string      `json:"digest"`
 	Size         int64       `json:"size"`
 	ArtifactType string      `json:"artifactType"`
+	Edge         string      `json:"edge"`
+	Tag          string      `json:"tag"`
+	IndexTag     string      `json:"indexTag"`
 	Referrers    []graphNode `json:"referrers"`
 }
 
@@ -132,13 +135,28 @@ func (g *graft) discover(ref string, flags ...string) graphNode {
 	return n
 }
 
+// manifestDigest returns the digest of the manifest ref names.
+func (g *graft) manifestDigest(ref string) string {
+	g.t.Helper()
+	var out struct {
+		Descriptor struct {
+			Digest string `json:"digest"`
+		} `json:"descriptor"`
+	}
+	if err := json.Unmarshal([]byte(g.Must("manifest", "get", "-o", "json", ref)), &out); err != nil || out.Descriptor.Digest == "" {
+		g.t.Fatalf("manifest get -o json %s: %v", ref, err)
+	}
+	return out.Descriptor.Digest
+}
+
 // shape is a graph without its references, which name the registry: what must be
-// the same wherever the graph is copied.
+// the same wherever the graph is copied, how each artifact is found included.
 func (n graphNode) shape() string {
 	var b strings.Builder
 	var walk func(graphNode, int)
 	walk = func(n graphNode, level int) {
-		fmt.Fprintf(&b, "%s%s %s %d\n", strings.Repeat("  ", level), n.ArtifactType, n.Digest, n.Size)
+		found := strings.TrimSpace(strings.Join([]string{n.Edge, n.Tag, n.IndexTag}, " "))
+		fmt.Fprintf(&b, "%s%s %s %d %s\n", strings.Repeat("  ", level), n.ArtifactType, n.Digest, n.Size, found)
 		for _, r := range n.Referrers {
 			walk(r, level+1)
 		}

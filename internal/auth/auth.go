@@ -91,7 +91,7 @@ type Authenticator struct {
 	log        *slog.Logger
 	now        func() time.Time
 	verified   verifiedCache
-	proxies    []netip.Prefix
+	proxies    Proxies
 }
 
 // New returns an authenticator.
@@ -630,7 +630,7 @@ func (a *Authenticator) Realm(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if a.viaProxy(r) {
+	if a.proxies.viaProxy(r) {
 		if p := forwarded(r, "X-Forwarded-Proto"); p == "https" || p == "http" {
 			scheme = p
 		}

@@ -26,9 +26,13 @@ func peer(r *http.Request) (netip.Addr, bool) {
 	return a.Unmap(), true
 }
 
-// trusts reports whether a is a trusted proxy.
-func (a *Authenticator) trusts(addr netip.Addr) bool {
-	for _, p := range a.proxies {
+// Proxies are the reverse proxies (Options.TrustedProxies) whose X-Forwarded-For,
+// -Proto and -Host headers are believed. Its zero value believes nobody.
+type Proxies []netip.Prefix
+
+// trusts reports whether addr is a trusted proxy.
+func (ps Proxies) trusts(addr netip.Addr) bool {
+	for _, p := range ps {
 		if p.Contains(addr) {
 			return true
 		}
@@ -37,21 +41,20 @@ func (a *Authenticator) trusts(addr netip.Addr) bool {
 }
 
 // viaProxy reports whether r came from a trusted proxy.
-func (a *Authenticator) viaProxy(r *http.Request) bool {
-	if len(a.proxies) == 0 {
+func (ps Proxies) viaProxy(r *http.Request) bool {
+	if len(ps) == 0 {
 		return false
 	}
 	p, ok := peer(r)
-	return ok && a.trusts(p)
+	return ok && ps.trusts(p)
 }
 
-// ClientAddr is the address r comes from, as the login limiter counts it: the
-// connection's peer, or, from a trusted proxy, the client X-Forwarded-For names. Each
-// proxy appends the address it was reached from, so the client is the last address
-// in the header that is no trusted proxy: addresses left of it are the client's own
-// say.
-func (a *Authenticator) ClientAddr(r *http.Request) string {
-	if !a.viaProxy(r) {
+// ClientAddr is the address r comes from: the connection's peer, or, from a trusted
+// proxy, the client X-Forwarded-For names. Each proxy appends the address it was
+// reached from, so the client is the last address in the header that is no trusted
+// proxy: addresses left of it are the client's own say.
+func (ps Proxies) ClientAddr(r *http.Request) string {
+	if !ps.viaProxy(r) {
 		return r.RemoteAddr
 	}
 	hops := headerList(r, "X-Forwarded-For")
@@ -62,12 +65,16 @@ func (a *Authenticator) ClientAddr(r *http.Request) string {
 			break // a hop no proxy wrote: the last trusted one is the client
 		}
 		client = addr.String()
-		if !a.trusts(addr) {
+		if !ps.trusts(addr) {
 			break
 		}
 	}
 	return client
 }
+
+// ClientAddr is the address r comes from, as the login limiter counts it (see
+// Proxies.ClientAddr).
+func (a *Authenticator) ClientAddr(r *http.Request) string { return a.proxies.ClientAddr(r) }
 
 // parseHop reads one address of X-Forwarded-For, with or without a port.
 func parseHop(s string) (netip.Addr, bool) {

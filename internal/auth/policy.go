@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"github.com/graft-registry/graft/internal/pattern"
 	"slices"
 	"strings"
 	"time"
@@ -36,7 +37,7 @@ type Identity struct {
 	Kind Kind
 	Name string
 	// repos and actions are what a repository-scoped token may do.
-	repos   []Pattern
+	repos   pattern.Set
 	actions Actions
 	// expires is when a repository-scoped token stops working; zero for never.
 	expires time.Time
@@ -74,7 +75,7 @@ type Policy struct {
 }
 
 type rule struct {
-	repos           []Pattern
+	repos           pattern.Set
 	pull, push, del subjects
 	anonymousPull   bool
 }
@@ -127,7 +128,7 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 			return nil, fmt.Errorf("%s: repositories must name at least one pattern", where)
 		}
 		var cr rule
-		if cr.repos, err = compilePatterns(r.Repositories); err != nil {
+		if cr.repos, err = pattern.Repositories(r.Repositories); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if cr.pull, err = compileSubjects(r.Pull, known, where+".pull"); err != nil {
@@ -182,13 +183,13 @@ func (p *Policy) Open() bool { return len(p.rules) == 0 }
 func (p *Policy) Allowed(id Identity, repo string) Actions {
 	switch id.Kind {
 	case Token:
-		if matchAny(id.repos, repo) {
+		if id.repos.Match(repo) {
 			return id.actions
 		}
 		return 0
 	case Anonymous:
 		for _, r := range p.rules {
-			if r.anonymousPull && matchAny(r.repos, repo) {
+			if r.anonymousPull && r.repos.Match(repo) {
 				return Pull
 			}
 		}
@@ -200,7 +201,7 @@ func (p *Policy) Allowed(id Identity, repo string) Actions {
 	groups := p.groupsOf[id.Name]
 	var a Actions
 	for _, r := range p.rules {
-		if !matchAny(r.repos, repo) {
+		if !r.repos.Match(repo) {
 			continue
 		}
 		if r.pull.has(id.Name, groups) || r.anonymousPull {
@@ -227,7 +228,7 @@ func (p *Policy) Everywhere(id Identity) bool {
 	case User:
 		return p.Open() || p.admin(id)
 	case Token:
-		return id.actions.Has(Pull) && slices.ContainsFunc(id.repos, func(pt Pattern) bool { return pt.raw == "**" })
+		return id.actions.Has(Pull) && slices.ContainsFunc(id.repos, func(pt pattern.Pattern) bool { return pt.String() == "**" })
 	}
 	return false
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/graft-registry/graft/internal/pattern"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func CreateToken(ctx context.Context, meta metastore.Updater, spec TokenSpec, no
 	if len(spec.Repositories) == 0 {
 		return "", nil, errors.New("a token needs at least one repository pattern (--repo)")
 	}
-	if _, err := compilePatterns(spec.Repositories); err != nil {
+	if _, err := pattern.Repositories(spec.Repositories); err != nil {
 		return "", nil, err
 	}
 	actions, err := ParseActions(spec.Actions)
@@ -119,7 +120,7 @@ func tokenIdentity(tok *metastore.Token, now time.Time) (Identity, bool) {
 	if !tok.Expires.IsZero() && !now.Before(tok.Expires) {
 		return Identity{}, false
 	}
-	repos, err := compilePatterns(tok.Repositories)
+	repos, err := pattern.Repositories(tok.Repositories)
 	if err != nil {
 		return Identity{}, false
 	}

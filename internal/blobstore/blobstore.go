@@ -106,3 +106,10 @@ type Redirector interface {
 	// URL returns where blob d may be fetched for ttl.
 	URL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error)
 }
+
+// Pinger is a Store that can tell cheaply whether it answers: a readiness probe asks it
+// every few seconds.
+type Pinger interface {
+	// Ping returns an error when the store does not answer.
+	Ping(ctx context.Context) error
+}

@@ -3,21 +3,23 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
-	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 )
 
 // CopyOptions control Copy.
 type CopyOptions struct {
-	// Recursive copies the referrers of the root too, at every level, and for an
-	// index the referrers of every manifest it lists.
+	// Recursive copies the artifacts of the root too (see Discover), at every level,
+	// and for an index the artifacts of every manifest it lists.
 	Recursive bool
 	// Progress draws bars for the transfers; nil draws none.
 	Progress *Progress
@@ -30,8 +32,8 @@ type CopyResult struct {
 	Manifests int   `json:"manifests"`
 	Blobs     int   `json:"blobs"`
 	Bytes     int64 `json:"bytes"`
-	// Referrers counts the referrers of the graph, at every level, copied now or found
-	// there already (Recursive only).
+	// Referrers counts the artifacts of the graph, at every level, copied now or found
+	// there already (Recursive only): referrers and tag-schema artifacts alike.
 	Referrers int `json:"referrers"`
 	// Present counts the manifests and blobs the destination had already; a manifest
 	// counts for what it references too, which was not looked at.
@@ -39,9 +41,12 @@ type CopyResult struct {
 }
 
 // Copy copies the manifest root and everything it references from src to dst, tagged
-// tag there unless tag is empty. A destination without the referrers API gets the
-// referrers tag schema (a sha256-<hex> index per subject) written for it: oras-go's
-// repository does that when the registry does not acknowledge a subject.
+// tag there unless tag is empty. With Recursive, the graph under root comes along, as
+// Discover finds it: a tag-schema artifact gets its tag at the destination too (the
+// subject's digest, and so the tag's name, is the same there), and a destination
+// without the referrers API gets the fallback index (a sha256-<hex> index per subject)
+// written for the referrers: oras-go's repository does that when the registry does not
+// acknowledge a subject.
 func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag string, opts CopyOptions) (CopyResult, error) {
 	t := &tally{referrers: map[digest.Digest]bool{}}
 	graphOpts := oras.DefaultCopyGraphOptions
@@ -57,26 +62,93 @@ func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag str
 	if !opts.Recursive {
 		return t.result(), nil
 	}
-	extended := oras.ExtendedCopyGraphOptions{
-		CopyGraphOptions: graphOpts,
-		// only referrers: an OCI layout's predecessors also include the indexes that
-		// list a manifest, which are not part of its graph
-		FindPredecessors: func(ctx context.Context, _ content.ReadOnlyGraphStorage, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			referrers, err := registry.Referrers(ctx, src, desc, "")
-			t.found(referrers)
-			return referrers, err
-		},
-	}
 	nodes, err := withChildren(ctx, src, root)
 	if err != nil {
 		return t.result(), err
 	}
 	for _, node := range nodes {
-		if err := oras.ExtendedCopyGraph(ctx, tracked, dst, node, extended); err != nil {
-			return t.result(), fmt.Errorf("copying the referrers of %s: %w", node.Digest, err)
+		graph, err := Discover(ctx, src, node, DiscoverOptions{})
+		if err != nil {
+			return t.result(), fmt.Errorf("finding the artifacts of %s: %w", node.Digest, err)
+		}
+		if err := copyArtifacts(ctx, tracked, dst, graph, graphOpts, t); err != nil {
+			return t.result(), err
 		}
 	}
 	return t.result(), nil
+}
+
+// copyArtifacts copies the artifacts under n, each before those under it, so that an
+// interrupted copy leaves no artifact without its subject.
+func copyArtifacts(ctx context.Context, src oras.ReadOnlyGraphTarget, dst Target, n *Node, opts oras.CopyGraphOptions, t *tally) error {
+	for _, a := range n.Referrers {
+		t.found(a.Digest)
+		if a.Tag != "" {
+			if err := checkRetag(ctx, src, dst, a.Descriptor, a.Tag); err != nil {
+				return err
+			}
+		}
+		if err := copyRoot(ctx, src, dst, a.Descriptor, a.Tag, opts); err != nil {
+			return fmt.Errorf("copying %s (%s), an artifact of %s: %w", a.Digest, artifactTypeOf(a.Descriptor), n.Digest, err)
+		}
+		if err := copyArtifacts(ctx, src, dst, a, opts, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRetag refuses to move the tag-schema tag at dst from a manifest that lists
+// content desc does not: that would drop signatures which exist only at the
+// destination. cosign adds each new signature of an image as a layer of the manifest
+// its .sig tag names, so a source signed again since the last copy lists every layer
+// of the destination's older manifest, and the tag moves.
+func checkRetag(ctx context.Context, src content.Fetcher, dst Target, desc ocispec.Descriptor, tag string) error {
+	current, err := dst.Resolve(ctx, tag)
+	if errors.Is(err, errdef.ErrNotFound) || (err == nil && current.Digest == desc.Digest) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("resolving tag %s at the destination: %w", tag, err)
+	}
+	have, err := listed(ctx, dst, current)
+	if err != nil {
+		return fmt.Errorf("reading %s, tagged %s at the destination: %w", current.Digest, tag, err)
+	}
+	coming, err := listed(ctx, src, desc)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", desc.Digest, err)
+	}
+	for _, d := range have {
+		if !slices.Contains(coming, d) {
+			return fmt.Errorf("tag %s at the destination names %s, which lists %s, and %s does not: moving the tag would lose it there (delete the tag there first to replace it)",
+				tag, current.Digest, d, desc.Digest)
+		}
+	}
+	return nil
+}
+
+// listed returns what the manifest desc lists: an image manifest's layers, an index's
+// manifests.
+func listed(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor) ([]digest.Digest, error) {
+	if desc.Size > maxManifestBytes {
+		return nil, fmt.Errorf("%s claims %d bytes: more than a manifest may have", desc.Digest, desc.Size)
+	}
+	b, err := content.FetchAll(ctx, f, desc)
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		Layers    []ocispec.Descriptor `json:"layers"`
+		Manifests []ocispec.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", desc.Digest, err)
+	}
+	var out []digest.Digest
+	for _, d := range append(m.Layers, m.Manifests...) {
+		out = append(out, d.Digest)
+	}
+	return out, nil
 }
 
 // tally counts what a copy does; oras-go copies concurrently.
@@ -105,12 +177,10 @@ func (t *tally) present(context.Context, ocispec.Descriptor) error {
 	return nil
 }
 
-func (t *tally) found(referrers []ocispec.Descriptor) {
+func (t *tally) found(d digest.Digest) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, r := range referrers {
-		t.referrers[r.Digest] = true
-	}
+	t.referrers[d] = true
 }
 
 func (t *tally) result() CopyResult {
@@ -133,10 +203,10 @@ func mountSource(src, dst Target) (string, bool) {
 }
 
 // withChildren returns root and, for an index, the manifests it lists: each can have
-// referrers of its own (a signature per platform).
+// artifacts of its own (a signature per platform).
 func withChildren(ctx context.Context, src content.Fetcher, root ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 	nodes := []ocispec.Descriptor{root}
-	if root.MediaType != ocispec.MediaTypeImageIndex && root.MediaType != "application/vnd.docker.distribution.manifest.list.v2+json" {
+	if !isIndexType(root.MediaType) {
 		return nodes, nil
 	}
 	b, err := content.FetchAll(ctx, src, root)

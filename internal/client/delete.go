@@ -12,11 +12,12 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // Headers of graft's answer to a manifest DELETE (see internal/server): how many
@@ -39,11 +40,12 @@ type DeleteResult struct {
 	ByServer bool `json:"byServer"`
 }
 
-// DeleteGraph deletes the manifest at graph's root and every referrer under it. A
-// graft registry cascades on its own: one DELETE, and its answer says what went. Any
-// other registry or an OCI layout gets one DELETE per manifest, referrers before their
-// subjects, so that an interrupted delete never leaves a referrer whose subject is
-// gone.
+// DeleteGraph deletes the manifest at graph's root and every artifact under it, with
+// the tag-schema tags and fallback indexes that name them. A graft registry cascades
+// on its own: one DELETE, and its answer says what went. Any other registry or an OCI
+// layout gets one DELETE per manifest in the order of graph.Plan, artifacts before
+// their subjects, so that an interrupted delete never leaves an artifact whose subject
+// is gone.
 func DeleteGraph(ctx context.Context, target Target, graph *Node) (DeleteResult, error) {
 	if repo, ok := target.(*remote.Repository); ok && serverCascades(ctx, repo) {
 		return deleteOnServer(ctx, repo, graph)
@@ -56,18 +58,55 @@ func deleteBottomUp(ctx context.Context, target Target, graph *Node, result Dele
 	if !ok {
 		return result, fmt.Errorf("%T cannot delete", target)
 	}
-	for _, desc := range append(graph.BottomUp(), graph.Descriptor) {
-		if slices.Contains(result.Deleted, desc.Digest) || slices.Contains(result.Locked, desc.Digest) {
+	for _, step := range graph.Plan() {
+		if slices.Contains(result.Deleted, step.Digest) || slices.Contains(result.Locked, step.Digest) {
 			continue
 		}
-		err := deleter.Delete(ctx, desc)
-		if err != nil && !errors.Is(err, errdef.ErrNotFound) {
-			return result, fmt.Errorf("deleting %s (%s): %w", desc.Digest, artifactTypeOf(desc), err)
+		if step.Tag != "" {
+			if err := untag(ctx, target, step.Tag, step.Digest); err != nil {
+				return result, fmt.Errorf("deleting tag %s of %s: %w", step.Tag, step.Digest, err)
+			}
 		}
-		result.Deleted = append(result.Deleted, desc.Digest)
+		err := deleter.Delete(ctx, step.Descriptor)
+		if err != nil && !errors.Is(err, errdef.ErrNotFound) {
+			return result, fmt.Errorf("deleting %s (%s): %w", step.Digest, artifactTypeOf(step.Descriptor), err)
+		}
+		result.Deleted = append(result.Deleted, step.Digest)
 	}
 	return result, nil
 }
+
+// untag deletes tag in target when it still names the manifest d, before d goes: a
+// registry may keep the tags of a manifest deleted by digest, which would then name
+// nothing. A tag moved since the graph was read names a manifest this delete is not
+// about, and stays. A registry that refuses to delete tags (the spec lets it) removes
+// them with the manifest, or not at all: the delete goes on either way.
+func untag(ctx context.Context, target Target, tag string, d digest.Digest) error {
+	desc, err := target.Resolve(ctx, tag)
+	if errors.Is(err, errdef.ErrNotFound) || (err == nil && desc.Digest != d) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	switch t := target.(type) {
+	case *oci.Store:
+		err = t.Untag(ctx, tag)
+	case *remote.Repository:
+		err = deleteTagOf(ctx, t, tag)
+	default:
+		return nil // the manifest's delete takes its tags, or nothing can
+	}
+	var answer *errcode.ErrorResponse
+	if errors.As(err, &answer) && (answer.StatusCode == http.StatusNotFound || answer.StatusCode == http.StatusMethodNotAllowed ||
+		slices.ContainsFunc(answer.Errors, func(e errcode.Error) bool { return e.Code == errorCodeUnsupported })) {
+		return nil
+	}
+	return err
+}
+
+// errorCodeUnsupported is the distribution spec's code for an operation a registry
+// does not offer, which oras-go's errcode does not name.
+const errorCodeUnsupported = "UNSUPPORTED"
 
 // serverCascades reports whether repo is in a graft registry, whose manifest DELETE
 // removes the referrers too. Only graft serves /graft/v1/<repository>.
@@ -95,9 +134,10 @@ func serverCascades(ctx context.Context, repo *remote.Repository) bool {
 		info.Name == repo.Reference.Repository
 }
 
-// deleteOnServer deletes the root and reads what graft's cascade removed. A graft
-// configured not to cascade removes the root alone: the referrers left are then
-// deleted one by one, as anywhere else.
+// deleteOnServer deletes the root and reads what graft's cascade removed. What it left
+// is then deleted one by one, as anywhere else: everything, from a graft configured
+// not to cascade; the tag-schema artifacts, from a graft whose cascade follows only
+// subjects.
 func deleteOnServer(ctx context.Context, repo *remote.Repository, graph *Node) (DeleteResult, error) {
 	rec := &cascadeRecorder{Client: repo.Client}
 	repo.Client = rec
@@ -141,10 +181,4 @@ func (c *cascadeRecorder) Do(req *http.Request) (*http.Response, error) {
 	c.mu.Unlock()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
-}
-
-// Plan lists the manifests DeleteGraph will delete, referrers first, for the question
-// asked before it.
-func (n *Node) Plan() []ocispec.Descriptor {
-	return append(n.BottomUp(), n.Descriptor)
 }

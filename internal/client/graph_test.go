@@ -97,8 +97,8 @@ func TestDiscoverLayout(t *testing.T) {
 	if root.Count() != 2 || root.Referrers[0].Digest != g.sbom.Digest || root.Referrers[0].Referrers[0].Digest != g.sig.Digest {
 		t.Fatalf("graph: %+v", root)
 	}
-	if got := root.BottomUp(); len(got) != 2 || got[0].Digest != g.sig.Digest || got[1].Digest != g.sbom.Digest {
-		t.Errorf("BottomUp: %v, want the signature, then the SBOM", got)
+	if got := root.Plan(); len(got) != 3 || got[0].Digest != g.sig.Digest || got[1].Digest != g.sbom.Digest || got[2].Digest != g.image.Digest {
+		t.Errorf("Plan: %v, want the signature, the SBOM, then the image", got)
 	}
 
 	shallow, err := Discover(t.Context(), store, g.image, DiscoverOptions{Depth: 1})

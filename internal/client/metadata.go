@@ -37,15 +37,7 @@ func DeleteTag(ctx context.Context, target Target, ref Reference) (ocispec.Descr
 	case *oci.Store:
 		err = t.Untag(ctx, ref.Tag())
 	case *remote.Repository:
-		ctx = auth.AppendRepositoryScope(ctx, t.Reference, auth.ActionDelete)
-		var resp *http.Response
-		resp, err = send(ctx, t, http.MethodDelete, "/v2/"+t.Reference.Repository+"/manifests/"+ref.Tag(), nil)
-		if err == nil {
-			if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-				err = answerError(resp)
-			}
-			resp.Body.Close()
-		}
+		err = deleteTagOf(ctx, t, ref.Tag())
 	default:
 		err = fmt.Errorf("%T cannot delete tags", target)
 	}
@@ -53,6 +45,20 @@ func DeleteTag(ctx context.Context, target Target, ref Reference) (ocispec.Descr
 		return ocispec.Descriptor{}, fmt.Errorf("deleting tag %s: %w", ref, err)
 	}
 	return desc, nil
+}
+
+// deleteTagOf sends DELETE /v2/<name>/manifests/<tag>.
+func deleteTagOf(ctx context.Context, repo *remote.Repository, tag string) error {
+	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionDelete)
+	resp, err := send(ctx, repo, http.MethodDelete, "/v2/"+repo.Reference.Repository+"/manifests/"+tag, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return answerError(resp)
+	}
+	return nil
 }
 
 // Operations name what a lock refuses, or an unlock allows again: graft's changeable

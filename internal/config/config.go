@@ -34,6 +34,9 @@ type Config struct {
 	Log            struct {
 		Format string `yaml:"format" usage:"log format: text or json (text on a terminal by default)"`
 		Level  string `yaml:"level" usage:"log level: debug, info, warn or error"`
+		// Access logs one line per request at info; health probes and metric
+		// scrapes at debug.
+		Access bool `yaml:"access" usage:"log one line per request at info: client, user, method, path, status, bytes, duration, request id"`
 	} `yaml:"log"`
 	Delete struct {
 		Cascade bool `yaml:"cascade" usage:"deleting a manifest deletes its referrers and the children only it uses"`
@@ -89,6 +92,15 @@ type Config struct {
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
 	Auth Auth `yaml:"auth"`
+	// Retention and ImmutableTags are lists, set in the configuration file only,
+	// pointers as Auth's lists are.
+	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
+	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
+	// Events are the registry's changes as others follow them: webhooks.
+	Events Events `yaml:"events"`
+	// Replication are the rules that copy graphs to other registries as they change,
+	// a list set in the configuration file only.
+	Replication *[]ReplicationRule `yaml:"replication,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -132,6 +144,98 @@ type AuthPolicy struct {
 	AnonymousPull bool     `yaml:"anonymous-pull"`
 }
 
+// RetentionPolicy says what garbage collection removes of the repositories it matches,
+// beyond what nothing reaches: tags, and with them the graphs only they kept. The first
+// policy whose repositories match a repository applies to it.
+type RetentionPolicy struct {
+	// Name names the policy in reports and metrics; "retention[i]" by default.
+	Name         string   `yaml:"name"`
+	Repositories []string `yaml:"repositories"`
+	KeepTags     *struct {
+		// Match are tag patterns; of the tags they match, the Last newest are kept
+		// and the others go.
+		Match []string `yaml:"match"`
+		Last  int      `yaml:"last"`
+		// Order is "pushed" (when the tag was set) or "semver" (v1.10.0 after
+		// v1.9.0; tags that are no version come last).
+		Order string `yaml:"order"`
+	} `yaml:"keep-tags"`
+	// DeleteTagsOlderThan removes the tags keep-tags does not match once they were set
+	// this long ago.
+	DeleteTagsOlderThan time.Duration `yaml:"delete-tags-older-than"`
+	// DeleteUntaggedOlderThan keeps untagged manifests that no graph reaches for this
+	// long (at least gc.delay) before they go.
+	DeleteUntaggedOlderThan time.Duration `yaml:"delete-untagged-older-than"`
+	// KeepPulledWithin keeps what was pulled this recently, tag or manifest.
+	KeepPulledWithin time.Duration `yaml:"keep-pulled-within"`
+	// KeepSigned keeps a manifest with a signature under it, and its tags.
+	KeepSigned bool `yaml:"keep-signed"`
+}
+
+// ImmutableTags are tags that may be neither moved nor deleted: those Tags matches in
+// the repositories Repositories matches. Tags of the referrers tag schema
+// (sha256-<hex>, sha256-<hex>.sig, …) never are, so that an immutable release can
+// still be signed.
+type ImmutableTags struct {
+	Repositories []string `yaml:"repositories"`
+	Tags         []string `yaml:"tags"`
+}
+
+// Events are how the registry's changes reach others.
+type Events struct {
+	Source string        `yaml:"source" usage:"the CloudEvents source of the events webhooks receive: a URI naming this registry (default: graft://<host name>)"`
+	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it"`
+	// Webhooks receive every change, a list set in the configuration file only.
+	Webhooks *[]Webhook `yaml:"webhooks,omitempty" config:"file"`
+}
+
+// Webhook is a receiver of the registry's events, POSTed to URL as CloudEvents.
+type Webhook struct {
+	// Name names it in the outbox, the status and the metrics; its URL by default.
+	// Renamed, a webhook starts again from the newest event.
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Repositories are patterns of the repositories whose events it receives; all
+	// when empty.
+	Repositories []string `yaml:"repositories"`
+	// Actions are the changes it receives: push, delete, tag, untag,
+	// repository-delete; all when empty.
+	Actions []string `yaml:"actions"`
+	// Headers are sent with every POST.
+	Headers map[string]string `yaml:"headers"`
+	// Secret signs every body (X-Graft-Signature-256); SecretFile holds it instead.
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret-file"`
+}
+
+// ReplicationRule copies the graphs of the repositories it matches to another
+// registry: every push, with its referrers and tag-schema artifacts, and deletes.
+type ReplicationRule struct {
+	// Name names it in the outbox, the status, the metrics and graft replicate --rule.
+	Name string `yaml:"name"`
+	// URL is the destination registry, https://registry.example; http:// is allowed
+	// for a loopback address only.
+	URL string `yaml:"url"`
+	// Repositories are patterns of the repositories replicated; all when empty.
+	Repositories []string `yaml:"repositories"`
+	// Prefix is put before a repository's name at the destination.
+	Prefix string `yaml:"prefix"`
+	// ArtifactTypes, when not empty, are the only artifact types of the referrers and
+	// tag-schema artifacts replicated; images and indexes always are.
+	ArtifactTypes []string `yaml:"artifact-types"`
+	// Delete propagates deletes: manifests with their graphs, tags, repositories.
+	Delete bool `yaml:"delete"`
+	// Credentials log in to the destination; without them, those the Docker config
+	// file of graft serve (DOCKER_CONFIG, ~/.docker/config.json) has for its host.
+	Credentials *Credentials `yaml:"credentials"`
+}
+
+// Credentials are a user name and the file that holds its password (or token).
+type Credentials struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password-file"`
+}
+
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client
 // certificates it accepts.
 type TLS struct {
@@ -153,6 +257,7 @@ func Default() Config {
 	c.Addr = "127.0.0.1:5000"
 	c.DataDir = "graft-data"
 	c.Log.Level = "info"
+	c.Log.Access = true
 	c.Delete.Cascade = true
 	c.Uploads.TTL = 24 * time.Hour
 	c.Uploads.EmptyTTL = time.Hour

@@ -6,11 +6,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/registry"
@@ -23,12 +26,25 @@ import (
 // the stores. A request cut off by the timeout never leaves anything half-written
 // visible: blobs and manifests become visible only by their final atomic step.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if embedded(cfg) {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		release, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	st, err := Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	reg := NewRegistry(st, cfg, log)
+	reg, err := NewRegistry(st, cfg, log)
+	if err != nil {
+		return err
+	}
 	authn, err := auth.FromConfig(cfg, st.Meta, log)
 	if err != nil {
 		return err
@@ -37,9 +53,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	handler, err := Handler(reg, cfg, authn, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler: ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
-			ui.New(reg, ui.Options{Auth: authn, Logger: log})),
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -64,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}
+	go reg.RunPulls(janitorCtx, pullFlush)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -82,8 +102,41 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if err := reg.FlushPulls(sctx); err != nil {
+		log.Error("recording the last pulls failed", "err", err)
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// pullFlush is how often the pull times a replica recorded are written to the store.
+const pullFlush = 10 * time.Second
+
+// Handler is what graft serve serves: the API and the web view, behind the access log.
+// authn may be nil (access control off).
+func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger) (http.Handler, error) {
+	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
+	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
+		ui.New(reg, ui.Options{Auth: authn, Logger: log}))
+	return accesslog.Handler(h, accesslog.Options{
+		Logger:     log,
+		ClientAddr: auth.Proxies(proxies).ClientAddr,
+		Quiet:      quiet,
+		Off:        !cfg.Log.Access,
+	}), nil
+}
+
+// quiet are the requests that come every few seconds from machines, logged at debug:
+// probes and metric scrapes.
+func quiet(r *http.Request) bool {
+	switch r.URL.Path {
+	case server.HealthPath, server.ReadyPath, "/metrics":
+		return true
+	}
+	return false
 }
 
 // Limits are the server's limits cfg sets.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/graft-registry/graft/internal/blobstore"
 	"github.com/graft-registry/graft/internal/blobstore/fs"
@@ -16,6 +17,7 @@ import (
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/pattern"
 	"github.com/graft-registry/graft/internal/registry"
 )
 
@@ -27,10 +29,15 @@ type Stores struct {
 	BlobsAt, MetaAt string
 }
 
+// embedded reports whether cfg keeps blobs or metadata in the data directory.
+func embedded(cfg *config.Config) bool {
+	return cfg.Storage.S3.Bucket == "" || cfg.Metadata.Postgres.URL == ""
+}
+
 // Open opens the stores cfg names: the data dir's unless S3 or PostgreSQL is set.
 func Open(ctx context.Context, cfg *config.Config) (*Stores, error) {
 	st := &Stores{}
-	if cfg.Storage.S3.Bucket == "" || cfg.Metadata.Postgres.URL == "" {
+	if embedded(cfg) {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
@@ -148,11 +155,22 @@ func (s *Stores) Close() error {
 }
 
 // NewRegistry returns the registry service cfg describes, on st.
-func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) *registry.Registry {
-	return registry.New(st.Blobs, st.Meta, RegistryOptions(cfg, log))
+func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Registry, error) {
+	retention, err := Retention(cfg)
+	if err != nil {
+		return nil, err
+	}
+	immutable, err := ImmutableTags(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := RegistryOptions(cfg, log)
+	opts.Retention, opts.ImmutableTags = retention, immutable
+	return registry.New(st.Blobs, st.Meta, opts), nil
 }
 
-// RegistryOptions are the registry service's settings cfg describes.
+// RegistryOptions are the registry service's settings cfg describes, but for the
+// retention policies and immutable tags, which NewRegistry compiles.
 func RegistryOptions(cfg *config.Config, log *slog.Logger) registry.Options {
 	return registry.Options{
 		Cascade:              cfg.Delete.Cascade,
@@ -161,8 +179,88 @@ func RegistryOptions(cfg *config.Config, log *slog.Logger) registry.Options {
 		UploadsPerRepository: cfg.Limits.UploadsPerRepository,
 		UploadsPerCaller:     cfg.Limits.UploadsPerCaller,
 		Redirect:             cfg.Storage.S3.Redirect,
+		TrackPulls:           true,
 		Logger:               log,
 	}
+}
+
+// Retention compiles the retention policies of cfg, naming the first that is wrong.
+func Retention(cfg *config.Config) ([]registry.RetentionPolicy, error) {
+	if cfg.Retention == nil {
+		return nil, nil
+	}
+	var out []registry.RetentionPolicy
+	for i, c := range *cfg.Retention {
+		p := registry.RetentionPolicy{
+			Name:                    c.Name,
+			DeleteTagsOlderThan:     c.DeleteTagsOlderThan,
+			DeleteUntaggedOlderThan: c.DeleteUntaggedOlderThan,
+			KeepPulledWithin:        c.KeepPulledWithin,
+			KeepSigned:              c.KeepSigned,
+		}
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("retention[%d]", i)
+		}
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("config: retention policy %s: %s", p.Name, fmt.Sprintf(format, args...))
+		}
+		var err error
+		if len(c.Repositories) == 0 {
+			return nil, bad("repositories must name at least one pattern")
+		}
+		if p.Repositories, err = pattern.Repositories(c.Repositories); err != nil {
+			return nil, bad("%v", err)
+		}
+		if k := c.KeepTags; k != nil {
+			if len(k.Match) == 0 || k.Last < 1 {
+				return nil, bad("keep-tags needs match (tag patterns) and last (how many to keep, at least 1)")
+			}
+			if p.KeepTags, err = pattern.Tags(k.Match); err != nil {
+				return nil, bad("keep-tags: %v", err)
+			}
+			p.KeepLast = k.Last
+			switch p.Order = registry.TagOrder(k.Order); p.Order {
+			case "":
+				p.Order = registry.ByPush
+			case registry.ByPush, registry.BySemver:
+			default:
+				return nil, bad("keep-tags.order must be %s or %s, not %q", registry.ByPush, registry.BySemver, k.Order)
+			}
+		}
+		for name, d := range map[string]time.Duration{"delete-tags-older-than": c.DeleteTagsOlderThan,
+			"delete-untagged-older-than": c.DeleteUntaggedOlderThan, "keep-pulled-within": c.KeepPulledWithin} {
+			if d < 0 {
+				return nil, bad("%s must not be negative", name)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ImmutableTags compiles the immutable tags of cfg.
+func ImmutableTags(cfg *config.Config) ([]registry.ImmutableTags, error) {
+	if cfg.ImmutableTags == nil {
+		return nil, nil
+	}
+	var out []registry.ImmutableTags
+	for i, c := range *cfg.ImmutableTags {
+		var (
+			it  registry.ImmutableTags
+			err error
+		)
+		if len(c.Repositories) == 0 || len(c.Tags) == 0 {
+			return nil, fmt.Errorf("config: immutable-tags[%d]: repositories and tags must each name at least one pattern", i)
+		}
+		if it.Repositories, err = pattern.Repositories(c.Repositories); err != nil {
+			return nil, fmt.Errorf("config: immutable-tags[%d]: %w", i, err)
+		}
+		if it.Tags, err = pattern.Tags(c.Tags); err != nil {
+			return nil, fmt.Errorf("config: immutable-tags[%d]: %w", i, err)
+		}
+		out = append(out, it)
+	}
+	return out, nil
 }
 
 // GCOptions are the garbage collection settings of cfg.

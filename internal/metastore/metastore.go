@@ -37,7 +37,15 @@ type Store interface {
 	Reader
 	Updater
 	BlobSweeper
+	EventSequencer
 	Close() error
+}
+
+// Pinger is a store that can tell cheaply whether it answers: a readiness probe asks it
+// every few seconds.
+type Pinger interface {
+	// Ping returns an error when the store does not answer.
+	Ping(ctx context.Context) error
 }
 
 // Updater runs read-write transactions.
@@ -71,6 +79,7 @@ type Reader interface {
 	UploadReader
 	TokenReader
 	GCReader
+	EventReader
 }
 
 // ManifestReader reads manifests and the tags that name them.
@@ -120,6 +129,9 @@ type Lister interface {
 	// Tags returns tags of repo in lexical order, leaving out the tags of manifests
 	// that are not listed (ListEnabled).
 	Tags(ctx context.Context, repo, after string, n int) ([]string, error)
+	// TagList returns the tags of repo in lexical order, listed or not, with what they
+	// name and when they were set and pulled.
+	TagList(ctx context.Context, repo, after string, n int) ([]TagInfo, error)
 	// Manifests returns the manifests of repo that pass f, without their content, in
 	// digest order.
 	Manifests(ctx context.Context, repo string, f Filter, after digest.Digest, n int) ([]Manifest, error)
@@ -195,6 +207,9 @@ type GCReader interface {
 	// UnlinkedBlobs returns up to n blobs the store knows of (linked or claimed once)
 	// that no repository may read, in digest order after `after`.
 	UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error)
+	// BlobState reports whether any repository may read blob d, and when d was last
+	// claimed (the zero time when the store does not know d): what SweepBlob checks.
+	BlobState(ctx context.Context, d digest.Digest) (linked bool, claimed time.Time, err error)
 }
 
 // Tx is a read-write transaction.
@@ -205,6 +220,8 @@ type Tx interface {
 	AttributeWriter
 	UploadWriter
 	TokenWriter
+	PullRecorder
+	EventWriter
 }
 
 // ManifestWriter stores manifests and moves tags.
@@ -257,6 +274,61 @@ type UploadWriter interface {
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
+}
+
+// EventReader reads the outbox: the changes of the registry, in the order its consumers
+// follow them, and where each consumer is.
+type EventReader interface {
+	// Events returns up to n events after place `after`, in outbox order: the events
+	// EventSequencer.SequenceEvents has placed.
+	Events(ctx context.Context, after int64, n int) ([]Event, error)
+	// EventHead returns the place of the last event placed: where a new consumer
+	// starts.
+	EventHead(ctx context.Context) (int64, error)
+	// Backlog returns how many events there are after place `after`, placed or not,
+	// and the time of the first of them (the zero time when none).
+	Backlog(ctx context.Context, after int64) (int64, time.Time, error)
+	// Consumers returns every consumer of the outbox, in name order.
+	Consumers(ctx context.Context) ([]Consumer, error)
+}
+
+// EventSequencer places the events of committed transactions in the outbox.
+type EventSequencer interface {
+	// SequenceEvents gives every committed event without a place the next places, in
+	// a transaction of its own. An event is read only once placed, and places are
+	// given in the order the events became visible: a consumer that has read up to a
+	// place never finds an event placed before it later, however the transactions
+	// that wrote them overlapped.
+	SequenceEvents(ctx context.Context) error
+}
+
+// EventWriter writes the outbox and the places of its consumers.
+type EventWriter interface {
+	// AppendEvent writes e to the outbox in the transaction; the store places it.
+	AppendEvent(ctx context.Context, e *Event) error
+	// ClaimConsumer gives holder the lease of consumer name until `until`, unless
+	// another holder's lease runs then, and returns the consumer. A consumer the store
+	// does not know yet is created at place start.
+	ClaimConsumer(ctx context.Context, name, holder string, until time.Time, start int64) (c *Consumer, ok bool, err error)
+	// AdvanceConsumer moves consumer name, whose lease holder must hold, past place
+	// `to`, and records a success at `at`; ErrNotFound when holder holds it no longer.
+	AdvanceConsumer(ctx context.Context, name, holder string, to int64, at time.Time) error
+	// FailConsumer records that a delivery of consumer name failed at `at` with msg;
+	// ErrNotFound when holder holds it no longer.
+	FailConsumer(ctx context.Context, name, holder, msg string, at time.Time) error
+	// DeleteConsumer forgets consumer name: one no longer configured.
+	DeleteConsumer(ctx context.Context, name string) error
+	// PruneEvents removes the events that every consumer has passed and that are
+	// older than `before`, and reports how many.
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
+}
+
+// PullRecorder records when manifests and tags were pulled.
+type PullRecorder interface {
+	// RecordPull moves the last pull of manifest p.Digest of p.Repo, and of tag p.Tag
+	// when it is set and still names that manifest, forward to p.At. Pulls of what is
+	// gone are no error.
+	RecordPull(ctx context.Context, p Pull) error
 }
 
 // TokenWriter creates and removes access tokens.
@@ -323,7 +395,10 @@ type Manifest struct {
 	TagSubject string
 	// Kind is what the manifest is, as internal/artifact classifies it; "" until the
 	// store has classified a manifest stored before kinds were kept.
-	Kind        string
+	Kind string
+	// LastPulled is when the manifest was last pulled, by digest or by a tag, as the
+	// registry last recorded it; the zero time for never.
+	LastPulled  time.Time
 	Annotations map[string]string
 	// Platform is the platform an image's config names, when known.
 	Platform *ocispec.Platform
@@ -372,6 +447,55 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 	}
 }
 
+// Event is a change of the registry, as the outbox keeps it.
+type Event struct {
+	// Seq is its place in the outbox; 0 until placed.
+	Seq  int64
+	Time time.Time
+	// Type says what changed (internal/events names the types).
+	Type string
+	Repo string
+	// Data is the event's JSON.
+	Data []byte
+}
+
+// Consumer is a follower of the outbox: a webhook, a replication rule.
+type Consumer struct {
+	Name string
+	// After is the place it has passed.
+	After      int64
+	Holder     string
+	LeaseUntil time.Time
+	// LastSuccess and LastFailure are the times of its last delivery of each outcome
+	// (zero for none); LastError the message of the last failure; Failures how many
+	// deliveries failed since the last success.
+	LastSuccess, LastFailure time.Time
+	LastError                string
+	Failures                 int64
+}
+
+// TagInfo is a tag with what it names.
+type TagInfo struct {
+	Name   string
+	Digest digest.Digest
+	// Updated is when the tag was set or last moved.
+	Updated time.Time
+	// LastPulled is when it was last pulled, or the zero time.
+	LastPulled time.Time
+}
+
+// Key is the key a listing of tags continues after.
+func (t TagInfo) Key() string { return t.Name }
+
+// Pull is a pull of a manifest, by digest or by tag.
+type Pull struct {
+	Repo   string
+	Digest digest.Digest
+	// Tag is the tag it was pulled by, or "".
+	Tag string
+	At  time.Time
+}
+
 // Upload is an upload session of a repository.
 type Upload struct {
 	ID   string
@@ -399,6 +523,12 @@ type Node struct {
 	// DeleteEnabled is the manifest's own attribute; a locked manifest stays.
 	DeleteEnabled bool
 	Updated       time.Time
+	// Kind is what the manifest is (Manifest.Kind); LastPulled when it was last
+	// pulled, or the zero time: what retention policies keep manifests by.
+	Kind       string
+	LastPulled time.Time
+	// Size is the manifest's own size, for reports.
+	Size int64
 }
 
 // Token is a repository-scoped access token: a name that works as a user name, a

@@ -20,6 +20,10 @@ type Deleted struct {
 	// Locked are the manifests of the graph a cascade kept because they are locked
 	// against deletes; what hangs under them is kept too.
 	Locked []digest.Digest
+	// tags are the tag-schema tags, named after manifests of the graph, of manifests
+	// something outside the graph keeps, with what they name: they go, the manifests
+	// stay.
+	tags []Decision
 }
 
 // DeleteManifest deletes ref from repo. Deleting a tag removes only the tag. Deleting a
@@ -54,12 +58,17 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 				return err
 			}
 		}
-		rewritten, err := dropFromFallbacks(ctx, tx, repo, out.Manifests)
+		for _, t := range out.tags {
+			if err := tx.DeleteTag(ctx, repo, t.Tag); err != nil {
+				return err
+			}
+		}
+		rewritten, changes, err := dropFromFallbacks(ctx, tx, repo, out.Manifests)
 		if err != nil {
 			return err
 		}
 		out.Manifests = append(out.Manifests, rewritten...)
-		return nil
+		return r.publishDeleted(ctx, tx, repo, out, changes)
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -90,7 +99,8 @@ func (r *Registry) DeletePlan(ctx context.Context, repo, ref string) (*Deleted, 
 		}
 		out, err = r.plan(ctx, r.meta, repo, d)
 	} else {
-		out, err = &Deleted{}, checkTagDelete(ctx, r.meta, repo, ref)
+		out = &Deleted{}
+		_, err = r.checkTagDelete(ctx, r.meta, repo, ref)
 	}
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -115,9 +125,15 @@ func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d diges
 	if !deletable(root.Attributes) {
 		return nil, errDenied("manifest %s is locked against deletes", d)
 	}
+	if t, err := r.immutableTagOf(ctx, rd, repo, d); err != nil || t != "" {
+		if err != nil {
+			return nil, err
+		}
+		return nil, errDenied("manifest %s is tagged %s, which is immutable", d, t)
+	}
 	out := &Deleted{Manifests: []digest.Digest{d}}
 	if r.opts.Cascade {
-		if out.Manifests, out.Locked, err = cascade(ctx, rd, repo, d); err != nil {
+		if out.Manifests, out.Locked, out.tags, err = r.cascade(ctx, rd, repo, d); err != nil {
 			return nil, err
 		}
 	}
@@ -126,10 +142,14 @@ func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d diges
 
 func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-		if err := checkTagDelete(ctx, tx, repo, tag); err != nil {
+		d, err := r.checkTagDelete(ctx, tx, repo, tag)
+		if err != nil {
 			return err
 		}
-		return tx.DeleteTag(ctx, repo, tag)
+		if err := tx.DeleteTag(ctx, repo, tag); err != nil {
+			return err
+		}
+		return r.publishUntag(ctx, tx, repo, tag, d, "")
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
 		return errManifestUnknown(tag)
@@ -140,23 +160,26 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	return nil
 }
 
-// checkTagDelete refuses a delete of tag in repo that the locks forbid; it returns
-// metastore.ErrNotFound for a tag that is not there.
-func checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error {
+// checkTagDelete refuses a delete of tag in repo that the locks forbid, and returns
+// what the tag names; metastore.ErrNotFound for a tag that is not there.
+func (r *Registry) checkTagDelete(ctx context.Context, rd planReader, repo, tag string) (digest.Digest, error) {
 	if !reference.ValidTag(tag) {
-		return metastore.ErrNotFound
+		return "", metastore.ErrNotFound
 	}
 	if err := checkRepoDelete(ctx, rd, repo); err != nil {
-		return err
+		return "", err
 	}
 	m, err := rd.Tag(ctx, repo, tag)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !deletable(m.Attributes) {
-		return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
+		return "", errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
 	}
-	return nil
+	if r.immutable(repo, tag) {
+		return "", errDenied("tag %s is immutable", tag)
+	}
+	return m.Digest, nil
 }
 
 // graphReader reads manifests and the edges between them.
@@ -174,18 +197,22 @@ type planReader interface {
 func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
 
 // cascade returns root and the graph under it in repo, root first, and the locked
-// manifests it stopped at, as rd sees them.
+// manifests it stopped at, as rd sees them; a manifest an immutable tag names counts as
+// locked. It also returns the tag-schema tags that name manifests kept out of the graph
+// after a manifest in it: they go with that manifest.
 //
 // An artifact (a referrer, a tag-schema artifact) joins the graph with its subject, and
-// a child of an index with the index when it is untagged; either only once every index that lists it is in the graph too,
-// so that nothing outside the graph loses a child. Candidates are looked at again
-// whenever the graph has grown.
-func cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, err error) {
-	in := map[digest.Digest]bool{}
+// a child of an index with the index when it is untagged; either only once nothing
+// outside the graph keeps it: every index that lists it is in the graph too, and every
+// tag-schema tag that names it is named after a manifest in the graph (one SBOM file
+// that cosign attached to two images is one manifest, an artifact of both). Candidates
+// are looked at again whenever the graph has grown.
+func (r *Registry) cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, tags []Decision, err error) {
+	g := &cascadeGraph{in: map[digest.Digest]bool{}, keys: map[string]bool{}}
 	seen := map[digest.Digest]bool{}
 	type candidate struct {
 		d     digest.Digest
-		child bool // of an index, not a referrer
+		child bool // of an index, not an artifact
 	}
 	var (
 		queue   = []digest.Digest{root}
@@ -204,20 +231,24 @@ func cascade(ctx context.Context, rd graphReader, repo string, root digest.Diges
 				continue // a child deleted on its own earlier
 			}
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			if !deletable(m.Attributes) {
+			immutable, err := r.immutableTagOf(ctx, rd, repo, x)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if !deletable(m.Attributes) || immutable != "" {
 				locked = append(locked, x)
 				continue
 			}
-			in[x] = true
+			g.add(x)
 			graph = append(graph, x)
 			referrers := func(ctx context.Context, after digest.Digest, n int) ([]ocispec.Descriptor, error) {
 				return rd.Referrers(ctx, repo, x, "", after, n)
 			}
 			for ref, err := range metastore.All(ctx, referrers, descriptorKey) {
 				if err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				pending = append(pending, candidate{d: ref.Digest})
 			}
@@ -226,7 +257,7 @@ func cascade(ctx context.Context, rd graphReader, repo string, root digest.Diges
 			}
 			for a, err := range metastore.All(ctx, tagArtifacts, metastore.Itself) {
 				if err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				pending = append(pending, candidate{d: a})
 			}
@@ -241,9 +272,9 @@ func cascade(ctx context.Context, rd graphReader, repo string, root digest.Diges
 			if seen[c.d] {
 				continue
 			}
-			ok, err := onlyUsedBy(ctx, rd, repo, c.d, in, c.child)
+			ok, err := g.onlyKeeps(ctx, rd, repo, c.d, c.child)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if ok {
 				queue = append(queue, c.d)
@@ -253,16 +284,50 @@ func cascade(ctx context.Context, rd graphReader, repo string, root digest.Diges
 		}
 		pending = rest
 	}
-	return graph, locked, nil
+	// What stays may carry tags named after what goes.
+	kept := map[digest.Digest]bool{}
+	for _, c := range pending {
+		if kept[c.d] || g.in[c.d] {
+			continue
+		}
+		kept[c.d] = true
+		names, err := rd.TagsOf(ctx, repo, c.d)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, t := range names {
+			if key, _, schema := reference.SchemaKey(t); schema && g.keys[key] {
+				tags = append(tags, Decision{Tag: t, Digest: c.d})
+			}
+		}
+	}
+	return graph, locked, tags, nil
 }
 
-// onlyUsedBy reports whether manifest c of repo is listed only by indexes in graph
-// and, when untagged is set, has no tag.
-func onlyUsedBy(ctx context.Context, rd graphReader, repo string, c digest.Digest, graph map[digest.Digest]bool, untagged bool) (bool, error) {
-	if untagged {
-		tags, err := rd.TagsOf(ctx, repo, c)
-		if err != nil || len(tags) > 0 {
-			return false, err
+// cascadeGraph is the graph a cascade has gathered so far.
+type cascadeGraph struct {
+	in map[digest.Digest]bool
+	// keys are the tag-schema keys of what is in.
+	keys map[string]bool
+}
+
+func (g *cascadeGraph) add(d digest.Digest) {
+	g.in[d] = true
+	g.keys[reference.SchemaKeyOf(d)] = true
+}
+
+// onlyKeeps reports whether nothing outside g keeps manifest c of repo: every index
+// that lists it is in g, every tag-schema tag that names it is named after a manifest
+// in g, and, when untagged is set, no other tag names it.
+func (g *cascadeGraph) onlyKeeps(ctx context.Context, rd graphReader, repo string, c digest.Digest, untagged bool) (bool, error) {
+	tags, err := rd.TagsOf(ctx, repo, c)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range tags {
+		key, _, schema := reference.SchemaKey(t)
+		if schema && !g.keys[key] || !schema && untagged {
+			return false, nil
 		}
 	}
 	parents, err := rd.Parents(ctx, repo, c)
@@ -270,7 +335,7 @@ func onlyUsedBy(ctx context.Context, rd graphReader, repo string, c digest.Diges
 		return false, err
 	}
 	for _, p := range parents {
-		if !graph[p] {
+		if !g.in[p] {
 			return false, nil
 		}
 	}

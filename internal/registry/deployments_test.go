@@ -20,11 +20,11 @@ type deployment struct {
 // deployments are the pairs of stores graft runs on: the embedded one always, the
 // scale-out one when the test environment names its servers.
 func deployments(t *testing.T) []deployment {
-	return []deployment{{name: "embedded", open: func(t *testing.T) *Registry { return openEmbedded(t) }}, {name: "scale-out", open: openScaleOut}}
+	return []deployment{{name: "embedded", open: func(t *testing.T) *Registry { return openEmbedded(t) }}, {name: "scale-out", open: func(t *testing.T) *Registry { return openScaleOut(t) }}}
 }
 
 // openScaleOut opens a fresh scale-out deployment: S3 and PostgreSQL, or skips.
-func openScaleOut(t *testing.T) *Registry {
+func openScaleOut(t testing.TB) *Registry {
 	t.Helper()
 	c := scaletest.NewS3(t)
 	url := scaletest.NewPostgres(t)

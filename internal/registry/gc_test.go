@@ -810,3 +810,58 @@ func (g *graph) content(repo string, d ocispec.Descriptor) []byte {
 	}
 	return c.Bytes
 }
+
+// A dry run lists exactly what the run then removes, on a graph where removing
+// manifests frees links and, once no repository may read them, blobs.
+func TestGCDryRunIsTheRun(t *testing.T) {
+	for _, dep := range deployments(t) {
+		t.Run(dep.name, func(t *testing.T) {
+			for _, delay := range []time.Duration{0, time.Hour} {
+				t.Run(fmt.Sprintf("delay=%v", delay), func(t *testing.T) {
+					testGCDryRunIsTheRun(t, dep.open(t), delay)
+				})
+			}
+		})
+	}
+}
+
+func testGCDryRunIsTheRun(t *testing.T, r *Registry, delay time.Duration) {
+	ctx := t.Context()
+	g := &graph{t: t, r: r, ctx: ctx}
+	g.image("team/app", "v1", nil, "", "kept layer")
+	old := g.image("team/app", "", nil, "", "layer only old names", "shared layer")
+	g.image("team/app", "", &old, "application/spdx+json", "sbom of old")
+	g.image("team/other", "v1", nil, "", "shared layer")
+	g.blob("team/app", "a blob no manifest names")
+	if delay > 0 {
+		later(r, 2*delay)
+	}
+	opts := GCOptions{Delay: delay}
+	dry := opts
+	dry.DryRun = true
+	want, err := r.GC(ctx, dry)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	got, err := r.GC(ctx, opts)
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if len(got.Manifests) != 2 || len(got.Links) < 5 || len(got.Blobs) < 4 {
+		t.Errorf("the run removed %d manifests, %d links, %d blobs; want 2 manifests and what they alone named",
+			len(got.Manifests), len(got.Links), len(got.Blobs))
+	}
+	sorted := func(s []string) []string { return slices.Sorted(slices.Values(s)) }
+	if a, b := sorted(want.Manifests), sorted(got.Manifests); !slices.Equal(a, b) {
+		t.Errorf("manifests: the dry run listed\n%v\nthe run removed\n%v", a, b)
+	}
+	if a, b := sorted(want.Links), sorted(got.Links); !slices.Equal(a, b) {
+		t.Errorf("links: the dry run listed\n%v\nthe run removed\n%v", a, b)
+	}
+	if a, b := slices.Sorted(slices.Values(want.Blobs)), slices.Sorted(slices.Values(got.Blobs)); !slices.Equal(a, b) || want.Bytes != got.Bytes {
+		t.Errorf("blobs: the dry run listed\n%v (%d bytes)\nthe run removed\n%v (%d bytes)", a, want.Bytes, b, got.Bytes)
+	}
+	if !g.readable("team/other", digest.FromString("shared layer")) || !g.stored(digest.FromString("shared layer")) {
+		t.Error("a blob another repository reads was removed")
+	}
+}

@@ -37,7 +37,19 @@ type Options struct {
 	// Redirect answers blob pulls with a URL of the blob store, when it has them
 	// (blobstore.Redirector), instead of the bytes.
 	Redirect bool
-	Logger   *slog.Logger
+	// TrackPulls keeps when each manifest and tag was last pulled (RecordPull).
+	TrackPulls bool
+	// Retention are the retention policies garbage collection applies, the first that
+	// matches a repository.
+	Retention []RetentionPolicy
+	// ImmutableTags are the tags no push may move and no delete remove.
+	ImmutableTags []ImmutableTags
+	// Events writes every change to the outbox of the metadata store, in the change's
+	// transaction, for the consumers that follow it (webhooks, replication): manifests
+	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage
+	// collection and retention. Off, nothing is written there.
+	Events bool
+	Logger *slog.Logger
 }
 
 // Registry is the registry service.
@@ -48,6 +60,7 @@ type Registry struct {
 	log   *slog.Logger
 	now   func() time.Time
 	gcm   *gcMetrics
+	pulls pulls
 	// gcPaused, when set, runs between a collection's mark and its sweep of each phase
 	// (manifests, links, blobs), so that tests can race it deterministically.
 	gcPaused func(phase, repo string)

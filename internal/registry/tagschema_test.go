@@ -142,6 +142,48 @@ func testTagSchemaCascade(t *testing.T, r *Registry) {
 	}
 }
 
+func TestSharedTagArtifact(t *testing.T) {
+	for _, dep := range deployments(t) {
+		t.Run(dep.name, func(t *testing.T) { testSharedTagArtifact(t, dep.open(t)) })
+	}
+}
+
+// testSharedTagArtifact: one SBOM cosign attached to two images is one manifest, tagged
+// after each: deleting one image takes its tag, and leaves the SBOM to the other.
+func testSharedTagArtifact(t *testing.T, r *Registry) {
+	ctx := t.Context()
+	g := &graph{t: t, r: r, ctx: ctx}
+	const repo = "team/shared"
+	a := g.image(repo, "a", nil, "", "layer a")
+	b := g.image(repo, "b", nil, "", "layer b")
+	sbom := g.cosignSig(repo, a.Digest, "sbom", "the same SBOM")
+	if again := g.cosignSig(repo, b.Digest, "sbom", "the same SBOM"); again.Digest != sbom.Digest {
+		t.Fatal("the SBOMs differ")
+	}
+	plan, err := r.DeletePlan(ctx, repo, a.Digest.String())
+	if err != nil || !sameSet(plan.Manifests, []digest.Digest{a.Digest}) {
+		t.Errorf("the plan: %v, %v; want the image alone", plan, err)
+	}
+	del, err := r.DeleteManifest(ctx, repo, a.Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSet(del.Manifests, []digest.Digest{a.Digest}) {
+		t.Errorf("deleted %v, want the image alone", del.Manifests)
+	}
+	if _, ok := g.tagged(repo, reference.SchemaTag(a.Digest)+".sbom"); ok {
+		t.Error("the deleted image's SBOM tag is still there")
+	}
+	if d, ok := g.tagged(repo, reference.SchemaTag(b.Digest)+".sbom"); !ok || d != sbom.Digest {
+		t.Errorf("the other image's SBOM tag names %s, %v", d, ok)
+	}
+	// Deleting the other image now takes the SBOM.
+	del, err = r.DeleteManifest(ctx, repo, b.Digest.String())
+	if err != nil || !sameSet(del.Manifests, []digest.Digest{b.Digest, sbom.Digest}) {
+		t.Errorf("deleted %v, %v; want the other image and the SBOM", del, err)
+	}
+}
+
 func TestFallbackIndexStaysTrue(t *testing.T) {
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testFallbackIndexStaysTrue(t, dep.open(t)) })

@@ -69,7 +69,10 @@ func Start(t testing.TB, store Store, configure ...func(*config.Config)) *Server
 	if err != nil {
 		t.Fatalf("opening the stores of a %s registry: %v", store, err)
 	}
-	reg := daemon.NewRegistry(st, &cfg, log)
+	reg, err := daemon.NewRegistry(st, &cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(server.New(reg, server.Options{Logger: log}))
 	t.Cleanup(func() {
 		hs.Close()

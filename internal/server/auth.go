@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/metastore"
@@ -71,6 +72,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*h
 		return r, s.authError(w, r, err, s.scopesOf(rt, r.Method))
 	}
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	accesslog.SetUser(r.Context(), c.Identity.Name)
 	switch rt.kind {
 	case routeBase:
 		if !c.Authenticated() {

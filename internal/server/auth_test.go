@@ -429,3 +429,12 @@ func TestUploadCapPerCaller(t *testing.T) {
 	start("admin:admin-pw", http.StatusAccepted)
 	start("admin:admin-pw", http.StatusTooManyRequests)
 }
+
+// The health endpoints need no credentials, even where everything else does.
+func TestHealthNeedsNoCredentials(t *testing.T) {
+	as := newAuthServer(t, 0)
+	as.want(as.do(http.MethodGet, "/v2/", "", nil), http.StatusUnauthorized, "the base endpoint without credentials")
+	for _, p := range []string{"/healthz", "/readyz"} {
+		as.want(as.do(http.MethodGet, p, "", nil), http.StatusOK, p+" without credentials")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 )
@@ -63,6 +64,7 @@ func (s *Server) tokenGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.tokenError(w, err)
 	}
+	accesslog.SetUser(r.Context(), id.Name)
 	resp, err := s.issue(id, auth.ParseScopes(q["scope"]), q.Get("offline_token") == "true")
 	if err != nil {
 		return err
@@ -96,6 +98,7 @@ func (s *Server) tokenPost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return s.tokenError(w, err)
 	}
+	accesslog.SetUser(r.Context(), id.Name)
 	resp, err := s.issue(id, auth.ParseScopes(f["scope"]), f.Get("access_type") == "offline")
 	if err != nil {
 		return err

@@ -15,6 +15,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) e
 	if err != nil {
 		return err
 	}
+	tag := rt.ref
+	if tag == m.Digest.String() {
+		tag = ""
+	}
+	s.reg.RecordPull(rt.name, m.Digest, tag)
 	h := w.Header()
 	// The stored bytes go out as pushed, with the media type they were pushed as,
 	// whatever Accept says: every manifest type has one representation here, and

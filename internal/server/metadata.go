@@ -69,6 +69,7 @@ type manifestJSON struct {
 	Edge                 registry.Edge    `json:"edge,omitempty"`
 	Artifacts            map[string]int64 `json:"artifacts"`
 	Signed               bool             `json:"signed"`
+	LastPulledTime       *time.Time       `json:"lastPulledTime,omitempty"`
 	CreatedTime          time.Time        `json:"createdTime"`
 	LastUpdateTime       time.Time        `json:"lastUpdateTime"`
 	ChangeableAttributes attributesJSON   `json:"changeableAttributes"`
@@ -82,6 +83,9 @@ func manifestInfo(m *registry.ManifestInfo) manifestJSON {
 		CreatedTime: m.Created, LastUpdateTime: m.Updated, ChangeableAttributes: attributes(m.Attributes),
 	}
 	out.Subject, out.Edge = m.ArtifactOf()
+	if !m.LastPulled.IsZero() {
+		out.LastPulledTime = &m.LastPulled
+	}
 	if out.Tags == nil {
 		out.Tags = []string{}
 	}

@@ -71,6 +71,9 @@ func New(reg *registry.Registry, opts Options) *Server {
 // follow with the same method and body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = guardBody(s.limits, w, r)
+	if s.serveHealth(w, r) {
+		return
+	}
 	if r.URL.Path == "/metrics" {
 		s.promh.ServeHTTP(w, r)
 		return
@@ -147,12 +150,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 				s.writeError(sw, r, errcode.New(errcode.Unknown, "internal server error"))
 			}
 		}
-		d := time.Since(start)
-		s.metrics.observe(rt.kind, r.Method, sw.status, d)
-		if s.log.Enabled(r.Context(), slog.LevelDebug) { // spares every request the arguments
-			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-				"bytes", sw.written, "duration", d)
-		}
+		// the line of the request is the access log's (internal/accesslog)
+		s.metrics.observe(rt.kind, r.Method, sw.status, time.Since(start))
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	ep := &s.routes[rt.kind]

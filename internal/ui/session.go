@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 )
 
@@ -41,6 +42,7 @@ func (v *viewer) identify(w http.ResponseWriter, r *http.Request) {
 	v.caller = &auth.Caller{Identity: id}
 	if id.Kind != auth.Anonymous {
 		v.Name, v.Kind = id.Name, id.Kind.String()
+		accesslog.SetUser(r.Context(), id.Name)
 	}
 }
 

@@ -64,6 +64,22 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
+// Ping implements blobstore.Pinger: the directories of blobs and uploads are there.
+func (s *Store) Ping(context.Context) error {
+	for _, d := range []string{s.blobs, s.uploads} {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("blobstore: %w", err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("blobstore: %s is not a directory", d)
+		}
+	}
+	return nil
+}
+
+var _ blobstore.Pinger = (*Store)(nil)
+
 // Close implements blobstore.Store; the store holds no resources.
 func (s *Store) Close() error { return nil }
 

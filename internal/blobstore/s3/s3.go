@@ -225,6 +225,16 @@ func normalizePrefix(p string) string {
 	return p
 }
 
+// Ping implements blobstore.Pinger: the bucket answers a HEAD.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.c.HeadBucket(ctx, &s3api.HeadBucketInput{Bucket: &s.bucket}); err != nil {
+		return fmt.Errorf("blobstore: s3: bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
+var _ blobstore.Pinger = (*Store)(nil)
+
 // checkBucket says, in terms an operator can act on, why the bucket cannot be used.
 func (s *Store) checkBucket(ctx context.Context, endpoint, region string) error {
 	_, err := s.c.HeadBucket(ctx, &s3api.HeadBucketInput{Bucket: &s.bucket})

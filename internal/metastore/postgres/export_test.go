@@ -2,23 +2,30 @@ package postgres
 
 // The statements whose plans the tests explain.
 var (
-	ReferrersQuery          = queries.Referrers
-	ReferrersOfTypeQuery    = queries.ReferrersOfType
-	ManifestQuery           = queries.Manifest
-	TaggedManifestQuery     = queries.TaggedManifest
-	TagQuery                = queries.Tag
-	TagsQuery               = queries.Tags
-	TagsOfQuery             = queries.TagsOf
-	ParentsQuery            = queries.Parents
-	BlobSizesQuery          = queries.BlobSizes
-	ManifestSizesQuery      = queries.ManifestSizes
-	LockingManifestQuery    = queries.LockingManifest
-	OpenUploadsQuery        = queries.OpenUploads
-	EmptyUploadsQuery       = queries.EmptyUploads
-	PutManifestStatement    = putManifest
-	SetTagStatement         = setTag
-	SetTagWrittenStatement  = setTagWritten
-	DeleteManifestStatement = deleteManifest
+	ReferrersQuery              = queries.Referrers
+	ReferrersOfTypeQuery        = queries.ReferrersOfType
+	ManifestQuery               = queries.Manifest
+	TaggedManifestQuery         = queries.TaggedManifest
+	TagQuery                    = queries.Tag
+	TagsQuery                   = queries.Tags
+	TagsOfQuery                 = queries.TagsOf
+	TagListQuery                = queries.TagList
+	RecordManifestPullStatement = queries.RecordManifestPull
+	RecordTagPullStatement      = queries.RecordTagPull
+	ParentsQuery                = queries.Parents
+	BlobSizesQuery              = queries.BlobSizes
+	ManifestSizesQuery          = queries.ManifestSizes
+	LockingManifestQuery        = queries.LockingManifest
+	OpenUploadsQuery            = queries.OpenUploads
+	EmptyUploadsQuery           = queries.EmptyUploads
+	PutManifestStatement        = putManifest
+	SetTagStatement             = setTag
+	SetTagWrittenStatement      = setTagWritten
+	DeleteManifestStatement     = deleteManifest
+	EventsQuery                 = queries.Events
+	SequenceEventsStatement     = queries.SequenceEvents
+	BacklogQuery                = queries.Backlog
+	PruneEventsStatement        = queries.PruneEvents
 )
 
 // Retries returns how many Update attempts the store retried after a conflict.

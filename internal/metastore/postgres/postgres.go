@@ -90,6 +90,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
+// Ping implements metastore.Pinger: both pools reach the database.
+func (s *Store) Ping(ctx context.Context) error {
+	for _, p := range []*pgxpool.Pool{s.run.read, s.run.write} {
+		if err := p.Ping(ctx); err != nil {
+			return fmt.Errorf("metastore: %w", err)
+		}
+	}
+	return nil
+}
+
 // newPool connects a pool of conns connections. generic sets the write pool's plan
 // mode (see below).
 func newPool(ctx context.Context, url string, conns int32, generic bool) (*pgxpool.Pool, error) {

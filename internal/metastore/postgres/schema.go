@@ -138,8 +138,12 @@ CREATE TABLE tokens (
 	expires timestamptz
 );
 `, `
--- version 2: what a manifest is (its kind), and the edges of the referrers tag schema.
+-- version 2: what a manifest is (its kind), when manifests and tags were last pulled,
+-- and the edges of the referrers tag schema.
 ALTER TABLE manifests ADD COLUMN kind text COLLATE "C" NOT NULL DEFAULT '';
+-- when a manifest or tag was last pulled, recorded in batches
+ALTER TABLE manifests ADD COLUMN last_pulled timestamptz;
+ALTER TABLE tags ADD COLUMN last_pulled timestamptz;
 CREATE INDEX manifests_by_kind ON manifests (kind, repo_id, digest);
 
 -- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)
@@ -158,7 +162,32 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (artifact, repo_id);
 CREATE TABLE backfills (name text PRIMARY KEY);
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
 `, `
--- version 3: who opened an upload session, and the indexes that count the sessions of a
+-- version 3: the outbox. Every change is written here in its transaction; consumers
+-- (webhooks, replication) follow it, each from its place (seq) in it, one holder at a
+-- time. Concurrent transactions take ids in one order and commit in another: seq is
+-- given after the commit, in the order events became visible (SequenceEvents).
+CREATE TABLE events (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	seq bigint UNIQUE,
+	time timestamptz NOT NULL,
+	type text NOT NULL,
+	repo text NOT NULL,
+	data bytea NOT NULL
+);
+CREATE INDEX events_unplaced ON events (id) WHERE seq IS NULL;
+CREATE TABLE event_consumers (
+	name text PRIMARY KEY,
+	after bigint NOT NULL,
+	holder text NOT NULL DEFAULT '',
+	lease_until timestamptz NOT NULL DEFAULT 'epoch',
+	last_success timestamptz,
+	last_failure timestamptz,
+	last_error text NOT NULL DEFAULT '',
+	failures bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX event_consumers_by_after ON event_consumers (after);
+`, `
+-- version 4: who opened an upload session, and the indexes that count the sessions of a
 -- repository and of an owner, and find those never written (a write moves modified).
 ALTER TABLE uploads ADD COLUMN owner text NOT NULL DEFAULT '';
 CREATE INDEX uploads_by_repo ON uploads (repo);

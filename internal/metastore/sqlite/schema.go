@@ -97,7 +97,8 @@ CREATE TABLE tokens (
 	expires INTEGER NOT NULL
 ) WITHOUT ROWID;
 `, `
--- version 3: what a manifest is (its kind), and the edges of the referrers tag schema.
+-- version 3: what a manifest is (its kind), when manifests and tags were last pulled,
+-- and the edges of the referrers tag schema.
 -- The kind goes before the content, which stays last: the table is built anew.
 CREATE TABLE manifests_v3 (
 	id INTEGER PRIMARY KEY,
@@ -123,6 +124,7 @@ CREATE TABLE manifests_v3 (
 	read_enabled INTEGER NOT NULL DEFAULT 1,
 	list_enabled INTEGER NOT NULL DEFAULT 1,
 	kind TEXT NOT NULL DEFAULT '',
+	last_pulled INTEGER,
 	content BLOB NOT NULL,
 	UNIQUE (repo_id, digest)
 );
@@ -141,6 +143,9 @@ CREATE INDEX manifests_by_type ON manifests (repo_id, artifact_type, digest);
 ` + sqlstore.ManifestIndexes + `
 CREATE INDEX manifests_by_kind ON manifests (repo_id, kind, digest);
 
+-- when a tag was last pulled (manifests.last_pulled likewise), recorded in batches
+ALTER TABLE tags ADD COLUMN last_pulled INTEGER;
+
 -- the edges of the referrers tag schema (see sqlstore.Queries.AddTagEdges)
 CREATE TABLE tag_edges (
 	repo_id INTEGER NOT NULL,
@@ -157,7 +162,28 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact, subject, dir
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
 `, `
--- version 4: who opened an upload session, and the indexes that count the sessions of a
+-- version 4: the outbox. Every change is written here in its transaction; consumers
+-- (webhooks, replication) follow it, each from its place (seq) in it, one holder at a
+-- time. The writer is alone, so events take their places in commit order.
+CREATE TABLE events (
+	seq INTEGER PRIMARY KEY AUTOINCREMENT,
+	time INTEGER NOT NULL,
+	type TEXT NOT NULL,
+	repo TEXT NOT NULL,
+	data BLOB NOT NULL
+);
+CREATE TABLE event_consumers (
+	name TEXT PRIMARY KEY,
+	after INTEGER NOT NULL,
+	holder TEXT NOT NULL DEFAULT '',
+	lease_until INTEGER NOT NULL DEFAULT 0,
+	last_success INTEGER,
+	last_failure INTEGER,
+	last_error TEXT NOT NULL DEFAULT '',
+	failures INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+`, `
+-- version 5: who opened an upload session, and the indexes that count the sessions of a
 -- repository and of an owner, and find those never written (a write moves modified).
 ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 CREATE INDEX uploads_by_repo ON uploads (repo);

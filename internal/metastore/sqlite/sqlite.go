@@ -31,6 +31,7 @@ const maxBatch = 256
 // Store is a metastore.Store in a SQLite database file.
 type Store struct {
 	*sqlstore.Store
+	w *writer
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -79,12 +80,28 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		done: make(chan struct{}),
 	}
 	go wr.run()
-	s := &Store{Store: sqlstore.New(dialect, wr.read, wr)}
+	s := &Store{Store: sqlstore.New(dialect, wr.read, wr), w: wr}
 	if err := s.Backfill(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// Ping implements metastore.Pinger: the database answers a read, and its writer is
+// open.
+func (s *Store) Ping(ctx context.Context) error {
+	s.w.mu.RLock()
+	closed := s.w.closed
+	s.w.mu.RUnlock()
+	if closed {
+		return errors.New("metastore: the store is closed")
+	}
+	var one int
+	if err := s.w.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("metastore: %w", err)
+	}
+	return nil
 }
 
 func dsn(path string, readOnly bool) string {

@@ -14,8 +14,9 @@ type Queries struct {
 	// config media type, subject (NULL for none), annotations (JSON, NULL for none),
 	// platform os, architecture, variant, os version, os features (a list), created,
 	// updated, the manifest's delete, write, read and list attributes, its
-	// repository's four, its kind, the least key of a manifest it is a tag-schema
-	// artifact of (NULL for none); then, for Manifest and TaggedManifest, the content.
+	// repository's four, its kind, when it was last pulled (NULL for never), the least
+	// key of a manifest it is a tag-schema artifact of (NULL for none); then, for
+	// Manifest and TaggedManifest, the content.
 
 	// Manifest: $1 repository, $2 digest.
 	Manifest string
@@ -53,6 +54,13 @@ type Queries struct {
 	Tags string
 	// TagsOf: $1 repository, $2 digest; the tag names in order.
 	TagsOf string
+	// TagList, every tag, listed or not: $1 repository, $2 after, $3 n. Columns: name,
+	// digest, when it was set, when it was last pulled (NULL for never).
+	TagList string
+	// RecordManifestPull: $1 repository, $2 digest, $3 time; moves the manifest's last
+	// pull forward. RecordTagPull: $1 repository, $2 tag, $3 time, $4 the digest the
+	// tag must still name.
+	RecordManifestPull, RecordTagPull string
 
 	// Referrers: $1 repository, $2 subject, $3 after, $4 n; ReferrersOfType also $5 the
 	// artifact type. Columns: media type, digest, size, artifact type, annotations.
@@ -100,8 +108,9 @@ type Queries struct {
 	OpenUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
-	// other than the tag-schema tags naming it), delete attribute, updated, children (a
-	// list), the keys it is a tag-schema artifact of (a list).
+	// other than the tag-schema tags naming it), delete attribute, updated, kind, last
+	// pulled (NULL for never), children (a list), the keys it is a tag-schema artifact
+	// of (a list).
 	Nodes string
 	// UnreferencedBlobs: $1 repository, $2 after, $3 time, $4 n; digests.
 	UnreferencedBlobs string
@@ -147,6 +156,36 @@ type Queries struct {
 	// DeleteToken: $1 name.
 	DeleteToken string
 
+	// AppendEvent: $1 time, $2 type, $3 repository, $4 data.
+	AppendEvent string
+	// SequenceHold, run first in SequenceEvents' transaction, makes it wait for any
+	// other; SequenceEvents places the committed events without a place after the
+	// last place. Both empty where the database places an event as it commits it.
+	SequenceHold, SequenceEvents string
+	// Events: $1 after, $2 n. Columns: place, time, type, repository, data.
+	Events string
+	// EventHead: the last place (0 for none).
+	EventHead string
+	// Backlog: $1 after. Columns: how many events follow, placed or not, and the time
+	// of the first (NULL for none).
+	Backlog string
+	// Consumers. Columns: name, after, holder, lease until, last success, last failure
+	// (NULL for none), last error, failures.
+	Consumers string
+	// ClaimConsumer: $1 name, $2 holder, $3 until, $4 now, $5 start. Creates the
+	// consumer at start, or takes its lease when it ran out or is $2's; returns the
+	// consumer's columns (as Consumers) when $2 holds it, else no row.
+	ClaimConsumer string
+	// AdvanceConsumer: $1 name, $2 holder, $3 place, $4 time.
+	AdvanceConsumer string
+	// FailConsumer: $1 name, $2 holder, $3 message, $4 time.
+	FailConsumer string
+	// DeleteConsumer: $1 name.
+	DeleteConsumer string
+	// PruneEvents: $1 time; removes the placed events older than it that every
+	// consumer has passed.
+	PruneEvents string
+
 	// AddCounters adds to the counters of a repository: $1 id, $2 manifests, $3 tags,
 	// $4 size, $5 the time of the change.
 	AddCounters string
@@ -158,7 +197,7 @@ const ManifestColumns = `m.digest, m.media_type, m.size, m.total_size, m.tag_cou
 	m.config_media_type, m.subject, m.annotations, m.platform_os, m.platform_architecture,
 	m.platform_variant, m.platform_os_version, m.platform_os_features, m.created, m.updated,
 	m.delete_enabled, m.write_enabled, m.read_enabled, m.list_enabled,
-	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, m.kind`
+	r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, m.kind, m.last_pulled`
 
 // ManifestIndexes are the indexes of the manifests table that serve the referrers API,
 // with and without an artifactType filter, and the filters of the manifest listing,

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 		m                 = &metastore.Manifest{Repo: repo}
 		subject, annots   *string
 		tagSubject        *string
+		lastPulled        *time.Time
 		os, arch, variant string
 		osVersion         string
 		osFeatures        []string
@@ -34,7 +36,7 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	dest := []any{&m.Digest, &m.MediaType, &m.Size, &m.TotalSize, &m.TagCount, &m.ArtifactType,
 		&m.ConfigMediaType, &subject, &annots, &os, &arch, &variant, &osVersion, &osFeatures, &m.Created, &m.Updated,
 		&a.DeleteEnabled, &a.WriteEnabled, &a.ReadEnabled, &a.ListEnabled,
-		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &tagSubject}
+		&ra.DeleteEnabled, &ra.WriteEnabled, &ra.ReadEnabled, &ra.ListEnabled, &m.Kind, &lastPulled, &tagSubject}
 	if withContent {
 		dest = append(dest, &m.Content)
 	}
@@ -46,6 +48,9 @@ func scanManifest(repo string, s Row, withContent bool) (*metastore.Manifest, er
 	}
 	if tagSubject != nil {
 		m.TagSubject = *tagSubject
+	}
+	if lastPulled != nil {
+		m.LastPulled = lastPulled.UTC()
 	}
 	if err := unmarshalAnnotations(annots, &m.Annotations); err != nil {
 		return nil, fmt.Errorf("metastore: annotations of %s: %w", m.Digest, err)
@@ -221,6 +226,23 @@ func (r reader) Repositories(ctx context.Context, after string, n int) ([]string
 
 func (r reader) Tags(ctx context.Context, repo, after string, n int) ([]string, error) {
 	return r.strings(ctx, "list tags", r.d.Tags, repo, after, n)
+}
+
+func (r reader) TagList(ctx context.Context, repo, after string, n int) ([]metastore.TagInfo, error) {
+	return collect(ctx, r.q, "list tags", r.d.TagList, []any{repo, after, n}, func(row Row) (metastore.TagInfo, error) {
+		var (
+			t          metastore.TagInfo
+			lastPulled *time.Time
+		)
+		if err := row.Scan(&t.Name, &t.Digest, &t.Updated, &lastPulled); err != nil {
+			return t, err
+		}
+		t.Updated = t.Updated.UTC()
+		if lastPulled != nil {
+			t.LastPulled = lastPulled.UTC()
+		}
+		return t, nil
+	})
 }
 
 func (r reader) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
@@ -414,12 +436,17 @@ func (r reader) OpenUploads(ctx context.Context, repo, owner string, upTo int) (
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {
 	return collect(ctx, r.q, "nodes", r.d.Nodes, []any{repo, after.String(), n}, func(rows Row) (metastore.Node, error) {
 		var (
-			nd       metastore.Node
-			subject  *string
-			children []string
+			nd         metastore.Node
+			subject    *string
+			lastPulled *time.Time
+			children   []string
 		)
-		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &children, &nd.TagSubjects); err != nil {
+		if err := rows.Scan(&nd.Digest, &subject, &nd.Tagged, &nd.DeleteEnabled, &nd.Updated, &nd.Kind, &lastPulled,
+			&nd.Size, &children, &nd.TagSubjects); err != nil {
 			return nd, err
+		}
+		if lastPulled != nil {
+			nd.LastPulled = lastPulled.UTC()
 		}
 		if subject != nil {
 			nd.Subject = digest.Digest(*subject)
@@ -441,6 +468,21 @@ func (r reader) UnreferencedBlobs(ctx context.Context, repo string, t time.Time,
 
 func (r reader) UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	return r.digests(ctx, "unlinked blobs", r.d.UnlinkedBlobs, after.String(), n)
+}
+
+func (r reader) BlobState(ctx context.Context, d digest.Digest) (bool, time.Time, error) {
+	var (
+		linked  bool
+		claimed *time.Time
+	)
+	err := r.q.QueryRow(ctx, r.d.BlobState, d.String()).Scan(&linked, &claimed)
+	if errors.Is(err, ErrNoRows) {
+		return false, time.Time{}, nil
+	}
+	if err != nil || claimed == nil {
+		return linked, time.Time{}, wrap("state of blob "+d.String(), err)
+	}
+	return linked, claimed.UTC(), nil
 }
 
 func scanToken(s Row) (metastore.Token, error) {

@@ -57,7 +57,7 @@ func (t *tx) addToRepo(id, manifests, tags, size int64) {
 // flush defers the statements that write the pending counter changes. Repositories go
 // in id order, so that two transactions lock their rows in the same order.
 func (t *tx) flush() {
-	now := time.Now()
+	now := t.s.now()
 	for _, id := range slices.Sorted(maps.Keys(t.pending)) {
 		d := t.pending[id]
 		t.q.Defer(t.d.AddCounters, id, d.manifests, d.tags, d.size, now)
@@ -86,7 +86,7 @@ func (t *tx) repoID(ctx context.Context, repo string, create bool) (int64, error
 	if id, ok := t.created[repo]; ok {
 		return id, nil
 	}
-	id, created, err := t.d.Writes.RepositoryID(ctx, t.q, repo, create, time.Now())
+	id, created, err := t.d.Writes.RepositoryID(ctx, t.q, repo, create, t.s.now())
 	if err != nil {
 		return 0, notFound("repository "+repo, err)
 	}
@@ -133,7 +133,7 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 	if t.d.HoldBlob != "" {
 		t.q.Defer(t.d.HoldBlob, d.String())
 	}
-	linked, err := t.d.Writes.LinkBlob(ctx, t.q, id, d.String(), size, time.Now())
+	linked, err := t.d.Writes.LinkBlob(ctx, t.q, id, d.String(), size, t.s.now())
 	if err != nil {
 		return fmt.Errorf("metastore: link %s to %s: %w", d, repo, err)
 	}
@@ -147,7 +147,7 @@ func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) error {
 	if t.d.HoldBlob != "" {
 		t.q.Defer(t.d.HoldBlob, d.String())
 	}
-	_, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, time.Now())
+	_, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, t.s.now())
 	return wrap("claim "+d.String(), err)
 }
 
@@ -178,7 +178,7 @@ func (t *tx) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if err != nil {
 		return err
 	}
-	row, err := manifestRow(repo, m)
+	row, err := manifestRow(repo, m, t.s.now())
 	if err != nil {
 		return fmt.Errorf("metastore: put manifest %s in %s: %w", m.Digest, m.Repo, err)
 	}
@@ -198,8 +198,7 @@ func (t *tx) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 // manifestRow is m as the stores write it. A digest named twice is one reference: its
 // first kind and size are recorded, and the total counts it once, at the size last
 // declared.
-func manifestRow(repo int64, m *metastore.Manifest) (*ManifestRow, error) {
-	now := time.Now()
+func manifestRow(repo int64, m *metastore.Manifest, now time.Time) (*ManifestRow, error) {
 	if !m.Updated.IsZero() {
 		now = m.Updated
 	}
@@ -242,7 +241,7 @@ func manifestRow(repo int64, m *metastore.Manifest) (*ManifestRow, error) {
 }
 
 func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	id, size, tags, err := t.d.Writes.DeleteManifest(ctx, t.q, repo, d.String(), time.Now())
+	id, size, tags, err := t.d.Writes.DeleteManifest(ctx, t.q, repo, d.String(), t.s.now())
 	if err != nil {
 		return notFound("delete manifest "+d.String(), err)
 	}
@@ -256,7 +255,7 @@ func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) erro
 	if err != nil {
 		return err
 	}
-	mv, err := t.d.Writes.SetTag(ctx, t.q, id, tag, d.String(), t.written[manifestKey{id, d.String()}], time.Now())
+	mv, err := t.d.Writes.SetTag(ctx, t.q, id, tag, d.String(), t.written[manifestKey{id, d.String()}], t.s.now())
 	switch {
 	case err != nil:
 		return fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
@@ -284,7 +283,7 @@ func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) erro
 }
 
 func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
-	id, err := t.d.Writes.DeleteTag(ctx, t.q, repo, tag, time.Now())
+	id, err := t.d.Writes.DeleteTag(ctx, t.q, repo, tag, t.s.now())
 	if err != nil {
 		return notFound("delete tag "+tag, err)
 	}
@@ -368,4 +367,15 @@ func (t *tx) CreateToken(ctx context.Context, tok *metastore.Token) error {
 func (t *tx) DeleteToken(ctx context.Context, name string) error {
 	n, err := t.q.Exec(ctx, t.d.DeleteToken, name)
 	return affected("delete token "+name, n, err)
+}
+
+func (t *tx) RecordPull(ctx context.Context, p metastore.Pull) error {
+	if _, err := t.q.Exec(ctx, t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At); err != nil {
+		return wrap("record a pull of "+p.Digest.String(), err)
+	}
+	if p.Tag == "" {
+		return nil
+	}
+	_, err := t.q.Exec(ctx, t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
+	return wrap("record a pull of "+p.Tag, err)
 }

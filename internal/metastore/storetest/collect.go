@@ -59,10 +59,10 @@ func testNodes(t *testing.T, s metastore.Store) {
 		from = page[len(page)-1].Digest
 	}
 	want := map[digest.Digest]metastore.Node{
-		a.Digest:   {Digest: a.Digest, DeleteEnabled: true},
-		b.Digest:   {Digest: b.Digest},
-		ix.Digest:  {Digest: ix.Digest, Children: sorted(a.Digest, b.Digest), Tagged: true, DeleteEnabled: true},
-		sig.Digest: {Digest: sig.Digest, Subject: a.Digest, DeleteEnabled: true},
+		a.Digest:   {Digest: a.Digest, DeleteEnabled: true, Size: a.Size},
+		b.Digest:   {Digest: b.Digest, Size: b.Size},
+		ix.Digest:  {Digest: ix.Digest, Children: sorted(a.Digest, b.Digest), Tagged: true, DeleteEnabled: true, Size: ix.Size},
+		sig.Digest: {Digest: sig.Digest, Subject: a.Digest, DeleteEnabled: true, Size: sig.Size},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Nodes returned %d manifests, want %d: %+v", len(got), len(want), got)

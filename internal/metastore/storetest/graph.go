@@ -216,5 +216,8 @@ func testKinds(t *testing.T, s metastore.Store) {
 		if got := getManifest(t, s, repo, m.Digest); got.Kind != m.Kind {
 			t.Errorf("Kind of %s = %q, want %q", m.Digest, got.Kind, m.Kind)
 		}
+		if n := nodeOf(t, s, repo, m.Digest); n.Kind != m.Kind {
+			t.Errorf("Kind of node %s = %q, want %q", m.Digest, n.Kind, m.Kind)
+		}
 	}
 }
