@@ -40,8 +40,8 @@ func TestSoak(t *testing.T) {
 	if os.Getenv("GRAFT_SOAK") == "" {
 		t.Skip("GRAFT_SOAK is not set: GRAFT_SOAK=10m runs the soak test for ten minutes")
 	}
-	if err != nil || length < 30*time.Second {
-		t.Fatalf("GRAFT_SOAK=%q: want a duration of 30s or more", os.Getenv("GRAFT_SOAK"))
+	if err != nil || length < time.Minute {
+		t.Fatalf("GRAFT_SOAK=%q: want a duration of 1m or more (half of it warms up)", os.Getenv("GRAFT_SOAK"))
 	}
 	// The server's heap is collected at 10% growth, not Go's default 100%: a quiet
 	// reading then measures what the server keeps, not where in its collection cycle
