@@ -235,7 +235,7 @@ func (a *Authenticator) CertIdentity(r *http.Request) (Identity, bool) { return 
 // parallel guesses get no more checks than sequential ones. A login that finds every
 // place held by checks under way waits for one to end, up to maxQueue.
 func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr string) (Identity, error) {
-	src := source(remoteAddr)
+	src := Source(remoteAddr)
 	var attempt *attempt
 	var timeout <-chan time.Time
 	for attempt == nil {

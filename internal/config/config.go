@@ -42,7 +42,8 @@ type Config struct {
 		Cascade bool `yaml:"cascade" usage:"deleting a manifest deletes its referrers and the children only it uses"`
 	} `yaml:"delete"`
 	Uploads struct {
-		TTL time.Duration `yaml:"ttl" usage:"how long an upload session may go unwritten before it is reclaimed"`
+		TTL      time.Duration `yaml:"ttl" usage:"how long an upload session may go unwritten before it is reclaimed"`
+		EmptyTTL time.Duration `yaml:"empty-ttl" usage:"how long an upload session that holds no bytes is kept"`
 	} `yaml:"uploads"`
 	Shutdown struct {
 		Timeout time.Duration `yaml:"timeout" usage:"how long shutdown waits for requests in flight"`
@@ -67,6 +68,9 @@ type Config struct {
 		Postgres struct {
 			URL      string `yaml:"url" usage:"PostgreSQL connection URL; setting it keeps metadata in PostgreSQL instead of the data dir"`
 			MaxConns int    `yaml:"max-conns" usage:"most connections to PostgreSQL per replica (0: the driver's default)"`
+			// Timeout bounds each round trip to PostgreSQL: past it the database
+			// counts as unavailable, and the request is answered 503.
+			Timeout time.Duration `yaml:"timeout" usage:"longest wait for PostgreSQL to answer a statement or give a connection; past it the request is answered 503"`
 		} `yaml:"postgres"`
 	} `yaml:"metadata"`
 	GC struct {
@@ -80,6 +84,10 @@ type Config struct {
 		BodyWindow   time.Duration `yaml:"body-window" usage:"the window of limits.body-min-bytes (0: no minimum body rate)"`
 		// ManifestMemory is at least 4 MiB: the largest manifest must fit.
 		ManifestMemory int `yaml:"manifest-memory" usage:"bytes of manifest bodies held at once across all requests; past it a manifest PUT waits a moment, then is answered 429"`
+		// UploadsPerRepository and UploadsPerCaller bound the upload sessions open at
+		// once; 0 is no bound.
+		UploadsPerRepository int `yaml:"uploads-per-repository" usage:"upload sessions one repository may have open at once; past it a new one is answered 429 (0: no limit)"`
+		UploadsPerCaller     int `yaml:"uploads-per-caller" usage:"upload sessions one caller (a user, a token, an address) may have open at once; past it a new one is answered 429 (0: no limit)"`
 	} `yaml:"limits"`
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
@@ -273,12 +281,16 @@ func Default() Config {
 	c.Log.Access = true
 	c.Delete.Cascade = true
 	c.Uploads.TTL = 24 * time.Hour
+	c.Uploads.EmptyTTL = time.Hour
 	c.Shutdown.Timeout = 30 * time.Second
+	c.Metadata.Postgres.Timeout = 10 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
 	c.Limits.BodyMinBytes = 16 << 10
 	c.Limits.BodyWindow = 30 * time.Second
 	c.Limits.ManifestMemory = 64 << 20
+	c.Limits.UploadsPerRepository = 1000
+	c.Limits.UploadsPerCaller = 500
 	c.Auth.LoginFailures = 10
 	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
@@ -571,8 +583,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log.level must be debug, info, warn or error, not %q", c.Log.Level)
 	}
-	if c.Uploads.TTL <= 0 {
-		return errors.New("config: uploads.ttl must be positive")
+	if c.Uploads.TTL <= 0 || c.Uploads.EmptyTTL <= 0 {
+		return errors.New("config: uploads.ttl and uploads.empty-ttl must be positive")
+	}
+	if c.Limits.UploadsPerRepository < 0 || c.Limits.UploadsPerCaller < 0 {
+		return errors.New("config: limits.uploads-per-repository and limits.uploads-per-caller must not be negative")
 	}
 	if c.Shutdown.Timeout <= 0 {
 		return errors.New("config: shutdown.timeout must be positive")
@@ -584,6 +599,9 @@ func (c *Config) validate() error {
 	case "delete", "keep":
 	default:
 		return fmt.Errorf("config: gc.orphan-referrers must be delete or keep, not %q", c.GC.OrphanReferrers)
+	}
+	if c.Metadata.Postgres.Timeout <= 0 {
+		return errors.New("config: metadata.postgres.timeout must be positive")
 	}
 	if c.GC.Delay < 0 || c.GC.Interval < 0 {
 		return errors.New("config: gc.delay and gc.interval must not be negative")

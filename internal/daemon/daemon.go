@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
-	go reg.RunJanitor(janitorCtx, min(cfg.Uploads.TTL/4, time.Hour))
+	go reg.RunJanitor(janitorCtx, registry.JanitorInterval(RegistryOptions(cfg, log)))
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}

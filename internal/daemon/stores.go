@@ -127,7 +127,7 @@ func existingDataDir(dir string) error {
 
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {
 	if c := cfg.Metadata.Postgres; c.URL != "" {
-		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns)})
+		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns), Timeout: c.Timeout})
 		if err != nil {
 			return nil, "", err
 		}
@@ -175,18 +175,26 @@ func newRegistry(st *Stores, cfg *config.Config, published func(), log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	return registry.New(st.Blobs, st.Meta, registry.Options{
-		Cascade:       cfg.Delete.Cascade,
-		UploadTTL:     cfg.Uploads.TTL,
-		Redirect:      cfg.Storage.S3.Redirect,
-		TrackPulls:    true,
-		Retention:     retention,
-		ImmutableTags: immutable,
-		Events:        followed(cfg),
-		Published:     published,
-		ReadOnly:      mirror.ReadOnly(mirrors),
-		Logger:        log,
-	}), nil
+	opts := RegistryOptions(cfg, log)
+	opts.Retention, opts.ImmutableTags = retention, immutable
+	opts.Events, opts.Published = followed(cfg), published
+	opts.ReadOnly = mirror.ReadOnly(mirrors)
+	return registry.New(st.Blobs, st.Meta, opts), nil
+}
+
+// RegistryOptions are the registry service's settings cfg describes, but for the
+// retention policies and immutable tags, which NewRegistry compiles.
+func RegistryOptions(cfg *config.Config, log *slog.Logger) registry.Options {
+	return registry.Options{
+		Cascade:              cfg.Delete.Cascade,
+		UploadTTL:            cfg.Uploads.TTL,
+		EmptyUploadTTL:       cfg.Uploads.EmptyTTL,
+		UploadsPerRepository: cfg.Limits.UploadsPerRepository,
+		UploadsPerCaller:     cfg.Limits.UploadsPerCaller,
+		Redirect:             cfg.Storage.S3.Redirect,
+		TrackPulls:           true,
+		Logger:               log,
+	}
 }
 
 // Retention compiles the retention policies of cfg, naming the first that is wrong.

@@ -22,6 +22,10 @@ var (
 	ErrNotFound = errors.New("metastore: not found")
 	// ErrExists is returned when what a call would create exists already.
 	ErrExists = errors.New("metastore: already exists")
+	// ErrUnavailable is in the chain of an error met reaching the store's database (a
+	// connection refused, reset or silent past a timeout), rather than an answer of its
+	// own: a request that meets it may succeed later, unchanged.
+	ErrUnavailable = errors.New("metastore: the metadata store is unavailable")
 )
 
 // The contract is split by role, as a consumer needs it: the registry's push takes
@@ -113,6 +117,9 @@ type ManifestReader interface {
 	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// MissingManifests returns those of ds that are not manifests of repo.
 	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// ManifestSizes returns the size of each of ds that is a manifest of repo, in one
+	// lookup; the others are not in the map.
+	ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
 }
 
 // ContentReader serves pulls: a lookup that reads no more than a pull needs.
@@ -178,6 +185,13 @@ type BlobReader interface {
 	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
 	// MissingBlobs returns those of ds that repo may not read.
 	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// BlobSizes returns the size of each of ds that repo may read, in one lookup; the
+	// others are not in the map.
+	BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
+	// LockingManifest returns a manifest of repo that names blob d and whose attributes
+	// refuse its delete (DeleteEnabled or WriteEnabled off), or ErrNotFound: a lock
+	// protects the blobs of what it locks.
+	LockingManifest(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error)
 }
 
 // UploadReader reads upload sessions.
@@ -186,6 +200,12 @@ type UploadReader interface {
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// StaleUploads returns up to n upload sessions last written before t.
 	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// EmptyUploads returns up to n upload sessions created before t and never written
+	// since (Modified equal to Created).
+	EmptyUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// OpenUploads counts the upload sessions of repo and those of owner, each up to
+	// upTo: a count costs what upTo allows, however many sessions are open.
+	OpenUploads(ctx context.Context, repo, owner string, upTo int) (ofRepo, ofOwner int, err error)
 }
 
 // TokenReader reads repository-scoped access tokens.
@@ -281,7 +301,8 @@ type AttributeWriter interface {
 type UploadWriter interface {
 	// CreateUpload records a new upload session.
 	CreateUpload(ctx context.Context, u *Upload) error
-	// TouchUpload records a write to upload id at t.
+	// TouchUpload records a write to upload id at t; the registry records only writes
+	// that left bytes in the session, so that an untouched session is an empty one.
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
@@ -509,8 +530,11 @@ type Pull struct {
 
 // Upload is an upload session of a repository.
 type Upload struct {
-	ID       string
-	Repo     string
+	ID   string
+	Repo string
+	// Owner names who opened it (a user, a token, an address), so that the sessions a
+	// caller holds open can be counted.
+	Owner    string
 	Created  time.Time
 	Modified time.Time
 }

@@ -128,7 +128,7 @@ func TestFiller(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "mirror hub/") {
 				t.Errorf("the refusal %v does not name the mirror", err)
 			}
-			_, err = r.StartUpload(ctx, repo)
+			_, err = r.StartUpload(ctx, repo, "client")
 			wantCode(t, "StartUpload", err, errcode.Denied)
 			_, err = r.PutBlob(ctx, repo, layer.String(), Chunk{Body: bytes.NewReader(img.layer), Start: -1, Length: int64(len(img.layer))})
 			wantCode(t, "PutBlob", err, errcode.Denied)

@@ -151,8 +151,8 @@ func (r *Registry) gc(ctx context.Context, o GCOptions, rep *GCReport) error {
 		if err != nil {
 			return fmt.Errorf("gc: list repositories: %w", err)
 		}
-		if !repo.Attributes.DeleteEnabled {
-			continue // a locked repository keeps everything
+		if !deletable(repo.Attributes) {
+			continue // a repository locked against deletes keeps everything
 		}
 		plan, err := r.planRepository(ctx, o, repo.Name)
 		if err != nil {
@@ -599,9 +599,10 @@ type graphWriter interface {
 	metastore.ManifestWriter
 }
 
-// removeManifest removes manifest d of repo when it is still garbage: unlocked, older
-// than cutoff, listed by no index, named by no tag but tag-schema tags whose subjects
-// are gone, and, if it has a subject, the subject is gone.
+// removeManifest removes manifest d of repo when it is still garbage: not locked
+// against deletes, older than cutoff, listed by no index, named by no tag but
+// tag-schema tags whose subjects are gone, and, if it has a subject, the subject is
+// gone.
 func removeManifest(ctx context.Context, tx graphWriter, repo string, d digest.Digest, cutoff time.Time) (bool, error) {
 	return removeManifestAsOf(ctx, tx, repo, d, cutoff, nil)
 }
@@ -619,7 +620,9 @@ func removeManifestAsOf(ctx context.Context, tx graphWriter, repo string, d dige
 	if updated == nil {
 		updated = &m.Updated
 	}
-	if !m.Attributes.DeleteEnabled || !updated.Before(cutoff) {
+	// The mark kept the manifests whose delete attribute is off; a write lock refuses
+	// a delete too, and is looked at here.
+	if !deletable(m.Attributes) || !updated.Before(cutoff) {
 		return false, nil
 	}
 	ps, err := tx.Parents(ctx, repo, d)

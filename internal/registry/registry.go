@@ -27,6 +27,13 @@ type Options struct {
 	Cascade bool
 	// UploadTTL is how long an upload session may go unwritten before it is reclaimed.
 	UploadTTL time.Duration
+	// EmptyUploadTTL is how long an upload session that holds no bytes is kept; 0
+	// means an hour. No longer than UploadTTL counts.
+	EmptyUploadTTL time.Duration
+	// UploadsPerRepository and UploadsPerCaller bound the upload sessions open at once
+	// in one repository and by one caller (an owner StartUpload is given); 0 is no
+	// bound.
+	UploadsPerRepository, UploadsPerCaller int
 	// Redirect answers blob pulls with a URL of the blob store, when it has them
 	// (blobstore.Redirector), instead of the bytes.
 	Redirect bool
@@ -71,6 +78,10 @@ func New(blobs blobstore.Store, meta metastore.Store, opts Options) *Registry {
 	if opts.UploadTTL <= 0 {
 		opts.UploadTTL = 24 * time.Hour
 	}
+	if opts.EmptyUploadTTL <= 0 {
+		opts.EmptyUploadTTL = time.Hour
+	}
+	opts.EmptyUploadTTL = min(opts.EmptyUploadTTL, opts.UploadTTL)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -114,11 +114,21 @@ var queries = sqlstore.Queries{
 		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = $2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id
 		WHERE rb.digest = $1 LIMIT 1`,
-	MissingBlobs:     `SELECT digest FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
-	MissingManifests: `SELECT digest FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = ANY($2)`,
+	ManifestSizes: `SELECT digest, size FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	LockingManifest: `SELECT mr.manifest FROM manifest_refs mr
+		JOIN manifests m ON m.repo_id = mr.repo_id AND m.digest = mr.manifest
+		WHERE mr.repo_id = ` + repoID + ` AND mr.digest = $2 AND NOT mr.is_manifest
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
-	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = $1`,
-	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,
+	Upload:       `SELECT repo, owner, created, modified FROM uploads WHERE id = $1`,
+	StaleUploads: `SELECT id, repo, owner, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,
+	EmptyUploads: `SELECT id, repo, owner, created, modified FROM uploads
+		WHERE created < $1 AND modified = created ORDER BY created LIMIT $2`,
+	OpenUploads: `SELECT (SELECT count(*) FROM (SELECT 1 FROM uploads WHERE repo = $1 LIMIT $3) r),
+		(SELECT count(*) FROM (SELECT 1 FROM uploads WHERE owner = $2 LIMIT $3) o)`,
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id AND e.direct),
@@ -162,7 +172,7 @@ var queries = sqlstore.Queries{
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = $3, write_enabled = $4, read_enabled = $5,
 		list_enabled = $6 WHERE repo_id = ` + repoID + ` AND digest = $2`,
 
-	CreateUpload: `INSERT INTO uploads (id, repo, created, modified) VALUES ($1, $2, $3, $4)
+	CreateUpload: `INSERT INTO uploads (id, repo, created, modified, owner) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO NOTHING`,
 	TouchUpload:  `UPDATE uploads SET modified = $2 WHERE id = $1`,
 	DeleteUpload: `DELETE FROM uploads WHERE id = $1`,

@@ -89,13 +89,22 @@ var queries = sqlstore.Queries{
 		WHERE r.name = ?1 AND rb.digest = ?2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id WHERE rb.digest = ?1 LIMIT 1`,
 	// The list is JSON; SQLite looks each of its digests up in the primary key.
-	MissingBlobs: `SELECT digest FROM repo_blobs
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest IN (SELECT value FROM json_each(?2))`,
+	ManifestSizes: `SELECT digest, size FROM manifests
 		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
-	MissingManifests: `SELECT digest FROM manifests
-		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
+	// CROSS JOIN: the references to the blob first, then their manifests by id.
+	LockingManifest: `SELECT m.digest FROM manifest_refs mr CROSS JOIN manifests m ON m.id = mr.manifest_id
+		WHERE mr.digest = ?2 AND mr.is_manifest = 0 AND m.repo_id = ` + repoID + `
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
-	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = ?1`,
-	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
+	Upload:       `SELECT repo, owner, created, modified FROM uploads WHERE id = ?1`,
+	StaleUploads: `SELECT id, repo, owner, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
+	EmptyUploads: `SELECT id, repo, owner, created, modified FROM uploads
+		WHERE created < ?1 AND modified = created ORDER BY created LIMIT ?2`,
+	OpenUploads: `SELECT (SELECT count(*) FROM (SELECT 1 FROM uploads WHERE repo = ?1 LIMIT ?3)),
+		(SELECT count(*) FROM (SELECT 1 FROM uploads WHERE owner = ?2 LIMIT ?3))`,
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e INDEXED BY tag_edges_by_artifact
@@ -136,7 +145,7 @@ var queries = sqlstore.Queries{
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = ?3, write_enabled = ?4, read_enabled = ?5,
 		list_enabled = ?6 WHERE repo_id = ` + repoID + ` AND digest = ?2`,
 
-	CreateUpload: `INSERT INTO uploads (id, repo, created, modified) VALUES (?1, ?2, ?3, ?4)
+	CreateUpload: `INSERT INTO uploads (id, repo, created, modified, owner) VALUES (?1, ?2, ?3, ?4, ?5)
 		ON CONFLICT (id) DO NOTHING`,
 	TouchUpload:  `UPDATE uploads SET modified = ?2 WHERE id = ?1`,
 	DeleteUpload: `DELETE FROM uploads WHERE id = ?1`,

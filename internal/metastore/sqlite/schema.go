@@ -197,4 +197,11 @@ CREATE TABLE stats (
 	PRIMARY KEY (key, slot)
 ) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('stats');
+`, `
+-- version 6: who opened an upload session, and the indexes that count the sessions of a
+-- repository and of an owner, and find those never written (a write moves modified).
+ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_repo ON uploads (repo);
+CREATE INDEX uploads_by_owner ON uploads (owner);
+CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
 `}

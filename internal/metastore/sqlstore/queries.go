@@ -88,14 +88,24 @@ type Queries struct {
 	Blob string
 	// BlobRepository: $1 digest; a repository name.
 	BlobRepository string
-	// MissingBlobs and MissingManifests: $1 repository, $2 a list of digests; those
-	// found.
-	MissingBlobs, MissingManifests string
+	// BlobSizes and ManifestSizes: $1 repository, $2 a list of digests. Columns: the
+	// digest and size of each found: a blob the repository may read, a manifest of it.
+	BlobSizes, ManifestSizes string
+	// LockingManifest: $1 repository, $2 a blob's digest; the digest of one manifest of
+	// the repository that names the blob and whose delete or write attribute is off,
+	// found through the references to the blob.
+	LockingManifest string
 
-	// Upload: $1 id. Columns: repository, created, modified.
+	// Upload: $1 id. Columns: repository, owner, created, modified.
 	Upload string
-	// StaleUploads: $1 time, $2 n. Columns: id, repository, created, modified.
-	StaleUploads string
+	// StaleUploads: $1 time, $2 n; the sessions last written before the time.
+	// EmptyUploads: $1 time, $2 n; the sessions created before the time and never
+	// written since (modified equal to created), in order of creation. Columns: id,
+	// repository, owner, created, modified.
+	StaleUploads, EmptyUploads string
+	// OpenUploads: $1 repository, $2 owner, $3 n. Columns: the number of sessions of
+	// the repository and of the owner, each counted up to n.
+	OpenUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
 	// other than the tag-schema tags naming it), delete attribute, updated, kind, last
@@ -134,8 +144,8 @@ type Queries struct {
 	// SetManifestAttributes: $1 repository, $2 digest, $3–$6 delete, write, read, list.
 	SetManifestAttributes string
 
-	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified; changes no row when
-	// the id exists.
+	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified, $5 owner; changes no
+	// row when the id exists.
 	CreateUpload string
 	// TouchUpload: $1 id, $2 time. DeleteUpload: $1 id.
 	TouchUpload, DeleteUpload string

@@ -404,7 +404,7 @@ func (t *tx) SetManifestAttributes(ctx context.Context, repo string, d digest.Di
 }
 
 func (t *tx) CreateUpload(ctx context.Context, u *metastore.Upload) error {
-	n, err := t.q.Exec(ctx, t.d.CreateUpload, u.ID, u.Repo, u.Created, u.Modified)
+	n, err := t.q.Exec(ctx, t.d.CreateUpload, u.ID, u.Repo, u.Created, u.Modified, u.Owner)
 	if err != nil {
 		return wrap("create upload "+u.ID, err)
 	}
