@@ -304,7 +304,7 @@ func uploadDirs(t testing.TB, dataDir string) []string {
 }
 
 // checkDataDirLayout fails the test if dataDir holds anything besides the blob store,
-// the upload sessions and the database.
+// the upload sessions, the database and graft serve's lock.
 func checkDataDirLayout(t testing.TB, dataDir string) {
 	t.Helper()
 	entries, err := os.ReadDir(dataDir)
@@ -313,7 +313,7 @@ func checkDataDirLayout(t testing.TB, dataDir string) {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case "blobs", "uploads", "graft.db", "graft.db-wal", "graft.db-shm", "graft.db-journal":
+		case "blobs", "uploads", "graft.db", "graft.db-wal", "graft.db-shm", "graft.db-journal", "graft.lock":
 		default:
 			t.Errorf("unexpected entry in the data directory: %s", e.Name())
 		}

@@ -88,6 +88,11 @@ type Config struct {
 	// pointers as Auth's lists are.
 	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
 	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
+	// Events are the registry's changes as others follow them: webhooks.
+	Events Events `yaml:"events"`
+	// Replication are the rules that copy graphs to other registries as they change,
+	// a list set in the configuration file only.
+	Replication *[]ReplicationRule `yaml:"replication,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -166,6 +171,61 @@ type RetentionPolicy struct {
 type ImmutableTags struct {
 	Repositories []string `yaml:"repositories"`
 	Tags         []string `yaml:"tags"`
+}
+
+// Events are how the registry's changes reach others.
+type Events struct {
+	Source string        `yaml:"source" usage:"the CloudEvents source of the events webhooks receive: a URI naming this registry (default: graft://<host name>)"`
+	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it"`
+	// Webhooks receive every change, a list set in the configuration file only.
+	Webhooks *[]Webhook `yaml:"webhooks,omitempty" config:"file"`
+}
+
+// Webhook is a receiver of the registry's events, POSTed to URL as CloudEvents.
+type Webhook struct {
+	// Name names it in the outbox, the status and the metrics; its URL by default.
+	// Renamed, a webhook starts again from the newest event.
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Repositories are patterns of the repositories whose events it receives; all
+	// when empty.
+	Repositories []string `yaml:"repositories"`
+	// Actions are the changes it receives: push, delete, tag, untag,
+	// repository-delete; all when empty.
+	Actions []string `yaml:"actions"`
+	// Headers are sent with every POST.
+	Headers map[string]string `yaml:"headers"`
+	// Secret signs every body (X-Graft-Signature-256); SecretFile holds it instead.
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret-file"`
+}
+
+// ReplicationRule copies the graphs of the repositories it matches to another
+// registry: every push, with its referrers and tag-schema artifacts, and deletes.
+type ReplicationRule struct {
+	// Name names it in the outbox, the status, the metrics and graft replicate --rule.
+	Name string `yaml:"name"`
+	// URL is the destination registry, https://registry.example; http:// is allowed
+	// for a loopback address only.
+	URL string `yaml:"url"`
+	// Repositories are patterns of the repositories replicated; all when empty.
+	Repositories []string `yaml:"repositories"`
+	// Prefix is put before a repository's name at the destination.
+	Prefix string `yaml:"prefix"`
+	// ArtifactTypes, when not empty, are the only artifact types of the referrers and
+	// tag-schema artifacts replicated; images and indexes always are.
+	ArtifactTypes []string `yaml:"artifact-types"`
+	// Delete propagates deletes: manifests with their graphs, tags, repositories.
+	Delete bool `yaml:"delete"`
+	// Credentials log in to the destination; without them, those the Docker config
+	// file of graft serve (DOCKER_CONFIG, ~/.docker/config.json) has for its host.
+	Credentials *Credentials `yaml:"credentials"`
+}
+
+// Credentials are a user name and the file that holds its password (or token).
+type Credentials struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password-file"`
 }
 
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client

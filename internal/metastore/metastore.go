@@ -33,6 +33,7 @@ type Store interface {
 	Reader
 	Updater
 	BlobSweeper
+	EventSequencer
 	Close() error
 }
 
@@ -74,6 +75,7 @@ type Reader interface {
 	UploadReader
 	TokenReader
 	GCReader
+	EventReader
 }
 
 // ManifestReader reads manifests and the tags that name them.
@@ -199,6 +201,7 @@ type Tx interface {
 	UploadWriter
 	TokenWriter
 	PullRecorder
+	EventWriter
 }
 
 // ManifestWriter stores manifests and moves tags.
@@ -250,6 +253,53 @@ type UploadWriter interface {
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
+}
+
+// EventReader reads the outbox: the changes of the registry, in the order its consumers
+// follow them, and where each consumer is.
+type EventReader interface {
+	// Events returns up to n events after place `after`, in outbox order: the events
+	// EventSequencer.SequenceEvents has placed.
+	Events(ctx context.Context, after int64, n int) ([]Event, error)
+	// EventHead returns the place of the last event placed: where a new consumer
+	// starts.
+	EventHead(ctx context.Context) (int64, error)
+	// Backlog returns how many events there are after place `after`, placed or not,
+	// and the time of the first of them (the zero time when none).
+	Backlog(ctx context.Context, after int64) (int64, time.Time, error)
+	// Consumers returns every consumer of the outbox, in name order.
+	Consumers(ctx context.Context) ([]Consumer, error)
+}
+
+// EventSequencer places the events of committed transactions in the outbox.
+type EventSequencer interface {
+	// SequenceEvents gives every committed event without a place the next places, in
+	// a transaction of its own. An event is read only once placed, and places are
+	// given in the order the events became visible: a consumer that has read up to a
+	// place never finds an event placed before it later, however the transactions
+	// that wrote them overlapped.
+	SequenceEvents(ctx context.Context) error
+}
+
+// EventWriter writes the outbox and the places of its consumers.
+type EventWriter interface {
+	// AppendEvent writes e to the outbox in the transaction; the store places it.
+	AppendEvent(ctx context.Context, e *Event) error
+	// ClaimConsumer gives holder the lease of consumer name until `until`, unless
+	// another holder's lease runs then, and returns the consumer. A consumer the store
+	// does not know yet is created at place start.
+	ClaimConsumer(ctx context.Context, name, holder string, until time.Time, start int64) (c *Consumer, ok bool, err error)
+	// AdvanceConsumer moves consumer name, whose lease holder must hold, past place
+	// `to`, and records a success at `at`; ErrNotFound when holder holds it no longer.
+	AdvanceConsumer(ctx context.Context, name, holder string, to int64, at time.Time) error
+	// FailConsumer records that a delivery of consumer name failed at `at` with msg;
+	// ErrNotFound when holder holds it no longer.
+	FailConsumer(ctx context.Context, name, holder, msg string, at time.Time) error
+	// DeleteConsumer forgets consumer name: one no longer configured.
+	DeleteConsumer(ctx context.Context, name string) error
+	// PruneEvents removes the events that every consumer has passed and that are
+	// older than `before`, and reports how many.
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 }
 
 // PullRecorder records when manifests and tags were pulled.
@@ -374,6 +424,33 @@ func (m *Manifest) Descriptor() ocispec.Descriptor {
 		ArtifactType: m.ArtifactType,
 		Annotations:  m.Annotations,
 	}
+}
+
+// Event is a change of the registry, as the outbox keeps it.
+type Event struct {
+	// Seq is its place in the outbox; 0 until placed.
+	Seq  int64
+	Time time.Time
+	// Type says what changed (internal/events names the types).
+	Type string
+	Repo string
+	// Data is the event's JSON.
+	Data []byte
+}
+
+// Consumer is a follower of the outbox: a webhook, a replication rule.
+type Consumer struct {
+	Name string
+	// After is the place it has passed.
+	After      int64
+	Holder     string
+	LeaseUntil time.Time
+	// LastSuccess and LastFailure are the times of its last delivery of each outcome
+	// (zero for none); LastError the message of the last failure; Failures how many
+	// deliveries failed since the last success.
+	LastSuccess, LastFailure time.Time
+	LastError                string
+	Failures                 int64
 }
 
 // TagInfo is a tag with what it names.

@@ -21,8 +21,9 @@ type Deleted struct {
 	// against deletes; what hangs under them is kept too.
 	Locked []digest.Digest
 	// tags are the tag-schema tags, named after manifests of the graph, of manifests
-	// something outside the graph keeps: they go, the manifests stay.
-	tags []string
+	// something outside the graph keeps, with what they name: they go, the manifests
+	// stay.
+	tags []Decision
 }
 
 // DeleteManifest deletes ref from repo. Deleting a tag removes only the tag. Deleting a
@@ -58,16 +59,16 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 			}
 		}
 		for _, t := range out.tags {
-			if err := tx.DeleteTag(ctx, repo, t); err != nil {
+			if err := tx.DeleteTag(ctx, repo, t.Tag); err != nil {
 				return err
 			}
 		}
-		rewritten, err := dropFromFallbacks(ctx, tx, repo, out.Manifests)
+		rewritten, changes, err := dropFromFallbacks(ctx, tx, repo, out.Manifests)
 		if err != nil {
 			return err
 		}
 		out.Manifests = append(out.Manifests, rewritten...)
-		return nil
+		return r.publishDeleted(ctx, tx, repo, out, changes)
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -98,7 +99,8 @@ func (r *Registry) DeletePlan(ctx context.Context, repo, ref string) (*Deleted, 
 		}
 		out, err = r.plan(ctx, r.meta, repo, d)
 	} else {
-		out, err = &Deleted{}, r.checkTagDelete(ctx, r.meta, repo, ref)
+		out = &Deleted{}
+		_, err = r.checkTagDelete(ctx, r.meta, repo, ref)
 	}
 	if errors.Is(err, metastore.ErrNotFound) {
 		return nil, errManifestUnknown(ref)
@@ -140,10 +142,14 @@ func (r *Registry) plan(ctx context.Context, rd planReader, repo string, d diges
 
 func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-		if err := r.checkTagDelete(ctx, tx, repo, tag); err != nil {
+		d, err := r.checkTagDelete(ctx, tx, repo, tag)
+		if err != nil {
 			return err
 		}
-		return tx.DeleteTag(ctx, repo, tag)
+		if err := tx.DeleteTag(ctx, repo, tag); err != nil {
+			return err
+		}
+		return r.publishUntag(ctx, tx, repo, tag, d, "")
 	})
 	if errors.Is(err, metastore.ErrNotFound) {
 		return errManifestUnknown(tag)
@@ -154,26 +160,26 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	return nil
 }
 
-// checkTagDelete refuses a delete of tag in repo that the locks forbid; it returns
-// metastore.ErrNotFound for a tag that is not there.
-func (r *Registry) checkTagDelete(ctx context.Context, rd planReader, repo, tag string) error {
+// checkTagDelete refuses a delete of tag in repo that the locks forbid, and returns
+// what the tag names; metastore.ErrNotFound for a tag that is not there.
+func (r *Registry) checkTagDelete(ctx context.Context, rd planReader, repo, tag string) (digest.Digest, error) {
 	if !reference.ValidTag(tag) {
-		return metastore.ErrNotFound
+		return "", metastore.ErrNotFound
 	}
 	if err := checkRepoDelete(ctx, rd, repo); err != nil {
-		return err
+		return "", err
 	}
 	m, err := rd.Tag(ctx, repo, tag)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !deletable(m.Attributes) {
-		return errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
+		return "", errDenied("tag %s names manifest %s, which is locked against deletes", tag, m.Digest)
 	}
 	if r.immutable(repo, tag) {
-		return errDenied("tag %s is immutable", tag)
+		return "", errDenied("tag %s is immutable", tag)
 	}
-	return nil
+	return m.Digest, nil
 }
 
 // graphReader reads manifests and the edges between them.
@@ -201,7 +207,7 @@ func descriptorKey(d ocispec.Descriptor) digest.Digest { return d.Digest }
 // tag-schema tag that names it is named after a manifest in the graph (one SBOM file
 // that cosign attached to two images is one manifest, an artifact of both). Candidates
 // are looked at again whenever the graph has grown.
-func (r *Registry) cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, tags []string, err error) {
+func (r *Registry) cascade(ctx context.Context, rd graphReader, repo string, root digest.Digest) (graph, locked []digest.Digest, tags []Decision, err error) {
 	g := &cascadeGraph{in: map[digest.Digest]bool{}, keys: map[string]bool{}}
 	seen := map[digest.Digest]bool{}
 	type candidate struct {
@@ -291,7 +297,7 @@ func (r *Registry) cascade(ctx context.Context, rd graphReader, repo string, roo
 		}
 		for _, t := range names {
 			if key, _, schema := reference.SchemaKey(t); schema && g.keys[key] {
-				tags = append(tags, t)
+				tags = append(tags, Decision{Tag: t, Digest: c.d})
 			}
 		}
 	}

@@ -25,7 +25,7 @@ import (
 // dropFromFallbacks writes again, without the manifests of gone, the fallback indexes
 // of repo that listed any of them, and returns the digests of the index versions it
 // removed. An index locked against writes or deletes is left as it is.
-func dropFromFallbacks(ctx context.Context, tx metastore.Tx, repo string, gone []digest.Digest) ([]digest.Digest, error) {
+func dropFromFallbacks(ctx context.Context, tx metastore.Tx, repo string, gone []digest.Digest) ([]digest.Digest, *fallbackChanges, error) {
 	isGone := make(map[digest.Digest]bool, len(gone))
 	for _, d := range gone {
 		isGone[d] = true
@@ -37,7 +37,7 @@ func dropFromFallbacks(ctx context.Context, tx metastore.Tx, repo string, gone [
 	for _, d := range gone {
 		parents, err := tx.Parents(ctx, repo, d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, p := range parents {
 			if !seen[p] && !isGone[p] {
@@ -47,23 +47,38 @@ func dropFromFallbacks(ctx context.Context, tx metastore.Tx, repo string, gone [
 		}
 	}
 	var removed []digest.Digest
+	changes := &fallbackChanges{}
 	for _, p := range indexes {
-		ok, err := rewriteFallback(ctx, tx, repo, p, isGone)
+		ok, err := rewriteFallback(ctx, tx, repo, p, isGone, changes)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			removed = append(removed, p)
 		}
 	}
-	return removed, nil
+	return removed, changes, nil
+}
+
+// fallbackChanges are the tag moves of rewriting fallback indexes, for their events.
+type fallbackChanges struct {
+	// written are the new indexes, each with the tags moved to it.
+	written []fallbackIndex
+	// untagged are the tags removed with indexes that would have been left empty,
+	// each with what it named.
+	untagged []Decision
+}
+
+type fallbackIndex struct {
+	m    *metastore.Manifest
+	tags []string
 }
 
 // rewriteFallback writes index p of repo again without the manifests gone names, when
 // a fallback index tag names p, moves its fallback tags to the new index, and removes
 // p unless something else keeps it (another tag, an index listing it). It reports
 // whether it removed p.
-func rewriteFallback(ctx context.Context, tx metastore.Tx, repo string, p digest.Digest, gone map[digest.Digest]bool) (bool, error) {
+func rewriteFallback(ctx context.Context, tx metastore.Tx, repo string, p digest.Digest, gone map[digest.Digest]bool, changes *fallbackChanges) (bool, error) {
 	tags, err := tx.TagsOf(ctx, repo, p)
 	if err != nil {
 		return false, err
@@ -95,6 +110,7 @@ func rewriteFallback(ctx context.Context, tx metastore.Tx, repo string, p digest
 			if err := tx.DeleteTag(ctx, repo, t); err != nil {
 				return false, err
 			}
+			changes.untagged = append(changes.untagged, Decision{Tag: t, Digest: p})
 		}
 	} else {
 		parsed, err := manifest.Parse(old.MediaType, body)
@@ -110,6 +126,7 @@ func rewriteFallback(ctx context.Context, tx metastore.Tx, repo string, p digest
 				return false, err
 			}
 		}
+		changes.written = append(changes.written, fallbackIndex{m: m, tags: fallback})
 	}
 	if len(others) > 0 {
 		return false, nil

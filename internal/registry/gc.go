@@ -246,6 +246,7 @@ func (r *Registry) simulateRepository(ctx context.Context, o GCOptions, plan *re
 
 // repoPlan is what garbage collection removes of a repository, and why.
 type repoPlan struct {
+	reg    *Registry
 	repo   string
 	policy *RetentionPolicy
 	// tags are the tags the policy removes.
@@ -271,7 +272,7 @@ type repoPlan struct {
 func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string) (*repoPlan, error) {
 	now := r.now()
 	grace := now.Add(-o.Delay)
-	plan := &repoPlan{repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{},
+	plan := &repoPlan{reg: r, repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{},
 		sizes: map[digest.Digest]int64{}}
 	nodes := map[digest.Digest]*metastore.Node{}
 	var order []digest.Digest
@@ -519,6 +520,9 @@ func (p *repoPlan) untag(ctx context.Context, tx metastore.Tx, decisions []Decis
 		}
 		if ok {
 			tags = append(tags, d)
+			if err := p.reg.publishUntag(ctx, tx, p.repo, d.Tag, d.Digest, byRetention); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	for _, d := range p.dead {
@@ -532,6 +536,9 @@ func (p *repoPlan) untag(ctx context.Context, tx metastore.Tx, decisions []Decis
 		}
 		if ok {
 			manifests = append(manifests, d)
+			if err := p.reg.publishDelete(ctx, tx, p.repo, d, nil, byRetention); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	return tags, manifests, nil
@@ -567,6 +574,9 @@ func (r *Registry) removeManifests(ctx context.Context, plan *repoPlan, rep *GCR
 				}
 				if ok {
 					removed = append(removed, d)
+					if err := r.publishDelete(ctx, tx, plan.repo, d, nil, byGC); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -155,12 +155,16 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
+		previous := map[string]digest.Digest{}
 		for i, t := range tags {
 			cur, err := tx.Tag(ctx, repo, t)
 			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
 				return err
 			}
 			tagged := err == nil
+			if tagged {
+				previous[t] = cur.Digest
+			}
 			if tagged && cur.Digest != d && !cur.Attributes.WriteEnabled {
 				return errDenied("tag %s names manifest %s, which is locked for writes", t, cur.Digest)
 			}
@@ -201,7 +205,7 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 				return err
 			}
 		}
-		return nil
+		return r.publishPush(ctx, tx, m, tags, previous)
 	})
 	if err != nil {
 		return nil, internal("put manifest", err)

@@ -37,7 +37,12 @@ type Options struct {
 	Retention []RetentionPolicy
 	// ImmutableTags are the tags no push may move and no delete remove.
 	ImmutableTags []ImmutableTags
-	Logger        *slog.Logger
+	// Events writes every change to the outbox of the metadata store, in the change's
+	// transaction, for the consumers that follow it (webhooks, replication): manifests
+	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage
+	// collection and retention. Off, nothing is written there.
+	Events bool
+	Logger *slog.Logger
 }
 
 // Registry is the registry service.

@@ -19,6 +19,10 @@ var (
 	SetTagStatement             = setTag
 	SetTagWrittenStatement      = setTagWritten
 	DeleteManifestStatement     = deleteManifest
+	EventsQuery                 = queries.Events
+	SequenceEventsStatement     = queries.SequenceEvents
+	BacklogQuery                = queries.Backlog
+	PruneEventsStatement        = queries.PruneEvents
 )
 
 // Retries returns how many Update attempts the store retried after a conflict.

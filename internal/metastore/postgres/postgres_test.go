@@ -396,14 +396,24 @@ func TestStatementPlans(t *testing.T) {
 		{"DeleteManifest", postgres.DeleteManifestStatement, "text, text, timestamptz", fmt.Sprintf("'%s', '%s', now()", repo, d),
 			[]string{"repos_name_key", "manifests_pkey", "tags_by_manifest", "manifest_refs_pkey", "repo_blobs_pkey",
 				"tag_edges_pkey", "tag_edges_by_artifact"}, false},
+		// The outbox: a consumer reads from its place, the sequencer what has none.
+		{"Events", postgres.EventsQuery, "bigint, bigint", "0, 100", []string{"events_seq_key"}, false},
+		{"SequenceEvents", postgres.SequenceEventsStatement, "", "",
+			[]string{"events_unplaced", "events_seq_key", "events_pkey"}, false},
+		{"Backlog", postgres.BacklogQuery, "bigint", "0", []string{"events_seq_key", "events_unplaced"}, false},
+		{"PruneEvents", postgres.PruneEventsStatement, "timestamptz", "now()", []string{"events_seq_key", "event_consumers_by_after"}, false},
 	} {
 		t.Run(q.name, func(t *testing.T) {
 			c.Exec(ctx, `DEALLOCATE stmt`)
-			if _, err := c.Exec(ctx, fmt.Sprintf("PREPARE stmt(%s) AS %s", q.types, q.sql)); err != nil {
+			params, args := "", ""
+			if q.types != "" {
+				params, args = "("+q.types+")", "("+q.args+")"
+			}
+			if _, err := c.Exec(ctx, fmt.Sprintf("PREPARE stmt%s AS %s", params, q.sql)); err != nil {
 				t.Fatalf("prepare: %v", err)
 			}
 			var plan string
-			if err := c.QueryRow(ctx, fmt.Sprintf("EXPLAIN (FORMAT JSON) EXECUTE stmt(%s)", q.args)).Scan(&plan); err != nil {
+			if err := c.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE stmt"+args).Scan(&plan); err != nil {
 				t.Fatalf("explain: %v", err)
 			}
 			nodes, summary := planNodes(t, plan)

@@ -59,6 +59,8 @@ const (
 
 const tokenColumns = `name, hash, repositories, actions, created, expires`
 
+const consumerColumns = `name, after, holder, lease_until, last_success, last_failure, last_error, failures`
+
 var queries = sqlstore.Queries{
 	Manifest:       `SELECT ` + manifestColumns + byDigest,
 	TaggedManifest: `SELECT ` + manifestColumns + byTag,
@@ -176,6 +178,33 @@ var queries = sqlstore.Queries{
 	SetKind: `UPDATE manifests SET kind = $3 WHERE repo_id = $1 AND digest = $2`,
 	TagsAfter: `SELECT repo_id, name, manifest FROM tags
 		WHERE (repo_id, name) > ($1, $2) ORDER BY repo_id, name LIMIT $3`,
+
+	AppendEvent: `INSERT INTO events (time, type, repo, data) VALUES ($1, $2, $3, $4)`,
+	// Transactions take ids in one order and commit in another: one sequencer at a
+	// time places what has committed, after what it placed before; what commits later
+	// is placed later.
+	SequenceHold: `SELECT pg_advisory_xact_lock(1735549300, 3)`,
+	SequenceEvents: `UPDATE events e SET seq = n.top + n.rank FROM (
+			SELECT u.id, row_number() OVER (ORDER BY u.id) AS rank,
+				(SELECT coalesce(max(seq), 0) FROM events) AS top
+			FROM (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 10000) u
+		) n WHERE e.id = n.id`,
+	Events:    `SELECT seq, time, type, repo, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`,
+	EventHead: `SELECT coalesce(max(seq), 0) FROM events`,
+	Backlog: `SELECT count(*), min(time) FROM (
+			SELECT time FROM events WHERE seq > $1 UNION ALL SELECT time FROM events WHERE seq IS NULL) e`,
+	Consumers: `SELECT ` + consumerColumns + ` FROM event_consumers ORDER BY name`,
+	ClaimConsumer: `INSERT INTO event_consumers AS c (name, after, holder, lease_until) VALUES ($1, $5, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+		WHERE c.holder = excluded.holder OR c.lease_until < $4
+		RETURNING ` + consumerColumns,
+	AdvanceConsumer: `UPDATE event_consumers SET after = $3, last_success = $4, failures = 0
+		WHERE name = $1 AND holder = $2`,
+	FailConsumer: `UPDATE event_consumers SET last_failure = $4, last_error = $3, failures = failures + 1
+		WHERE name = $1 AND holder = $2`,
+	DeleteConsumer: `DELETE FROM event_consumers WHERE name = $1`,
+	PruneEvents: `DELETE FROM events WHERE seq <= coalesce((SELECT min(after) FROM event_consumers),
+		(SELECT max(seq) FROM events)) AND time < $1`,
 
 	// Each transaction adds to the row of the slot of its database session (see
 	// schema.go), so that concurrent pushes to one repository do not meet on one row.

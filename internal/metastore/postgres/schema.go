@@ -161,6 +161,31 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (artifact, repo_id);
 -- What the migration leaves to sqlstore.Backfill, which reads it in Go.
 CREATE TABLE backfills (name text PRIMARY KEY);
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
+`, `
+-- version 3: the outbox. Every change is written here in its transaction; consumers
+-- (webhooks, replication) follow it, each from its place (seq) in it, one holder at a
+-- time. Concurrent transactions take ids in one order and commit in another: seq is
+-- given after the commit, in the order events became visible (SequenceEvents).
+CREATE TABLE events (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	seq bigint UNIQUE,
+	time timestamptz NOT NULL,
+	type text NOT NULL,
+	repo text NOT NULL,
+	data bytea NOT NULL
+);
+CREATE INDEX events_unplaced ON events (id) WHERE seq IS NULL;
+CREATE TABLE event_consumers (
+	name text PRIMARY KEY,
+	after bigint NOT NULL,
+	holder text NOT NULL DEFAULT '',
+	lease_until timestamptz NOT NULL DEFAULT 'epoch',
+	last_success timestamptz,
+	last_failure timestamptz,
+	last_error text NOT NULL DEFAULT '',
+	failures bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX event_consumers_by_after ON event_consumers (after);
 `}
 
 // migrationLock is the key of the session advisory lock that one graft at a time holds

@@ -33,6 +33,8 @@ const unreferenced = `NOT EXISTS (SELECT 1 FROM manifest_refs mr JOIN manifests 
 const referrerColumns = `SELECT media_type, digest, size, artifact_type, annotations FROM manifests
 	WHERE repo_id = ` + repoID + ` AND subject = ?2`
 
+const consumerColumns = `name, after, holder, lease_until, last_success, last_failure, last_error, failures`
+
 var queries = sqlstore.Queries{
 	Manifest:       `SELECT ` + metaColumns + `, m.content` + byDigest,
 	TaggedManifest: `SELECT ` + metaColumns + `, m.content` + byTag,
@@ -150,6 +152,24 @@ var queries = sqlstore.Queries{
 	SetKind: `UPDATE manifests SET kind = ?3 WHERE repo_id = ?1 AND digest = ?2`,
 	TagsAfter: `SELECT t.repo_id, t.name, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
 		WHERE (t.repo_id, t.name) > (?1, ?2) ORDER BY t.repo_id, t.name LIMIT ?3`,
+
+	AppendEvent: `INSERT INTO events (time, type, repo, data) VALUES (?1, ?2, ?3, ?4)`,
+	// The writer is alone: events take their places in the order they commit.
+	Events:    `SELECT seq, time, type, repo, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2`,
+	EventHead: `SELECT coalesce(max(seq), 0) FROM events`,
+	Backlog:   `SELECT count(*), min(time) FROM events WHERE seq > ?1`,
+	Consumers: `SELECT ` + consumerColumns + ` FROM event_consumers ORDER BY name`,
+	ClaimConsumer: `INSERT INTO event_consumers (name, after, holder, lease_until) VALUES (?1, ?5, ?2, ?3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+		WHERE event_consumers.holder = excluded.holder OR event_consumers.lease_until < ?4
+		RETURNING ` + consumerColumns,
+	AdvanceConsumer: `UPDATE event_consumers SET after = ?3, last_success = ?4, failures = 0
+		WHERE name = ?1 AND holder = ?2`,
+	FailConsumer: `UPDATE event_consumers SET last_failure = ?4, last_error = ?3, failures = failures + 1
+		WHERE name = ?1 AND holder = ?2`,
+	DeleteConsumer: `DELETE FROM event_consumers WHERE name = ?1`,
+	PruneEvents: `DELETE FROM events WHERE seq <= coalesce((SELECT min(after) FROM event_consumers),
+		(SELECT max(seq) FROM events)) AND time < ?1`,
 
 	AddCounters: `UPDATE repos SET manifest_count = manifest_count + ?2, tag_count = tag_count + ?3,
 		size = size + ?4, updated = ?5 WHERE id = ?1`,

@@ -161,4 +161,25 @@ CREATE INDEX tag_edges_by_artifact ON tag_edges (repo_id, artifact, subject, dir
 -- What the migration leaves to sqlstore.Backfill, which reads it in Go.
 CREATE TABLE backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 INSERT INTO backfills (name) VALUES ('kinds'), ('tag_edges');
+`, `
+-- version 4: the outbox. Every change is written here in its transaction; consumers
+-- (webhooks, replication) follow it, each from its place (seq) in it, one holder at a
+-- time. The writer is alone, so events take their places in commit order.
+CREATE TABLE events (
+	seq INTEGER PRIMARY KEY AUTOINCREMENT,
+	time INTEGER NOT NULL,
+	type TEXT NOT NULL,
+	repo TEXT NOT NULL,
+	data BLOB NOT NULL
+);
+CREATE TABLE event_consumers (
+	name TEXT PRIMARY KEY,
+	after INTEGER NOT NULL,
+	holder TEXT NOT NULL DEFAULT '',
+	lease_until INTEGER NOT NULL DEFAULT 0,
+	last_success INTEGER,
+	last_failure INTEGER,
+	last_error TEXT NOT NULL DEFAULT '',
+	failures INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 `}

@@ -146,6 +146,36 @@ type Queries struct {
 	// DeleteToken: $1 name.
 	DeleteToken string
 
+	// AppendEvent: $1 time, $2 type, $3 repository, $4 data.
+	AppendEvent string
+	// SequenceHold, run first in SequenceEvents' transaction, makes it wait for any
+	// other; SequenceEvents places the committed events without a place after the
+	// last place. Both empty where the database places an event as it commits it.
+	SequenceHold, SequenceEvents string
+	// Events: $1 after, $2 n. Columns: place, time, type, repository, data.
+	Events string
+	// EventHead: the last place (0 for none).
+	EventHead string
+	// Backlog: $1 after. Columns: how many events follow, placed or not, and the time
+	// of the first (NULL for none).
+	Backlog string
+	// Consumers. Columns: name, after, holder, lease until, last success, last failure
+	// (NULL for none), last error, failures.
+	Consumers string
+	// ClaimConsumer: $1 name, $2 holder, $3 until, $4 now, $5 start. Creates the
+	// consumer at start, or takes its lease when it ran out or is $2's; returns the
+	// consumer's columns (as Consumers) when $2 holds it, else no row.
+	ClaimConsumer string
+	// AdvanceConsumer: $1 name, $2 holder, $3 place, $4 time.
+	AdvanceConsumer string
+	// FailConsumer: $1 name, $2 holder, $3 message, $4 time.
+	FailConsumer string
+	// DeleteConsumer: $1 name.
+	DeleteConsumer string
+	// PruneEvents: $1 time; removes the placed events older than it that every
+	// consumer has passed.
+	PruneEvents string
+
 	// AddCounters adds to the counters of a repository: $1 id, $2 manifests, $3 tags,
 	// $4 size, $5 the time of the change.
 	AddCounters string

@@ -66,6 +66,10 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"KindCounts", testKindCounts},
 		{"Kinds", testKinds},
 		{"Pulls", testPulls},
+		{"Events", testEvents},
+		{"EventsConcurrent", testEventsConcurrent},
+		{"Consumers", testConsumers},
+		{"PruneEvents", testPruneEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
