@@ -48,6 +48,9 @@ const oldCount = 5
 type release struct {
 	n                           int
 	image, sbom, tagSig, ociSig digest.Digest
+	// indexed is set when the latest index lists the image: the graph stays when
+	// the tag goes.
+	indexed bool
 }
 
 func (rel *release) tag() string { return fmt.Sprintf("v%d", rel.n) }
@@ -79,9 +82,11 @@ type fixture struct {
 	t *testing.T
 	r *registry
 	s *signer
-	// releases are those whose tags are there, gone those a run removed.
+	// releases are those whose tags are there, gone those a run removed, and
+	// untagged those whose tag a run removed but whose graph the latest index keeps.
 	releases map[int]*release
 	gone     []*release
+	untagged []*release
 	// others are the other manifests of the repository that are there, with their
 	// tag ("" for none).
 	others map[digest.Digest]string
@@ -118,7 +123,9 @@ func TestRetention(t *testing.T) {
 // run is made a day after an instant between the pulls the setup and the checks made
 // and the test's own pulls, with a rule of a day.
 //
-// An immutable tag (release-1, old) is never removed: the age rule would.
+// An immutable tag (release-1, old) is never removed: the age rule would. v4's image is
+// also listed by the latest index: when the first run removes its tag, the index keeps
+// the image, and with it its SBOM and signatures.
 func testRetention(t *testing.T, r *registry) {
 	f := &fixture{t: t, r: r, s: newSigner(t, r), releases: map[int]*release{}, others: map[digest.Digest]string{}}
 	begin := time.Now()
@@ -199,7 +206,8 @@ func (f *fixture) setup() {
 	for d := range f.leftovers {
 		f.others[d] = ""
 	}
-	f.index("latest", "young")
+	f.releases[4].indexed = true // of the old group, and the first a policy removes
+	f.index("latest", "young", f.releases[4].image)
 	for _, n := range pushOrder[oldCount:] {
 		f.push(n)
 	}
@@ -251,13 +259,14 @@ func (f *fixture) sign(ns ...int) {
 	}
 }
 
-// index pushes a multi-arch index of two fresh platform images, tagged tag, and
-// returns them with the rule that removes each once the tag goes.
-func (f *fixture) index(tag, content string) map[digest.Digest]string {
+// index pushes a multi-arch index of two fresh platform images and more (manifests of
+// the fixture), tagged tag, and returns the index and the fresh images with the rule
+// that removes each once the tag goes.
+func (f *fixture) index(tag, content string, more ...digest.Digest) map[digest.Digest]string {
 	t, r := f.t, f.r
 	amd := r.pushImage(t, repo, "", linuxAMD64, content+" amd64").Digest
 	arm := r.pushImage(t, repo, "", linuxARM64, content+" arm64").Digest
-	idx := f.s.index(repo, tag, amd, arm)
+	idx := f.s.index(repo, tag, append([]digest.Digest{amd, arm}, more...)...)
 	f.others[idx], f.others[amd], f.others[arm] = tag, "", ""
 	return map[digest.Digest]string{idx: ruleTagsGo, amd: ruleUnreached, arm: ruleUnreached}
 }
@@ -326,6 +335,9 @@ func (f *fixture) collect(rn run) {
 	for _, n := range rn.gone {
 		rel := f.releases[n]
 		tags = append(tags, repo+":"+rel.tag())
+		if rel.indexed {
+			continue // the index that stays keeps the image, and with it its artifacts
+		}
 		manifests[rel.image] = ruleTagsGo
 		for _, d := range rel.graph()[1:] {
 			manifests[d] = ruleFollows
@@ -339,7 +351,11 @@ func (f *fixture) collect(rn run) {
 	f.wantDecisions(rn, rep, manifests)
 
 	for _, n := range rn.gone {
-		f.gone = append(f.gone, f.releases[n])
+		if rel := f.releases[n]; rel.indexed {
+			f.untagged = append(f.untagged, rel)
+		} else {
+			f.gone = append(f.gone, rel)
+		}
 		delete(f.releases, n)
 	}
 	for d := range manifests {
@@ -416,6 +432,10 @@ func (f *fixture) check(what string) {
 		tags = append(tags, rel.tags()...)
 		manifests = append(manifests, rel.graph()...)
 	}
+	for _, rel := range f.untagged {
+		tags = append(tags, rel.tags()[1:]...) // its signature's
+		manifests = append(manifests, rel.graph()...)
+	}
 	for d, tag := range f.others {
 		manifests = append(manifests, d)
 		if tag != "" {
@@ -427,13 +447,17 @@ func (f *fixture) check(what string) {
 	listed := r.manifests(t, repo)
 	wantSet(t, what+": the manifests of "+repo+" the metadata API lists", slices.Collect(maps.Keys(listed)), manifests)
 
-	for _, rel := range f.releases {
+	for _, rel := range append(slices.Collect(maps.Values(f.releases)), f.untagged...) {
 		m := listed[rel.image]
 		sigs := int64(len(rel.graph()) - 2)
-		if m.Kind != "image" || !slices.Equal(m.Tags, []string{rel.tag()}) || m.Signed != rel.signed() ||
+		tags := []string{rel.tag()}
+		if _, ok := f.releases[rel.n]; !ok {
+			tags = nil
+		}
+		if m.Kind != "image" || !slices.Equal(m.Tags, tags) || m.Signed != rel.signed() ||
 			m.Artifacts["sbom"] != 1 || m.Artifacts["signature"] != sigs {
-			t.Errorf("%s: the metadata API says of %s %+v; want an image tagged %s with an SBOM and %d signatures",
-				what, rel.tag(), m, rel.tag(), sigs)
+			t.Errorf("%s: the metadata API says of %s %+v; want an image tagged %q with an SBOM and %d signatures",
+				what, rel.tag(), m, tags, sigs)
 		}
 		wantSet(t, what+": the referrers of "+rel.tag(), digestsOf(r.Referrers(t, repo, rel.image)), rel.referrers())
 		for _, d := range rel.referrers() {
