@@ -31,11 +31,11 @@ func TestImmutableTags(t *testing.T) {
 
 // testImmutableTags: under immutable-tags, the real clients cannot move v1 (oras push
 // of other content, crane tag of another manifest: refused with 403, and an exit status
-// that says so) nor delete it (graft tag delete, a DELETE by tag or by digest), but can
-// push it again as it is, sign it with cosign in its default tag mode (twice: the .sig
-// tag moves) and with notation (twice: its sha256-<hex> index moves), and attach an SBOM
-// with oras; both signatures verify. The same moves and deletes are done in a
-// repository the rule does not match.
+// that says so) nor delete it (graft tag delete, crane delete, regctl tag delete, a
+// DELETE by tag or by digest), but can push it again as it is, sign it with cosign in
+// its default tag mode (twice: the .sig tag moves) and with notation (twice: its
+// sha256-<hex> index moves), and attach an SBOM with oras; both signatures verify. The
+// same moves and deletes are done in a repository the rule does not match.
 func testImmutableTags(t *testing.T, r *registry) {
 	s := newSigner(t, r)
 	s.Must("notation", "cert", "generate-test", "--default", "graft-e2e")
@@ -113,6 +113,10 @@ func testImmutableTags(t *testing.T, r *registry) {
 	if code := exitCode(err); code != 4 {
 		t.Errorf("graft tag delete %s: exit status %d, want 4 (denied): %v", v1Ref, code, err)
 	}
+	_, err = s.Run(nil, "crane", "delete", "--insecure", r.ref(repo, v1))
+	refused(t, "crane delete of v1's manifest", err)
+	_, err = s.Run(nil, "regctl", "tag", "delete", "--host", "reg="+r.Addr+",tls=disabled", v1Ref)
+	refused(t, "regctl tag delete of v1", err)
 	apitest.CheckError(t, "DELETE v1", r.Do(t, http.MethodDelete, manifestPath(repo, "v1"), nil), http.StatusForbidden, "DENIED")
 	apitest.CheckError(t, "DELETE v1 by digest", r.Do(t, http.MethodDelete, manifestPath(repo, v1.String()), nil),
 		http.StatusForbidden, "DENIED")
