@@ -13,12 +13,14 @@ package retention
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,18 +358,43 @@ func (s *signer) cosignSign(oci11 bool, args ...string) {
 // as a referrer, and returns its digest. It stops the test when oras fails.
 func (s *signer) attachSBOM(ref, name string) digest.Digest {
 	s.t.Helper()
-	file := strings.NewReplacer("/", "-", ":", "-", "@", "-").Replace(name) + ".spdx.json"
-	s.WriteFile(file, `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"`+name+`"}`)
-	out, err := s.Run(nil, "oras", "attach", "--plain-http", "--artifact-type", "application/spdx+json",
-		"--format", "go-template", "--template", "{{.digest}}", ref, file+":application/spdx+json")
-	if err != nil {
+	return s.attachSBOMs([]string{ref}, []string{name})[0]
+}
+
+// attachSBOMs attaches an SBOM named names[i] to each refs[i], as attachSBOM does,
+// with four oras processes at a time, and returns their digests.
+func (s *signer) attachSBOMs(refs, names []string) []digest.Digest {
+	s.t.Helper()
+	out := make([]digest.Digest, len(refs))
+	errs := make([]error, len(refs))
+	files := make([]string, len(refs))
+	for i, name := range names {
+		files[i] = strings.NewReplacer("/", "-", ":", "-", "@", "-").Replace(name) + ".spdx.json"
+		s.WriteFile(files[i], `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"`+name+`"}`)
+	}
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 4)
+	for i, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			var stdout string
+			stdout, errs[i] = s.Run(nil, "oras", "attach", "--plain-http", "--artifact-type", "application/spdx+json",
+				"--format", "go-template", "--template", "{{.digest}}", ref, files[i]+":application/spdx+json")
+			if errs[i] == nil {
+				if out[i], errs[i] = digest.Parse(strings.TrimSpace(stdout)); errs[i] != nil {
+					errs[i] = fmt.Errorf("oras attach printed %q: %w", stdout, errs[i])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		s.t.Fatal(err)
 	}
-	d, err := digest.Parse(strings.TrimSpace(out))
-	if err != nil {
-		s.t.Fatalf("oras attach printed %q: %v", out, err)
-	}
-	return d
+	return out
 }
 
 // index pushes, with `crane index append`, an index of children (manifests of repo

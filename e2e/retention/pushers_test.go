@@ -96,7 +96,7 @@ func testGCAmongPushers(t *testing.T, r *registry) {
 			default:
 			}
 			args := append([]string{"gc", "--config", config, "-o", "json"}, r.admin...)
-			noGrace := i%2 == 1
+			noGrace := i%2 == 0
 			if noGrace {
 				args = append(args, "--gc-delay", "0")
 				started.Add(1)

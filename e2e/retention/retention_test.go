@@ -236,12 +236,13 @@ func (f *fixture) push(n int) {
 // in both modes.
 func (f *fixture) sign(ns ...int) {
 	t, r, s := f.t, f.r, f.s
-	var refs []string
+	var refs, names []string
 	for _, n := range ns {
-		rel := f.releases[n]
-		ref := r.ref(repo, rel.image)
-		rel.sbom = s.attachSBOM(ref, "sbom of "+rel.tag())
-		refs = append(refs, ref)
+		refs = append(refs, r.ref(repo, f.releases[n].image))
+		names = append(names, "sbom of "+f.releases[n].tag())
+	}
+	for i, d := range s.attachSBOMs(refs, names) {
+		f.releases[ns[i]].sbom = d
 	}
 	s.cosignSign(false, refs...)
 	s.cosignSign(true, refs...)
