@@ -88,7 +88,8 @@ type Config struct {
 	// pointers as Auth's lists are.
 	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
 	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
-	// Events are the registry's changes as others follow them: webhooks.
+	// Events are the registry's changes as others follow them: webhooks, and the
+	// replication rules.
 	Events Events `yaml:"events"`
 	// Replication are the rules that copy graphs to other registries as they change,
 	// a list set in the configuration file only.
@@ -176,7 +177,7 @@ type ImmutableTags struct {
 // Events are how the registry's changes reach others.
 type Events struct {
 	Source string        `yaml:"source" usage:"the CloudEvents source of the events webhooks receive: a URI naming this registry (default: graft://<host name>)"`
-	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it"`
+	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it (default 1h)"`
 	// Webhooks receive every change, a list set in the configuration file only.
 	Webhooks *[]Webhook `yaml:"webhooks,omitempty" config:"file"`
 }
@@ -205,8 +206,8 @@ type Webhook struct {
 type ReplicationRule struct {
 	// Name names it in the outbox, the status, the metrics and graft replicate --rule.
 	Name string `yaml:"name"`
-	// URL is the destination registry, https://registry.example; http:// is allowed
-	// for a loopback address only.
+	// URL is the destination registry, https://registry.example, or http:// for one
+	// that serves without TLS.
 	URL string `yaml:"url"`
 	// Repositories are patterns of the repositories replicated; all when empty.
 	Repositories []string `yaml:"repositories"`

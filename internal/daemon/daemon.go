@@ -16,6 +16,7 @@ import (
 	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
+	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 	"github.com/graft-registry/graft/internal/ui"
@@ -41,7 +42,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	reg, err := NewRegistry(st, cfg, log)
+	bell := &events.Bell{}
+	reg, err := newRegistry(st, cfg, bell.Ring, log)
 	if err != nil {
 		return err
 	}
@@ -53,7 +55,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	handler, err := Handler(reg, cfg, authn, log)
+	consumers, err := Consumers(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	var dispatcher *events.Dispatcher
+	var reporter server.EventReporter
+	if len(consumers) > 0 {
+		dispatcher = events.NewDispatcher(st.Meta, consumers, events.Options{Holder: holder(), Keep: cfg.Events.Keep, Bell: bell, Logger: log})
+		reporter = dispatcher
+	}
+	handler, err := Handler(reg, cfg, authn, reporter, log)
 	if err != nil {
 		return err
 	}
@@ -84,6 +96,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}
 	go reg.RunPulls(janitorCtx, pullFlush)
+	if dispatcher != nil {
+		go dispatcher.Run(janitorCtx)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -113,13 +128,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 const pullFlush = 10 * time.Second
 
 // Handler is what graft serve serves: the API and the web view, behind the access log.
-// authn may be nil (access control off).
-func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger) (http.Handler, error) {
+// authn may be nil (access control off); so may ev (nothing follows the outbox).
+func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, ev server.EventReporter, log *slog.Logger) (http.Handler, error) {
 	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
+	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg), Events: ev}),
 		ui.New(reg, ui.Options{Auth: authn, Logger: log}))
 	return accesslog.Handler(h, accesslog.Options{
 		Logger:     log,

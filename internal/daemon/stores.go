@@ -156,6 +156,12 @@ func (s *Stores) Close() error {
 
 // NewRegistry returns the registry service cfg describes, on st.
 func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Registry, error) {
+	return newRegistry(st, cfg, nil, log)
+}
+
+// newRegistry is NewRegistry, telling published when a change that wrote events has
+// committed.
+func newRegistry(st *Stores, cfg *config.Config, published func(), log *slog.Logger) (*registry.Registry, error) {
 	retention, err := Retention(cfg)
 	if err != nil {
 		return nil, err
@@ -171,6 +177,8 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Re
 		TrackPulls:    true,
 		Retention:     retention,
 		ImmutableTags: immutable,
+		Events:        followed(cfg),
+		Published:     published,
 		Logger:        log,
 	}), nil
 }

@@ -34,7 +34,29 @@ type Store interface {
 	Updater
 	BlobSweeper
 	EventSequencer
+	StatsReader
 	Close() error
+}
+
+// StatsReader reads the registry-wide counters, for metrics.
+type StatsReader interface {
+	// Stats returns the counters the store keeps as it changes: reading them costs
+	// the same however large the registry.
+	Stats(ctx context.Context) (*Stats, error)
+}
+
+// Stats are registry-wide counts.
+type Stats struct {
+	// Repositories counts the repositories that exist (not those deleted).
+	Repositories int64
+	// Manifests counts the manifests by kind (Manifest.Kind).
+	Manifests map[string]int64
+	Tags      int64
+	// Size is the sum of the repositories' sizes (Repository.Size): a blob that
+	// several repositories may read counts in each.
+	Size int64
+	// Uploads counts the upload sessions under way.
+	Uploads int64
 }
 
 // Pinger is a store that can tell cheaply whether it answers: a readiness probe asks it
@@ -195,6 +217,7 @@ type GCReader interface {
 // Tx is a read-write transaction.
 type Tx interface {
 	Reader
+	RepositoryWriter
 	ManifestWriter
 	BlobWriter
 	AttributeWriter
@@ -202,6 +225,15 @@ type Tx interface {
 	TokenWriter
 	PullRecorder
 	EventWriter
+}
+
+// RepositoryWriter removes repositories.
+type RepositoryWriter interface {
+	// DeleteRepository removes repo with everything in it: its manifests, tags and
+	// links to blobs (the blobs are left for garbage collection), or returns
+	// ErrNotFound. The repository is then gone from every listing and lookup; a write
+	// to its name creates it anew, with every attribute enabled.
+	DeleteRepository(ctx context.Context, repo string) error
 }
 
 // ManifestWriter stores manifests and moves tags.

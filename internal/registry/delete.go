@@ -76,6 +76,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 	if err != nil {
 		return nil, internal("delete manifest", err)
 	}
+	r.published()
 	return out, nil
 }
 
@@ -157,6 +158,7 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	if err != nil {
 		return internal("delete tag", err)
 	}
+	r.published()
 	return nil
 }
 

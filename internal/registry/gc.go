@@ -112,7 +112,7 @@ func newGCMetrics() *gcMetrics {
 // Collectors are the registry's metrics.
 func (r *Registry) Collectors() []prometheus.Collector {
 	m := r.gcm
-	return []prometheus.Collector{m.runs, m.removed, m.retained, m.bytes, m.duration, m.lastClean}
+	return []prometheus.Collector{m.runs, m.removed, m.retained, m.bytes, m.duration, m.lastClean, statsCollector{r}}
 }
 
 // GC collects garbage once.

@@ -210,6 +210,7 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	if err != nil {
 		return nil, internal("put manifest", err)
 	}
+	r.published()
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
 }
 

@@ -42,7 +42,10 @@ type Options struct {
 	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage
 	// collection and retention. Off, nothing is written there.
 	Events bool
-	Logger *slog.Logger
+	// Published, when set, is told that a change which wrote events has committed, so
+	// that this process delivers them at once rather than at its next look.
+	Published func()
+	Logger    *slog.Logger
 }
 
 // Registry is the registry service.

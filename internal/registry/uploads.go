@@ -111,11 +111,12 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return errcode.New(errcode.BlobUploadInvalid, "chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()).
 			RangeNotSatisfiable()
 	}
-	body := c.Body
+	src := &sourceReader{r: c.Body}
+	var body io.Reader = src
 	if c.Length >= 0 {
 		// Checked while reading, so that a wrong length fails the append, which
 		// then keeps nothing of the chunk.
-		body = &exactReader{r: c.Body, left: c.Length}
+		body = &exactReader{r: src, left: c.Length}
 	}
 	_, err := u.Append(ctx, body)
 	var le *lengthError
@@ -126,9 +127,28 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return ctx.Err()
 	case errors.As(err, &le):
 		return errcode.New(errcode.SizeInvalid, "the chunk does not hold the %d bytes declared; nothing of it was kept", c.Length)
-	default:
+	case src.err != nil:
 		return errcode.New(errcode.BlobUploadInvalid, "reading the chunk failed; nothing of it was kept")
+	default:
+		// The body was read well: the blob store failed to keep it (a full disk).
+		// That is the server's failure; the upload keeps what it had, to resume.
+		return internal("append upload", err)
 	}
+}
+
+// sourceReader remembers the error reading a request body met, other than its end,
+// so that a failed append can tell the client's failure from the store's.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // exactReader yields what r does, failing when r holds more or fewer than left bytes.
@@ -212,9 +232,10 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 // put stores what c holds as blob d of repo in one pass, and forgets session id (if
 // any). A wrong digest stores nothing.
 func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d digest.Digest, c Chunk, id string) error {
-	body := c.Body
+	src := &sourceReader{r: c.Body}
+	var body io.Reader = src
 	if c.Length >= 0 {
-		body = &exactReader{r: c.Body, left: c.Length}
+		body = &exactReader{r: src, left: c.Length}
 	}
 	if err := r.claim(ctx, d, max(c.Length, 0)); err != nil {
 		return err
@@ -230,6 +251,8 @@ func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d d
 		return ctx.Err()
 	case errors.As(err, &le):
 		return errcode.New(errcode.SizeInvalid, "the body does not hold the %d bytes declared; nothing of it was kept", c.Length)
+	case src.err != nil:
+		return errcode.New(errcode.BlobUploadInvalid, "reading the body failed; nothing of it was kept")
 	default:
 		return internal("put blob", err)
 	}

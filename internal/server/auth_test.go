@@ -412,3 +412,19 @@ func TestHealthNeedsNoCredentials(t *testing.T) {
 		as.want(as.do(http.MethodGet, p, "", nil), http.StatusOK, p+" without credentials")
 	}
 }
+
+// Failed logins, bad tokens and refusals are counted by reason.
+func TestAuthFailureMetrics(t *testing.T) {
+	as := newAuthServer(t, 0)
+	as.do(http.MethodGet, "/v2/", "admin:wrong", nil)
+	as.do(http.MethodGet, "/v2/", "nobody:wrong", nil)
+	as.do(http.MethodGet, "/v2/", "bearer not-a-token", nil)
+	as.do(http.MethodGet, "/v2/shared/x/tags/list", "outsider:outsider-pw", nil)
+	m := as.do(http.MethodGet, "/metrics", "", nil)
+	for reason, want := range map[string]string{"wrong_password": "1", "unknown_user": "1", "invalid_token": "1", "denied": "1", "rate_limited": "0"} {
+		line := `graft_auth_failures_total{reason="` + reason + `"} ` + want
+		if !strings.Contains(m.Body.String(), line+"\n") {
+			t.Errorf("/metrics has no %s", line)
+		}
+	}
+}

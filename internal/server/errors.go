@@ -23,7 +23,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	e := errcode.As(err)
 	if e.Code == errcode.Unknown {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if full := storageError(err); full != nil {
+			e = full
+		}
+		attrs := append([]any{"method", r.Method, "path", r.URL.Path, "err", err}, failureAttrs(err)...)
+		s.log.Error("request failed", attrs...)
 	}
 	status := e.HTTPStatus()
 	if r.Method == http.MethodHead {

@@ -73,12 +73,12 @@ var queries = sqlstore.Queries{
 		Order: ` ORDER BY m.digest LIMIT $3`,
 	},
 
-	Repository: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + ` WHERE r.name = $1`,
+	Repository: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + ` WHERE r.name = $1 AND NOT r.hidden`,
 	RepositoryList: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + `
-		WHERE r.name > $1 ORDER BY r.name LIMIT $2`,
+		WHERE r.name > $1 AND NOT r.hidden ORDER BY r.name LIMIT $2`,
 	RepositoryAttributes: `SELECT delete_enabled, write_enabled, read_enabled, list_enabled
-		FROM repos WHERE name = $1`,
-	Repositories: `SELECT name FROM repos WHERE name > $1 AND list_enabled ORDER BY name LIMIT $2`,
+		FROM repos WHERE name = $1 AND NOT hidden`,
+	Repositories: `SELECT name FROM repos WHERE name > $1 AND list_enabled AND NOT hidden ORDER BY name LIMIT $2`,
 	// The listings of tags and parents, each a range of an index in the order it returns.
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest
 		WHERE t.repo_id = ` + repoID + ` AND t.name > $2 AND m.list_enabled
@@ -158,7 +158,7 @@ var queries = sqlstore.Queries{
 	ForgetBlob: `DELETE FROM blobs WHERE digest = $1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = $2, write_enabled = $3, read_enabled = $4,
-		list_enabled = $5 WHERE name = $1`,
+		list_enabled = $5 WHERE name = $1 AND NOT hidden`,
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = $3, write_enabled = $4, read_enabled = $5,
 		list_enabled = $6 WHERE repo_id = ` + repoID + ` AND digest = $2`,
 
@@ -212,4 +212,10 @@ var queries = sqlstore.Queries{
 		VALUES ($1, pg_backend_pid() % 64, $2, $3, $4, $5)
 		ON CONFLICT (repo_id, slot) DO UPDATE SET manifests = repo_stats.manifests + excluded.manifests,
 			tags = repo_stats.tags + excluded.tags, size = repo_stats.size + excluded.size, updated = excluded.updated`,
+	// The registry-wide counters, in slots as a repository's are.
+	AddStat: `INSERT INTO stats (key, slot, value) VALUES ($1, pg_backend_pid() % 64, $2)
+		ON CONFLICT (key, slot) DO UPDATE SET value = stats.value + excluded.value`,
+	Stats: `SELECT key, sum(value)::bigint FROM stats GROUP BY key`,
+	ShowRepository: `UPDATE repos SET hidden = false, created = $2, delete_enabled = true, write_enabled = true,
+		read_enabled = true, list_enabled = true WHERE id = $1 AND hidden`,
 }

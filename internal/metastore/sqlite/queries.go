@@ -47,11 +47,11 @@ var queries = sqlstore.Queries{
 		Order: ` ORDER BY m.digest LIMIT ?3`,
 	},
 
-	Repository:     `SELECT ` + repoColumns + ` FROM repos WHERE name = ?1`,
-	RepositoryList: `SELECT ` + repoColumns + ` FROM repos WHERE name > ?1 ORDER BY name LIMIT ?2`,
+	Repository:     `SELECT ` + repoColumns + ` FROM repos WHERE name = ?1 AND hidden = 0`,
+	RepositoryList: `SELECT ` + repoColumns + ` FROM repos WHERE name > ?1 AND hidden = 0 ORDER BY name LIMIT ?2`,
 	RepositoryAttributes: `SELECT delete_enabled, write_enabled, read_enabled, list_enabled
-		FROM repos WHERE name = ?1`,
-	Repositories: `SELECT name FROM repos WHERE name > ?1 AND list_enabled = 1 ORDER BY name LIMIT ?2`,
+		FROM repos WHERE name = ?1 AND hidden = 0`,
+	Repositories: `SELECT name FROM repos WHERE name > ?1 AND list_enabled = 1 AND hidden = 0 ORDER BY name LIMIT ?2`,
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
 		WHERE t.repo_id = ` + repoID + ` AND t.name > ?2 AND m.list_enabled = 1
 		ORDER BY t.name LIMIT ?3`,
@@ -132,7 +132,7 @@ var queries = sqlstore.Queries{
 	ForgetBlob: `DELETE FROM blobs WHERE digest = ?1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = ?2, write_enabled = ?3, read_enabled = ?4,
-		list_enabled = ?5 WHERE name = ?1`,
+		list_enabled = ?5 WHERE name = ?1 AND hidden = 0`,
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = ?3, write_enabled = ?4, read_enabled = ?5,
 		list_enabled = ?6 WHERE repo_id = ` + repoID + ` AND digest = ?2`,
 
@@ -173,4 +173,9 @@ var queries = sqlstore.Queries{
 
 	AddCounters: `UPDATE repos SET manifest_count = manifest_count + ?2, tag_count = tag_count + ?3,
 		size = size + ?4, updated = ?5 WHERE id = ?1`,
+	AddStat: `INSERT INTO stats (key, slot, value) VALUES (?1, 0, ?2)
+		ON CONFLICT (key, slot) DO UPDATE SET value = value + excluded.value`,
+	Stats: `SELECT key, sum(value) FROM stats GROUP BY key`,
+	ShowRepository: `UPDATE repos SET hidden = 0, created = ?2, updated = ?2, delete_enabled = 1, write_enabled = 1,
+		read_enabled = 1, list_enabled = 1 WHERE id = ?1 AND hidden = 1`,
 }

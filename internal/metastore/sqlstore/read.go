@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -425,6 +426,38 @@ func (r reader) UnreferencedBlobs(ctx context.Context, repo string, t time.Time,
 
 func (r reader) UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	return r.digests(ctx, "unlinked blobs", r.d.UnlinkedBlobs, after.String(), n)
+}
+
+func (r reader) Stats(ctx context.Context) (*metastore.Stats, error) {
+	type counter struct {
+		name  string
+		value int64
+	}
+	counters, err := collect(ctx, r.q, "stats", r.d.Stats, nil, func(row Row) (counter, error) {
+		var c counter
+		return c, row.Scan(&c.name, &c.value)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &metastore.Stats{Manifests: map[string]int64{}}
+	for _, c := range counters {
+		switch c.name {
+		case statRepositories:
+			st.Repositories = c.value
+		case statTags:
+			st.Tags = c.value
+		case statSize:
+			st.Size = c.value
+		case statUploads:
+			st.Uploads = c.value
+		default:
+			if kind, ok := strings.CutPrefix(c.name, statManifests); ok && c.value != 0 {
+				st.Manifests[kind] = c.value
+			}
+		}
+	}
+	return st, nil
 }
 
 func (r reader) BlobState(ctx context.Context, d digest.Digest) (bool, time.Time, error) {

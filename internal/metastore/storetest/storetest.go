@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"DeleteManifest", testDeleteManifest},
 		{"Manifests", testManifests},
 		{"Counts", testCounts},
+		{"Stats", testStats},
+		{"DeleteRepository", testDeleteRepository},
 		{"Attributes", testAttributes},
 		{"Uploads", testUploads},
 		{"UpdateRollback", testUpdateRollback},
