@@ -1,10 +1,11 @@
 // Package retention drives retention policies and immutable tags end to end: a real
 // `graft serve`, embedded and scale-out (S3 + PostgreSQL, two replicas behind a
 // round-robin proxy), filled by the real clients (cosign in its tag and oci-1-1 modes,
-// oras, crane, notation, oras-go), and collected by the real `graft gc`, each run with a
-// configuration file of its own, beside the running servers or while they are stopped.
-// What remains is checked as a client sees it: the tags, the metadata API, the
-// referrers API, and pulls of every blob.
+// oras, crane, regctl, notation, oras-go), and collected by the real `graft gc`, each
+// run with a configuration file of its own, beside the running servers or while they
+// are stopped, and by graft serve's periodic collection. What remains is checked as a
+// client sees it: the tags, the metadata API, the referrers API, and pulls of every
+// blob.
 //
 // The rules about time (a tag's age, a pull's) are applied as of a time the test
 // chooses (graft gc --as-of), never with margins of the machine's speed: see
