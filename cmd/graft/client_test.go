@@ -60,7 +60,7 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"":                {"version"},
 		"serve":           settings(),
 		"version":         {"format"},
-		"gc":              with(store, "dry-run", "gc-delay", "gc-orphan-referrers"),
+		"gc":              with(store, "as-of", "dry-run", "gc-delay", "gc-orphan-referrers"),
 		"migrate":         with(store, "to"),
 		"replicate":       with(store, "rule", "all"),
 		"token":           nil,

@@ -42,6 +42,11 @@ type GCOptions struct {
 	// removals are made in a transaction that is rolled back, so that what removing
 	// manifests frees (links, then blobs) is listed as the run would find it.
 	DryRun bool
+	// PolicyTime, when set, is the time retention policies measure the ages of tags
+	// and untagged manifests and the last pulls from, instead of the clock: what the
+	// policies remove as of that day. The grace period is the clock's all the same, so
+	// that nothing just pushed goes.
+	PolicyTime time.Time
 }
 
 // GCReport is what a garbage collection removed, or would remove.
@@ -272,6 +277,9 @@ type repoPlan struct {
 func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string) (*repoPlan, error) {
 	now := r.now()
 	grace := now.Add(-o.Delay)
+	if !o.PolicyTime.IsZero() {
+		now = o.PolicyTime
+	}
 	plan := &repoPlan{reg: r, repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{},
 		sizes: map[digest.Digest]int64{}}
 	nodes := map[digest.Digest]*metastore.Node{}
@@ -323,7 +331,9 @@ func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string)
 	p := plan.policy
 	if p != nil {
 		if p.DeleteUntaggedOlderThan > o.Delay {
-			plan.cutoff = now.Add(-p.DeleteUntaggedOlderThan)
+			if c := now.Add(-p.DeleteUntaggedOlderThan); c.Before(grace) { // a later PolicyTime keeps the grace period
+				plan.cutoff = c
+			}
 		}
 		var tags []metastore.TagInfo
 		list := func(ctx context.Context, after string, n int) ([]metastore.TagInfo, error) {
