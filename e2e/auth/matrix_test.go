@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
@@ -265,7 +266,20 @@ func (r *registry) resign(token string, key *ecdsa.PrivateKey, edit func(map[str
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(lowS(sig))
+}
+
+// lowS gives an ES256 signature (r || s) its low-S form, the only one the registry
+// accepts: ECDSA signs with s or n-s at random, and a re-signed token must differ from
+// a good one in nothing but what a test changes.
+func lowS(sig []byte) []byte {
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	if s.Cmp(new(big.Int).Rsh(n, 1)) <= 0 {
+		return sig
+	}
+	out := append([]byte(nil), sig[:32]...)
+	return append(out, new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
 }
 
 // tamper changes a token's claims and keeps its signature: it grants delete now.
