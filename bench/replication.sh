@@ -20,15 +20,17 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 (cd "$root" && go build -trimpath -o "$work/graft" ./cmd/graft)
 g=$work/graft
 
-# start NAME [ARGS...]: starts graft serve on a free port; prints its address
+# start NAME [ARGS...]: starts graft serve on a free port and sets addr to where it
+# listens (not run as $(...): the server would be the subshell's, out of the trap's reach)
 start() {
   local name=$1
   shift
   mkdir -p "$work/$name"
   "$g" serve --addr 127.0.0.1:0 --data-dir "$work/$name" --log-level info --log-format json "$@" >"$work/$name.log" 2>&1 &
+  addr=""
   for _ in $(seq 100); do
-    addr=$(grep -o '"addr":"[^"]*"' "$work/$name.log" | head -1 | cut -d'"' -f4)
-    [ -n "$addr" ] && { echo "$addr"; return; }
+    addr=$(grep -o '"addr":"[^"]*"' "$work/$name.log" | head -1 | cut -d'"' -f4 || true)
+    [ -n "$addr" ] && return 0
     sleep 0.1
   done
   echo "graft serve $name did not start" >&2
@@ -36,10 +38,13 @@ start() {
   exit 1
 }
 
-replica=$(start replica)
-copydst=$(start copy)
+start replica
+replica=$addr
+start copy
+copydst=$addr
 printf 'replication:\n- name: bench\n  url: http://%s\n' "$replica" >"$work/graft.yaml"
-source=$(start source --config "$work/graft.yaml")
+start source --config "$work/graft.yaml"
+source=$addr
 export DOCKER_CONFIG=$work/docker
 
 now() { date +%s.%N; }
