@@ -98,10 +98,7 @@ is resumed by running it again.`,
 					}
 					fmt.Fprintf(out, "%s:%s -> %s: %s\n", repo, tag, p.DestinationOf(repo), copyReport(r, true))
 				})
-				total.Manifests += r.Manifests
-				total.Blobs += r.Blobs
-				total.Bytes += r.Bytes
-				total.Present += r.Present
+				total.Add(r)
 				if err != nil {
 					return err
 				}

@@ -44,6 +44,15 @@ type CopyResult struct {
 	Present int `json:"present"`
 }
 
+// Add adds what another copy did to r.
+func (r *CopyResult) Add(o CopyResult) {
+	r.Manifests += o.Manifests
+	r.Blobs += o.Blobs
+	r.Bytes += o.Bytes
+	r.Referrers += o.Referrers
+	r.Present += o.Present
+}
+
 // Copy copies the manifest root and everything it references from src to dst, tagged
 // tag there unless tag is empty. With Recursive, the graph under root comes along, as
 // Discover finds it: a tag-schema artifact gets its tag at the destination too (the

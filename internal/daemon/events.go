@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -51,7 +52,7 @@ func Consumers(cfg *config.Config, reg *registry.Registry, log *slog.Logger) ([]
 			if err != nil {
 				return nil, fmt.Errorf("events.webhooks[%d]: %w", i, err)
 			}
-			if err := add("webhook:"+cmpOr(w.Name, w.URL), h); err != nil {
+			if err := add("webhook:"+cmp.Or(w.Name, w.URL), h); err != nil {
 				return nil, err
 			}
 		}
@@ -68,13 +69,6 @@ func Consumers(cfg *config.Config, reg *registry.Registry, log *slog.Logger) ([]
 		}
 	}
 	return out, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Webhook returns the receiver w configures.

@@ -341,11 +341,7 @@ func (p *Replicator) Repository(ctx context.Context, repo string, progress func(
 				return total, err
 			}
 			r, err := client.Copy(ctx, src, dst, root, t, client.CopyOptions{Recursive: true, ArtifactTypes: p.rule.ArtifactTypes})
-			total.Manifests += r.Manifests
-			total.Blobs += r.Blobs
-			total.Bytes += r.Bytes
-			total.Referrers += r.Referrers
-			total.Present += r.Present
+			total.Add(r)
 			if err != nil {
 				return total, fmt.Errorf("copying %s:%s to %s: %w", repo, t, p.rule.Destination, err)
 			}
