@@ -50,6 +50,11 @@ var rules = []rule{
 			"internal/metastore/sqlite", "internal/metastore/postgres"},
 	},
 	{
+		why:    "a pull-through mirror is built on the registry service: the service knows no upstream, and the mirror nothing of the HTTP server it serves through",
+		from:   []string{"internal/registry/...", "internal/mirror/..."},
+		banned: []string{"internal/mirror", "internal/server/...", "internal/daemon/..."},
+	},
+	{
 		why:  "the client is a client of any registry, and carries nothing of the server side",
 		from: []string{"internal/client/..."},
 		banned: []string{"internal/server/...", "internal/registry/...", "internal/blobstore/...",

@@ -370,8 +370,56 @@ Prints the manifest the tag named, by digest.`,
 }
 
 func repoCommand(g *clientFlags) *cobra.Command {
-	return group("repo", "List repositories",
-		repoListCommand(g))
+	return group("repo", "List and delete repositories",
+		repoListCommand(g), repoDeleteCommand(g))
+}
+
+func repoDeleteCommand(g *clientFlags) *cobra.Command {
+	var (
+		yes    bool
+		format formatFlag
+	)
+	cmd := &cobra.Command{
+		Use:   "delete HOST/REPOSITORY",
+		Short: "Delete a repository with everything in it (graft)",
+		Long: `Delete a repository with every graph in it: its manifests, tags and referrers. It
+leaves the catalog; a later push to the name creates it anew. The blobs that only it
+used are removed by the next garbage collection. A repository in which anything is
+locked (graft lock) is refused, exit code 4: unlock it first.
+
+This is graft's metadata API (DELETE /graft/v1/<name>), and needs the delete right
+on the repository. graft asks first; --yes does not ask.`,
+		Example: `  graft repo delete localhost:5000/demo/app --yes`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: run(func(ctx context.Context, cmd *cobra.Command, a []string) error {
+			ref, err := client.ParseReference(a[0])
+			if err != nil {
+				return err
+			}
+			if ref.Reference != "" {
+				return &client.UsageError{Err: fmt.Errorf("%s names a manifest: graft repo delete takes a repository (graft manifest delete deletes a manifest)", a[0])}
+			}
+			repo, err := g.options(cmd).Repository(ref)
+			if err != nil {
+				return err
+			}
+			if err := confirm(cmd, yes, "", fmt.Sprintf("delete repository %s with everything in it", ref)); err != nil {
+				return err
+			}
+			deleted, err := client.DeleteRepository(ctx, repo)
+			if err != nil {
+				return err
+			}
+			g.status(cmd, "Deleted repository %s: %s, %s", ref, plural(int(deleted.Manifests), "manifest"), plural(int(deleted.Tags), "tag"))
+			if format.JSON() {
+				return client.WriteJSON(cmd.OutOrStdout(), deleted)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask")
+	format.add(cmd, "output `format`: text (a status line on stderr only) or json", formatText, formatJSON)
+	return cmd
 }
 
 func repoListCommand(g *clientFlags) *cobra.Command {

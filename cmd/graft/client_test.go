@@ -60,8 +60,9 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"":                {"version"},
 		"serve":           settings(),
 		"version":         {"format"},
-		"gc":              with(store, "dry-run", "gc-delay", "gc-orphan-referrers"),
+		"gc":              with(store, "as-of", "dry-run", "gc-delay", "gc-orphan-referrers"),
 		"migrate":         with(store, "to"),
+		"replicate":       with(store, "rule", "all"),
 		"token":           nil,
 		"token create":    with(settings("data-dir", "metadata", "auth.htpasswd"), "repo", "action", "expires"),
 		"token list":      with(settings("data-dir", "metadata"), "format"),
@@ -94,6 +95,7 @@ func TestHelpListsTheVerbsFlags(t *testing.T) {
 		"tag delete":      with(remoteFlags, "format"),
 		"repo":            remoteFlags,
 		"repo list":       with(remoteFlags, "format"),
+		"repo delete":     with(remoteFlags, "yes", "format"),
 		"lock":            with(remoteFlags, "write", "delete", "read", "list", "format"),
 		"unlock":          with(remoteFlags, "write", "delete", "read", "list", "format"),
 	}

@@ -19,6 +19,7 @@ import (
 func gcCommand() *cobra.Command {
 	var (
 		dryRun bool
+		asOf   string
 		format formatFlag
 	)
 	cmd := &cobra.Command{
@@ -56,6 +57,11 @@ that removes it; -o json lists every decision, also what a policy kept and why.`
 			defer st.Close()
 			opts := daemon.GCOptions(cfg)
 			opts.DryRun = dryRun
+			if asOf != "" {
+				if opts.PolicyTime, err = time.Parse(time.RFC3339Nano, asOf); err != nil {
+					return &client.UsageError{Err: fmt.Errorf("--as-of: %w", err)}
+				}
+			}
 			reg, err := daemon.NewRegistry(st, cfg, log)
 			if err != nil {
 				return err
@@ -73,6 +79,7 @@ that removes it; -o json lists every decision, also what a policy kept and why.`
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed, remove nothing")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "apply the retention policies as of `time` (RFC 3339): the ages and pulls they look at are measured from it; the grace period from now")
 	format.add(cmd, "output `format`: text or json", formatText, formatJSON)
 	config.AddFlags(cmd.Flags(), "data-dir", "log", "storage", "metadata", "gc.delay", "gc.orphan-referrers")
 	return cmd

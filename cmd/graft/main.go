@@ -54,7 +54,7 @@ func rootCommand() *cobra.Command {
 	// every command's flag errors are usage errors: subcommands inherit this
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &client.UsageError{Err: err} })
 	root.AddCommand(serveCommand(), versionCommand())
-	root.AddCommand(gcCommand(), migrateCommand())
+	root.AddCommand(gcCommand(), replicateCommand(), migrateCommand())
 	root.AddCommand(userCommand(), tokenCommand())
 	root.AddCommand(clientCommands()...)
 	return root

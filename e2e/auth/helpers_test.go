@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/apitest"
@@ -137,16 +136,16 @@ func (r *registry) token(authz string, scopes ...string) string {
 }
 
 // pushImage pushes a one-layer image as admin, with subject if it is set, and returns
-// the manifest's descriptor and its layer's digest.
-func (r *registry) pushImage(repo, tag string, subject *ocispec.Descriptor) (ocispec.Descriptor, digest.Digest) {
+// the descriptors of the manifest and of its layer.
+func (r *registry) pushImage(repo, tag string, subject *ocispec.Descriptor) (manifest, layer ocispec.Descriptor) {
 	r.t.Helper()
-	layer := fmt.Sprintf("layer of %s:%s %d", repo, tag, time.Now().UnixNano())
-	im := apitest.NewImage(r.t, linuxAMD64, layer)
+	content := fmt.Sprintf("layer of %s:%s %d", repo, tag, time.Now().UnixNano())
+	im := apitest.NewImage(r.t, linuxAMD64, content)
 	if subject != nil {
-		im = apitest.NewReferrer(r.t, *subject, linuxAMD64, layer)
+		im = apitest.NewReferrer(r.t, *subject, linuxAMD64, content)
 	}
 	r.srv.PushImage(r.t, repo, tag, im, "Authorization", as("admin"))
-	return im.Desc(), im.Layers[0].Desc.Digest
+	return im.Desc(), im.Layers[0].Desc
 }
 
 var linuxAMD64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}

@@ -7,20 +7,22 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // cosign runs the real cosign with a key pair of the test's own, offline: nothing goes
 // to a transparency log, and verification does not ask one.
 type cosign struct {
-	*tools
+	*clienttest.Tools
+	t *testing.T
 	r *registry
 }
 
 func newCosign(t *testing.T, r *registry) *cosign {
 	t.Helper()
-	c := &cosign{tools: newTools(t), r: r}
-	c.must("cosign", "generate-key-pair")
-	c.writeFile("predicate.json", `{"builder":{"id":"graft e2e"},"buildType":"test"}`)
+	c := &cosign{Tools: clienttest.New(t), t: t, r: r}
+	c.Must("cosign", "generate-key-pair")
+	c.WriteFile("predicate.json", `{"builder":{"id":"graft e2e"},"buildType":"test"}`)
 	return c
 }
 
@@ -32,7 +34,7 @@ var cosignOCI11 = []string{"COSIGN_EXPERIMENTAL=1"}
 
 func (c *cosign) cmd(env []string, args ...string) (string, error) {
 	c.t.Helper()
-	return c.run(env, "cosign", append(args, cosignRegistryFlags...)...)
+	return c.Run(env, "cosign", append(args, cosignRegistryFlags...)...)
 }
 
 func (c *cosign) mustCmd(env []string, args ...string) {
@@ -100,7 +102,7 @@ func (c *cosign) signImage(repo, tag, content string, sbom bool) cosigned {
 	sbomFile := ""
 	if sbom {
 		sbomFile = "sbom-" + tag + ".spdx.json"
-		c.writeFile(sbomFile, spdx("the sbom of "+tag))
+		c.WriteFile(sbomFile, spdx("the sbom of "+tag))
 	}
 	return c.signImageWith(repo, tag, content, sbomFile)
 }
@@ -190,7 +192,7 @@ func testCosignTagModeDelete(t *testing.T, r *registry) {
 		deleted
 		ByServer bool `json:"byServer"`
 	}
-	decodeJSON(t, "graft delete", c.must("graft", "delete", r.ref(repo, byVerb.image), "--yes", "-o", "json"), &result)
+	decodeJSON(t, "graft delete", c.Must("graft", "delete", r.ref(repo, byVerb.image), "--yes", "-o", "json"), &result)
 	if !sameSet(result.Deleted, byVerb.graph()) || len(result.Locked) != 0 || !result.ByServer {
 		t.Errorf("graft delete removed %v (locked %v, by the server %v), want %v by the server", result.Deleted, result.Locked, result.ByServer, byVerb.graph())
 	}
@@ -277,7 +279,7 @@ func TestSharedSBOMStaysWithTheOtherImage(t *testing.T) {
 func testSharedSBOMStaysWithTheOtherImage(t *testing.T, r *registry) {
 	const repo = "team/shared"
 	c := newCosign(t, r)
-	c.writeFile("sbom.spdx.json", spdx("one sbom for two images"))
+	c.WriteFile("sbom.spdx.json", spdx("one sbom for two images"))
 	a := c.signImageWith(repo, "a", "layer of image a", "sbom.spdx.json")
 	b := c.signImageWith(repo, "b", "layer of image b", "sbom.spdx.json")
 	if a.sbom != b.sbom {

@@ -38,16 +38,16 @@ func testGCTakesTagSchemaArtifacts(t *testing.T, r *registry) {
 	}
 
 	untag(x)
-	wantRemoved("graft gc", c.gc(r), inRepo(repo, x.graph()...))
+	wantRemoved("graft gc", gc(t, c.Tools, r), inRepo(repo, x.graph()...))
 	r.wantGone(t, "after graft gc", repo, x.refs()...)
 
 	untag(y)
-	wantRemoved("graft gc --gc-orphan-referrers keep", c.gc(r, "--gc-orphan-referrers", "keep"), inRepo(repo, y.image))
+	wantRemoved("graft gc --gc-orphan-referrers keep", gc(t, c.Tools, r, "--gc-orphan-referrers", "keep"), inRepo(repo, y.image))
 	r.wantGone(t, "after graft gc keeping orphans", repo, y.image.String())
 	r.wantThere(t, "after graft gc keeping orphans", repo, y.sig.String(), y.att.String())
 	r.wantThere(t, "after graft gc keeping orphans", repo, y.schemaTags()...)
 
-	wantRemoved("graft gc after it", c.gc(r), inRepo(repo, y.sig, y.att))
+	wantRemoved("graft gc after it", gc(t, c.Tools, r), inRepo(repo, y.sig, y.att))
 	r.wantGone(t, "after graft gc", repo, y.refs()...)
 
 	r.wantThere(t, "after the collections", repo, kept.refs()...)

@@ -8,34 +8,25 @@
 // `graft gc` beside the running server, and lock a signature, and check what the
 // metadata API, the tags, the referrers API and the clients themselves see afterwards.
 //
-// cosign, oras and crane are the team's pinned clients (GRAFT_CLIENTS_BIN, else
-// ../shared/tools/install-clients.sh). notation is not among them: the tests build
-// github.com/notaryproject/notation/cmd/notation at notationVersion through a
-// throwaway module from the Go module proxy, once per user (GRAFT_NOTATION_BIN names a
-// binary to use instead). `go install notation@version` is refused there, as it asks
-// the proxy for the module's version list; a module that requires the version fetches
-// it directly.
+// The clients are the real ones, run by internal/clienttest: the team's pinned cosign,
+// oras and crane, and the notation CLI it builds.
 package graph
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 	"github.com/graft-registry/graft/internal/scaletest"
 )
@@ -282,80 +273,6 @@ func (r *registry) listed(t *testing.T, repo, query string) []digest.Digest {
 
 // The clients.
 
-// tools runs the real clients and the graft binary for one test, in a home of the
-// test's own: cosign keeps its keys in it (its working directory), notation its key,
-// certificate, trust store and policy, all of them their credentials.
-type tools struct {
-	t    *testing.T
-	home string
-	env  []string
-}
-
-func newTools(t *testing.T) *tools {
-	t.Helper()
-	h := t.TempDir()
-	for _, d := range []string{".docker", ".config", ".cache", "run"} {
-		if err := os.MkdirAll(filepath.Join(h, d), 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &tools{t: t, home: h, env: []string{
-		"HOME=" + h, "DOCKER_CONFIG=" + filepath.Join(h, ".docker"),
-		"XDG_CONFIG_HOME=" + filepath.Join(h, ".config"), "XDG_CACHE_HOME=" + filepath.Join(h, ".cache"),
-		"XDG_RUNTIME_DIR=" + filepath.Join(h, "run"),
-		// cosign: keys without a password; no TUF root from the network
-		"COSIGN_PASSWORD=", "TUF_MIRROR=http://127.0.0.1:1",
-		// graft: no configuration but the flags
-		"GRAFT_CONFIG=",
-	}}
-}
-
-// path is the file name in the home.
-func (c *tools) path(name string) string { return filepath.Join(c.home, name) }
-
-// writeFile writes a file into the home.
-func (c *tools) writeFile(name, content string) {
-	c.t.Helper()
-	if err := os.WriteFile(c.path(name), []byte(content), 0o600); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// run runs a client (cosign, oras, crane, notation or graft) with args and env added,
-// and returns its standard output and, when it fails, an error that holds its
-// standard error.
-func (c *tools) run(env []string, name string, args ...string) (string, error) {
-	c.t.Helper()
-	var bin string
-	switch name {
-	case "graft":
-		bin = graftest.Binary(c.t)
-	case "notation":
-		bin = notationBin(c.t)
-	default:
-		bin = filepath.Join(clientsDir(c.t), name)
-	}
-	cmd := exec.CommandContext(c.t.Context(), bin, args...)
-	cmd.Dir = c.home
-	cmd.Env = append(append(os.Environ(), c.env...), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String(), nil
-}
-
-// must is run that fails the test when the client fails.
-func (c *tools) must(name string, args ...string) string {
-	c.t.Helper()
-	out, err := c.run(nil, name, args...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return out
-}
-
 // gcReport is what `graft gc -o json` prints.
 type gcReport struct {
 	Manifests []string `json:"manifests"`
@@ -363,11 +280,11 @@ type gcReport struct {
 
 // gc runs `graft gc` on r's stores beside the running servers, with no grace period
 // and flags, and returns the manifests it removed, as repo@digest.
-func (c *tools) gc(r *registry, flags ...string) []string {
-	c.t.Helper()
+func gc(t *testing.T, c *clienttest.Tools, r *registry, flags ...string) []string {
+	t.Helper()
 	args := append(append([]string{"gc", "--gc-delay", "0", "-o", "json"}, r.admin...), flags...)
 	var rep gcReport
-	apitest.Decode(c.t, "graft gc", []byte(c.must("graft", args...)), &rep)
+	apitest.Decode(t, "graft gc", []byte(c.Must("graft", args...)), &rep)
 	return rep.Manifests
 }
 
@@ -378,121 +295,6 @@ func inRepo(repo string, ds ...digest.Digest) []string {
 		out[i] = repo + "@" + d.String()
 	}
 	return out
-}
-
-// sharedDir is the team's shared directory: GRAFT_SHARED, else ../shared beside the
-// module.
-func sharedDir() string {
-	if d := os.Getenv("GRAFT_SHARED"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared")
-}
-
-var (
-	clientsOnce sync.Once
-	clientsPath string
-	clientsErr  error
-)
-
-// clientsDir is the directory of the team's pinned clients: GRAFT_CLIENTS_BIN, else
-// what install-clients.sh prints (it builds them the first time, cosign for minutes).
-// A test that needs them fails when they cannot be had: it never skips.
-func clientsDir(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if d := os.Getenv("GRAFT_CLIENTS_BIN"); d != "" {
-			clientsPath = d
-			return
-		}
-		script := filepath.Join(sharedDir(), "tools", "install-clients.sh")
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("%s: %v\n%s", script, err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsPath = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatalf("the real clients are needed (set GRAFT_CLIENTS_BIN to their directory): %v", clientsErr)
-	}
-	return clientsPath
-}
-
-// notationVersion is the notation CLI the tests build: 1.2 and later write the
-// referrers tag schema's index by default (--force-referrers-tag).
-const notationVersion = "v1.3.2"
-
-var (
-	notationOnce sync.Once
-	notationPath string
-	notationErr  error
-)
-
-// notationBin returns the path of the notation CLI at notationVersion: GRAFT_NOTATION_BIN,
-// else one built by buildNotation into the user's cache directory the first time.
-func notationBin(t *testing.T) string {
-	t.Helper()
-	notationOnce.Do(func() {
-		if p := os.Getenv("GRAFT_NOTATION_BIN"); p != "" {
-			notationPath = p
-			return
-		}
-		notationPath, notationErr = buildNotation()
-	})
-	if notationErr != nil {
-		t.Fatalf("the notation CLI is needed (set GRAFT_NOTATION_BIN to one of version %s): %v", notationVersion, notationErr)
-	}
-	return notationPath
-}
-
-// buildNotation builds the notation CLI through a throwaway module that requires it,
-// and installs it by rename, so that test processes running at once never see a
-// partial file.
-func buildNotation() (string, error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "graft-e2e", "notation-"+notationVersion)
-	bin := filepath.Join(dir, "notation")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	mod, err := os.MkdirTemp("", "notation-build-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(mod)
-	gomod := "module notation.build\n\ngo 1.23\n\nrequire github.com/notaryproject/notation " + notationVersion + "\n"
-	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, "notation.*")
-	if err != nil {
-		return "", err
-	}
-	tmp.Close()
-	cmd := exec.Command("go", "build", "-mod=mod", "-o", tmp.Name(), "github.com/notaryproject/notation/cmd/notation")
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		err = os.Rename(tmp.Name(), bin)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("building notation %s: %v\n%s", notationVersion, err, out)
-	}
-	return bin, nil
 }
 
 // decodeJSON decodes out, a client's JSON output, into v.

@@ -7,13 +7,15 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // notary runs the notation CLI with a key and self-signed certificate of the test's
 // own (`notation cert generate-test`, which also puts the certificate in the trust
 // store graft-e2e) and a trust policy that trusts it, strictly, for every registry.
 type notary struct {
-	*tools
+	*clienttest.Tools
+	t *testing.T
 	r *registry
 }
 
@@ -22,10 +24,10 @@ const trustPolicy = `{"version": "1.0", "trustPolicies": [{"name": "graft-e2e", 
 
 func newNotary(t *testing.T, r *registry) *notary {
 	t.Helper()
-	n := &notary{tools: newTools(t), r: r}
-	n.must("notation", "cert", "generate-test", "--default", "graft-e2e")
-	n.writeFile("trustpolicy.json", trustPolicy)
-	n.must("notation", "policy", "import", "--force", n.path("trustpolicy.json"))
+	n := &notary{Tools: clienttest.New(t), t: t, r: r}
+	n.Must("notation", "cert", "generate-test", "--default", "graft-e2e")
+	n.WriteFile("trustpolicy.json", trustPolicy)
+	n.Must("notation", "policy", "import", "--force", n.Path("trustpolicy.json"))
 	return n
 }
 
@@ -38,7 +40,7 @@ func (n *notary) sign(repo string, img digest.Digest) digest.Digest {
 	if r.present(t, repo, schemaTag(img)) {
 		before = r.index(t, repo, schemaTag(img))
 	}
-	n.must("notation", "sign", "--insecure-registry", r.ref(repo, img))
+	n.Must("notation", "sign", "--insecure-registry", r.ref(repo, img))
 	after := r.index(t, repo, schemaTag(img))
 	if len(after) != len(before)+1 || !slices.Equal(after[:len(before)], before) {
 		t.Fatalf("notation sign: the fallback index lists %v, was %v: want one signature more", after, before)
@@ -49,7 +51,7 @@ func (n *notary) sign(repo string, img digest.Digest) digest.Digest {
 // verify runs `notation verify`, which reads the signatures with the referrers API.
 func (n *notary) verify(repo string, img digest.Digest) error {
 	n.t.Helper()
-	_, err := n.run(nil, "notation", "verify", "--insecure-registry", n.r.ref(repo, img))
+	_, err := n.Run(nil, "notation", "verify", "--insecure-registry", n.r.ref(repo, img))
 	return err
 }
 
@@ -62,7 +64,7 @@ func (n *notary) discoverByTag(repo string, img digest.Digest) []digest.Digest {
 			Digest digest.Digest `json:"digest"`
 		} `json:"referrers"`
 	}
-	decodeJSON(n.t, "oras discover", n.must("oras", "discover", "--plain-http", "--distribution-spec", "v1.1-referrers-tag",
+	decodeJSON(n.t, "oras discover", n.Must("oras", "discover", "--plain-http", "--distribution-spec", "v1.1-referrers-tag",
 		"--format", "json", n.r.ref(repo, img)), &tree)
 	out := []digest.Digest{}
 	for _, d := range tree.Referrers {

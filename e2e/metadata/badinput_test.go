@@ -81,7 +81,6 @@ func TestBadRequests(t *testing.T) {
 		{"DELETE repositories", "DELETE", "/graft/v1/_repositories", "", 405, "UNSUPPORTED", ""},
 		{"POST repository", "POST", base, patch, 405, "UNSUPPORTED", ""},
 		{"PUT repository", "PUT", base, patch, 405, "UNSUPPORTED", ""},
-		{"DELETE repository", "DELETE", base, "", 405, "UNSUPPORTED", ""},
 		{"POST manifests", "POST", base + "/_manifests", patch, 405, "UNSUPPORTED", ""},
 		{"PATCH manifests", "PATCH", base + "/_manifests", patch, 405, "UNSUPPORTED", ""},
 		{"DELETE manifests", "DELETE", base + "/_manifests", "", 405, "UNSUPPORTED", ""},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -235,8 +236,11 @@ func TestRepositoryListing(t *testing.T) {
 	}
 }
 
-// totalSize counts the sizes the registry stored, whatever sizes the descriptors claim.
-func TestTotalSizeCountsStoredSizes(t *testing.T) {
+// A descriptor whose size is not its content's is refused, so that totals can count
+// what descriptors say: an image whose layer claims 1,000 bytes more, and an index
+// whose child does, are stored neither, and the repository's totals stay those of what
+// it holds.
+func TestClaimedSizesAreRefused(t *testing.T) {
 	t.Parallel()
 	c := start(t)
 	r := c.repo("meta/claims")
@@ -245,17 +249,22 @@ func TestTotalSizeCountsStoredSizes(t *testing.T) {
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}}}))
 	claimed := layer
 	claimed.Size += 1000
-	img := r.manifest(ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{claimed}})
+	lying := r.manifest(ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{claimed}})
+	resp := c.want(http.StatusBadRequest, http.MethodPut, "/v2/"+r.name+"/manifests/v1", lying.Body, "Content-Type", lying.MediaType)
+	if resp.ErrorCode() != "MANIFEST_INVALID" || !strings.Contains(string(resp.Body), layer.Digest.String()) {
+		t.Errorf("a layer of a claimed size: %s, want MANIFEST_INVALID naming %s", resp, layer.Digest)
+	}
+
+	img := r.manifest(ocispec.Manifest{Config: config, Layers: []ocispec.Descriptor{layer}})
 	img.TotalSize = img.Size() + config.Size + layer.Size
 	img.Platform = &platformInfo{OS: linux.OS, Architecture: linux.Architecture}
 	r.putManifest(img, "v1")
-
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
 		Manifests: []ocispec.Descriptor{{MediaType: img.MediaType, Digest: img.Digest, Size: img.Size() + 1000}}}
 	body := apitest.JSON(t, idx)
-	index := &pushed{Digest: digest.FromBytes(body), MediaType: idx.MediaType, Body: body}
-	index.TotalSize = index.Size() + img.TotalSize
-	r.putManifest(index, "multi")
-
+	resp = c.want(http.StatusBadRequest, http.MethodPut, "/v2/"+r.name+"/manifests/multi", body, "Content-Type", idx.MediaType)
+	if resp.ErrorCode() != "MANIFEST_INVALID" || !strings.Contains(string(resp.Body), img.Digest.String()) {
+		t.Errorf("an index child of a claimed size: %s, want MANIFEST_INVALID naming %s", resp, img.Digest)
+	}
 	r.check("after the pushes")
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/graft-registry/graft/internal/metastore"
@@ -92,6 +93,7 @@ type Authenticator struct {
 	now        func() time.Time
 	verified   verifiedCache
 	proxies    Proxies
+	failures   *prometheus.CounterVec
 }
 
 // New returns an authenticator.
@@ -142,6 +144,7 @@ func New(o Options) (*Authenticator, error) {
 		realm: o.Realm, ttl: o.TTL, refreshTTL: o.RefreshTTL, limit: newLimiter(o.LoginFailures, o.LoginWindow),
 		certs: o.ClientCerts, log: o.Logger, now: o.Now,
 		verified: verifiedCache{key: key, m: map[string]time.Time{}}, proxies: o.TrustedProxies,
+		failures: newFailures(),
 	}, nil
 }
 
@@ -232,12 +235,13 @@ func (a *Authenticator) CertIdentity(r *http.Request) (Identity, bool) { return 
 // parallel guesses get no more checks than sequential ones. A login that finds every
 // place held by checks under way waits for one to end, up to maxQueue.
 func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr string) (Identity, error) {
-	src := source(remoteAddr)
+	src := Source(remoteAddr)
 	var attempt *attempt
 	var timeout <-chan time.Time
 	for attempt == nil {
 		now := a.now()
 		if blocked, wait := a.limit.blocked(src, now); blocked {
+			a.failed(FailureRateLimited)
 			return Identity{}, &RateLimitError{RetryAfter: wait}
 		}
 		// a password proven a moment ago (by a login this one waited for, maybe) is
@@ -252,6 +256,7 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 		case attempt != nil:
 			continue
 		case changed == nil:
+			a.failed(FailureRateLimited)
 			return Identity{}, &RateLimitError{RetryAfter: wait}
 		}
 		if timeout == nil {
@@ -262,6 +267,7 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 		select {
 		case <-changed:
 		case <-timeout:
+			a.failed(FailureRateLimited)
 			return Identity{}, &RateLimitError{RetryAfter: time.Second, Busy: true}
 		case <-ctx.Done():
 			return Identity{}, ctx.Err()
@@ -275,8 +281,10 @@ func (a *Authenticator) Login(ctx context.Context, name, password, remoteAddr st
 	if id.Kind == Anonymous {
 		attempt.fail()
 		if known { // a name that is no user's may be a mistyped password: never logged
+			a.failed(FailureWrongPassword)
 			a.log.Warn("login failed", "user", name, "source", src)
 		} else {
+			a.failed(FailureUnknownUser)
 			a.log.Warn("login failed: unknown user", "source", src)
 		}
 		return Identity{}, ErrBadCredentials
@@ -409,9 +417,13 @@ func (c *verifiedCache) add(key string, exp time.Time) {
 func (a *Authenticator) bearer(ctx context.Context, token string) (*Caller, error) {
 	c, err := a.signer.verify(token, a.service, a.now())
 	if err != nil || c.Graft.Use != useAccess {
+		a.failed(FailureInvalidToken)
 		return nil, ErrBadCredentials
 	}
 	id, err := a.resolve(ctx, c)
+	if errors.Is(err, ErrBadCredentials) {
+		a.failed(FailureInvalidToken)
+	}
 	if err != nil {
 		return nil, err
 	}

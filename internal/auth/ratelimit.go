@@ -61,9 +61,9 @@ func newLimiter(max int, window time.Duration) *limiter {
 	return &limiter{max: max, window: window, sources: map[string]*attempts{}}
 }
 
-// source names where a request comes from: its IP address, an IPv6 address by its /64,
-// since one client holds a whole /64.
-func source(remoteAddr string) string {
+// Source names where a request from remoteAddr comes from: its IP address, an IPv6
+// address by its /64, since one client holds a whole /64.
+func Source(remoteAddr string) string {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr

@@ -23,6 +23,11 @@ var (
 	ErrDigestMismatch = errors.New("blobstore: content does not match the digest")
 	// ErrInvalidID is returned for an upload ID the store never issues.
 	ErrInvalidID = errors.New("blobstore: invalid upload ID")
+	// ErrUnavailable is in the chain of an error met reaching the store's server (a
+	// connection refused, reset or silent past a timeout, or the server's own 5xx),
+	// rather than an answer about the blob: a request that meets it may succeed
+	// later, unchanged.
+	ErrUnavailable = errors.New("blobstore: the blob store is unavailable")
 )
 
 // Store holds blobs by digest, each once, and the uploads that create them.

@@ -21,6 +21,10 @@ type CopyOptions struct {
 	// Recursive copies the artifacts of the root too (see Discover), at every level,
 	// and for an index the artifacts of every manifest it lists.
 	Recursive bool
+	// ArtifactTypes, when not empty, are the only artifact types copied with
+	// Recursive (each with what hangs under it); the root and the manifests an index
+	// lists always are.
+	ArtifactTypes []string
 	// Progress draws bars for the transfers; nil draws none.
 	Progress *Progress
 }
@@ -40,6 +44,15 @@ type CopyResult struct {
 	Present int `json:"present"`
 }
 
+// Add adds what another copy did to r.
+func (r *CopyResult) Add(o CopyResult) {
+	r.Manifests += o.Manifests
+	r.Blobs += o.Blobs
+	r.Bytes += o.Bytes
+	r.Referrers += o.Referrers
+	r.Present += o.Present
+}
+
 // Copy copies the manifest root and everything it references from src to dst, tagged
 // tag there unless tag is empty. With Recursive, the graph under root comes along, as
 // Discover finds it: a tag-schema artifact gets its tag at the destination too (the
@@ -47,7 +60,7 @@ type CopyResult struct {
 // without the referrers API gets the fallback index (a sha256-<hex> index per subject)
 // written for the referrers: oras-go's repository does that when the registry does not
 // acknowledge a subject.
-func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag string, opts CopyOptions) (CopyResult, error) {
+func Copy(ctx context.Context, src oras.ReadOnlyGraphTarget, dst Target, root ocispec.Descriptor, tag string, opts CopyOptions) (CopyResult, error) {
 	t := &tally{referrers: map[digest.Digest]bool{}}
 	graphOpts := oras.DefaultCopyGraphOptions
 	graphOpts.PostCopy, graphOpts.OnMounted, graphOpts.OnCopySkipped = t.copied, t.copied, t.present
@@ -70,6 +83,9 @@ func Copy(ctx context.Context, src, dst Target, root ocispec.Descriptor, tag str
 		graph, err := Discover(ctx, src, node, DiscoverOptions{})
 		if err != nil {
 			return t.result(), fmt.Errorf("finding the artifacts of %s: %w", node.Digest, err)
+		}
+		if len(opts.ArtifactTypes) > 0 {
+			graph.keep(opts.ArtifactTypes)
 		}
 		if err := copyArtifacts(ctx, tracked, dst, graph, graphOpts, t); err != nil {
 			return t.result(), err
@@ -193,7 +209,7 @@ func (t *tally) result() CopyResult {
 
 // mountSource returns the repository dst can mount src's blobs from: src's own, when
 // both are repositories of the same registry.
-func mountSource(src, dst Target) (string, bool) {
+func mountSource(src oras.ReadOnlyGraphTarget, dst Target) (string, bool) {
 	s, ok1 := src.(*remote.Repository)
 	d, ok2 := dst.(*remote.Repository)
 	if !ok1 || !ok2 || s.Reference.Registry != d.Reference.Registry || s.Reference.Repository == d.Reference.Repository {

@@ -63,7 +63,7 @@ func deleteBottomUp(ctx context.Context, target Target, graph *Node, result Dele
 			continue
 		}
 		if step.Tag != "" {
-			if err := untag(ctx, target, step.Tag, step.Digest); err != nil {
+			if err := Untag(ctx, target, step.Tag, step.Digest); err != nil {
 				return result, fmt.Errorf("deleting tag %s of %s: %w", step.Tag, step.Digest, err)
 			}
 		}
@@ -76,12 +76,12 @@ func deleteBottomUp(ctx context.Context, target Target, graph *Node, result Dele
 	return result, nil
 }
 
-// untag deletes tag in target when it still names the manifest d, before d goes: a
-// registry may keep the tags of a manifest deleted by digest, which would then name
+// Untag deletes tag in target when it still names the manifest d; DeleteGraph does so
+// before d goes: a registry may keep the tags of a manifest deleted by digest, which would then name
 // nothing. A tag moved since the graph was read names a manifest this delete is not
 // about, and stays. A registry that refuses to delete tags (the spec lets it) removes
 // them with the manifest, or not at all: the delete goes on either way.
-func untag(ctx context.Context, target Target, tag string, d digest.Digest) error {
+func Untag(ctx context.Context, target Target, tag string, d digest.Digest) error {
 	desc, err := target.Resolve(ctx, tag)
 	if errors.Is(err, errdef.ErrNotFound) || (err == nil && desc.Digest != d) {
 		return nil

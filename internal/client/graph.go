@@ -129,6 +129,17 @@ func discover(ctx context.Context, target oras.ReadOnlyGraphTarget, node *Node, 
 	return nil
 }
 
+// keep drops the artifacts under n whose artifact type is not one of types, with
+// everything under them.
+func (n *Node) keep(types []string) {
+	n.Referrers = slices.DeleteFunc(n.Referrers, func(r *Node) bool {
+		return !slices.Contains(types, artifactTypeOf(r.Descriptor))
+	})
+	for _, r := range n.Referrers {
+		r.keep(types)
+	}
+}
+
 // Count returns how many artifacts the graph under n holds, at every level.
 func (n *Node) Count() int {
 	c := 0

@@ -146,6 +146,41 @@ func setAttributes(ctx context.Context, repo *remote.Repository, ref Reference, 
 	return locked, nil
 }
 
+// RepositoryDeleted is what DeleteRepository removed, as graft answers it.
+type RepositoryDeleted struct {
+	Name      string `json:"name"`
+	Manifests int64  `json:"manifests"`
+	Tags      int64  `json:"tags"`
+	Size      int64  `json:"size"`
+}
+
+// DeleteRepository deletes repository repo with everything in it, with graft's
+// metadata API (DELETE /graft/v1/<name>). A registry without it answers
+// ErrNoMetadataAPI.
+func DeleteRepository(ctx context.Context, repo *remote.Repository) (RepositoryDeleted, error) {
+	path := "/graft/v1/" + repo.Reference.Repository
+	ctx = auth.AppendRepositoryScope(ctx, repo.Reference, auth.ActionDelete)
+	resp, err := send(ctx, repo, http.MethodDelete, path, nil)
+	if err != nil {
+		return RepositoryDeleted{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		err := answerError(resp)
+		var answer *errcode.ErrorResponse
+		if errors.As(err, &answer) && len(answer.Errors) == 0 &&
+			(resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed) {
+			return RepositoryDeleted{}, fmt.Errorf("%s: %w", repo.Reference.Registry, ErrNoMetadataAPI)
+		}
+		return RepositoryDeleted{}, err
+	}
+	var deleted RepositoryDeleted
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&deleted); err != nil {
+		return RepositoryDeleted{}, fmt.Errorf("reading the answer to DELETE %s: %w", path, err)
+	}
+	return deleted, nil
+}
+
 // send sends a request to path in repo's registry, with repo's client (and so its
 // credentials); an answer of any status is no error.
 func send(ctx context.Context, repo *remote.Repository, method, path string, body []byte) (*http.Response, error) {

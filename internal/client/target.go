@@ -38,6 +38,9 @@ type Options struct {
 	CAFile string
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Credential, when set, gives the credentials for a registry instead of the
+	// Docker config file, which is then not read.
+	Credential auth.CredentialFunc
 
 	once   sync.Once
 	client *auth.Client
@@ -61,14 +64,18 @@ func (o *Options) Client() (*auth.Client, error) {
 
 func (o *Options) init() {
 	o.once.Do(func() {
-		o.store, o.err = credentials.NewStoreFromDocker(credentials.StoreOptions{
-			// as docker does when no helper is configured; `graft login` says so
-			AllowPlaintextPut:        true,
-			DetectDefaultNativeStore: true,
-		})
-		if o.err != nil {
-			o.err = fmt.Errorf("reading the Docker config file: %w", o.err)
-			return
+		credential := o.Credential
+		if credential == nil {
+			o.store, o.err = credentials.NewStoreFromDocker(credentials.StoreOptions{
+				// as docker does when no helper is configured; `graft login` says so
+				AllowPlaintextPut:        true,
+				DetectDefaultNativeStore: true,
+			})
+			if o.err != nil {
+				o.err = fmt.Errorf("reading the Docker config file: %w", o.err)
+				return
+			}
+			credential = credentials.Credential(o.store)
 		}
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.TLSClientConfig, o.err = o.tlsConfig()
@@ -78,7 +85,7 @@ func (o *Options) init() {
 		o.client = &auth.Client{
 			Client:     &http.Client{Transport: retry.NewTransport(transport)},
 			Cache:      auth.NewCache(),
-			Credential: credentials.Credential(o.store),
+			Credential: credential,
 		}
 		if o.UserAgent != "" {
 			o.client.SetUserAgent(o.UserAgent)

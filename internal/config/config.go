@@ -42,7 +42,8 @@ type Config struct {
 		Cascade bool `yaml:"cascade" usage:"deleting a manifest deletes its referrers and the children only it uses"`
 	} `yaml:"delete"`
 	Uploads struct {
-		TTL time.Duration `yaml:"ttl" usage:"how long an upload session may go unwritten before it is reclaimed"`
+		TTL      time.Duration `yaml:"ttl" usage:"how long an upload session may go unwritten before it is reclaimed"`
+		EmptyTTL time.Duration `yaml:"empty-ttl" usage:"how long an upload session that holds no bytes is kept"`
 	} `yaml:"uploads"`
 	Shutdown struct {
 		Timeout time.Duration `yaml:"timeout" usage:"how long shutdown waits for requests in flight"`
@@ -67,6 +68,9 @@ type Config struct {
 		Postgres struct {
 			URL      string `yaml:"url" usage:"PostgreSQL connection URL; setting it keeps metadata in PostgreSQL instead of the data dir"`
 			MaxConns int    `yaml:"max-conns" usage:"most connections to PostgreSQL per replica (0: the driver's default)"`
+			// Timeout bounds each round trip to PostgreSQL: past it the database
+			// counts as unavailable, and the request is answered 503.
+			Timeout time.Duration `yaml:"timeout" usage:"longest wait for PostgreSQL to answer a statement or give a connection; past it the request is answered 503"`
 		} `yaml:"postgres"`
 	} `yaml:"metadata"`
 	GC struct {
@@ -80,6 +84,10 @@ type Config struct {
 		BodyWindow   time.Duration `yaml:"body-window" usage:"the window of limits.body-min-bytes (0: no minimum body rate)"`
 		// ManifestMemory is at least 4 MiB: the largest manifest must fit.
 		ManifestMemory int `yaml:"manifest-memory" usage:"bytes of manifest bodies held at once across all requests; past it a manifest PUT waits a moment, then is answered 429"`
+		// UploadsPerRepository and UploadsPerCaller bound the upload sessions open at
+		// once; 0 is no bound.
+		UploadsPerRepository int `yaml:"uploads-per-repository" usage:"upload sessions one repository may have open at once; past it a new one is answered 429 (0: no limit)"`
+		UploadsPerCaller     int `yaml:"uploads-per-caller" usage:"upload sessions one caller (a user, a token, an address) may have open at once; past it a new one is answered 429 (0: no limit)"`
 	} `yaml:"limits"`
 	// Auth is who may do what. With no users, client CA or policies, anyone may do
 	// anything, which graft serve allows on a loopback address only.
@@ -88,11 +96,15 @@ type Config struct {
 	// pointers as Auth's lists are.
 	Retention     *[]RetentionPolicy `yaml:"retention,omitempty" config:"file"`
 	ImmutableTags *[]ImmutableTags   `yaml:"immutable-tags,omitempty" config:"file"`
-	// Events are the registry's changes as others follow them: webhooks.
+	// Events are the registry's changes as others follow them: webhooks, and the
+	// replication rules.
 	Events Events `yaml:"events"`
 	// Replication are the rules that copy graphs to other registries as they change,
 	// a list set in the configuration file only.
 	Replication *[]ReplicationRule `yaml:"replication,omitempty" config:"file"`
+	// Mirrors are pull-through mirrors of other registries, a list set in the
+	// configuration file only.
+	Mirrors *[]Mirror `yaml:"mirrors,omitempty" config:"file"`
 	// TLS serves HTTPS instead of plain HTTP.
 	TLS TLS `yaml:"tls"`
 }
@@ -176,7 +188,7 @@ type ImmutableTags struct {
 // Events are how the registry's changes reach others.
 type Events struct {
 	Source string        `yaml:"source" usage:"the CloudEvents source of the events webhooks receive: a URI naming this registry (default: graft://<host name>)"`
-	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it"`
+	Keep   time.Duration `yaml:"keep" usage:"how long an event stays in the outbox once every webhook and replication rule has passed it (default 1h)"`
 	// Webhooks receive every change, a list set in the configuration file only.
 	Webhooks *[]Webhook `yaml:"webhooks,omitempty" config:"file"`
 }
@@ -205,8 +217,8 @@ type Webhook struct {
 type ReplicationRule struct {
 	// Name names it in the outbox, the status, the metrics and graft replicate --rule.
 	Name string `yaml:"name"`
-	// URL is the destination registry, https://registry.example; http:// is allowed
-	// for a loopback address only.
+	// URL is the destination registry, https://registry.example, or http:// for one
+	// that serves without TLS.
 	URL string `yaml:"url"`
 	// Repositories are patterns of the repositories replicated; all when empty.
 	Repositories []string `yaml:"repositories"`
@@ -226,6 +238,23 @@ type ReplicationRule struct {
 type Credentials struct {
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password-file"`
+}
+
+// Mirror is a pull-through mirror: the repositories under Prefix are copies of an
+// upstream registry's, fetched when first pulled and served from the registry after.
+type Mirror struct {
+	// Prefix ends in a slash: with "hub/", hub/library/alpine is upstream's
+	// library/alpine.
+	Prefix string `yaml:"prefix"`
+	// Upstream is the registry's URL, https://registry-1.docker.io; http:// is allowed
+	// for a loopback address only.
+	Upstream string `yaml:"upstream"`
+	// Credentials log in to the upstream; without them, those the Docker config file
+	// of graft serve (DOCKER_CONFIG, ~/.docker/config.json) has for its host, if any.
+	Credentials *Credentials `yaml:"credentials"`
+	// TagTTL is how long a tag, and the referrers of a manifest, are served as fetched
+	// before upstream is asked again; 1h when unset.
+	TagTTL time.Duration `yaml:"tag-ttl"`
 }
 
 // TLS is the certificate graft serve serves HTTPS with, and the CA of the client
@@ -252,12 +281,16 @@ func Default() Config {
 	c.Log.Access = true
 	c.Delete.Cascade = true
 	c.Uploads.TTL = 24 * time.Hour
+	c.Uploads.EmptyTTL = time.Hour
 	c.Shutdown.Timeout = 30 * time.Second
+	c.Metadata.Postgres.Timeout = 10 * time.Second
 	c.GC.Delay = time.Hour
 	c.GC.OrphanReferrers = "delete"
 	c.Limits.BodyMinBytes = 16 << 10
 	c.Limits.BodyWindow = 30 * time.Second
 	c.Limits.ManifestMemory = 64 << 20
+	c.Limits.UploadsPerRepository = 1000
+	c.Limits.UploadsPerCaller = 500
 	c.Auth.LoginFailures = 10
 	c.Auth.LoginWindow = time.Minute
 	c.Auth.Token.Service = "graft"
@@ -550,8 +583,11 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log.level must be debug, info, warn or error, not %q", c.Log.Level)
 	}
-	if c.Uploads.TTL <= 0 {
-		return errors.New("config: uploads.ttl must be positive")
+	if c.Uploads.TTL <= 0 || c.Uploads.EmptyTTL <= 0 {
+		return errors.New("config: uploads.ttl and uploads.empty-ttl must be positive")
+	}
+	if c.Limits.UploadsPerRepository < 0 || c.Limits.UploadsPerCaller < 0 {
+		return errors.New("config: limits.uploads-per-repository and limits.uploads-per-caller must not be negative")
 	}
 	if c.Shutdown.Timeout <= 0 {
 		return errors.New("config: shutdown.timeout must be positive")
@@ -563,6 +599,9 @@ func (c *Config) validate() error {
 	case "delete", "keep":
 	default:
 		return fmt.Errorf("config: gc.orphan-referrers must be delete or keep, not %q", c.GC.OrphanReferrers)
+	}
+	if c.Metadata.Postgres.Timeout <= 0 {
+		return errors.New("config: metadata.postgres.timeout must be positive")
 	}
 	if c.GC.Delay < 0 || c.GC.Interval < 0 {
 		return errors.New("config: gc.delay and gc.interval must not be negative")

@@ -236,7 +236,7 @@ func TestSomeFlags(t *testing.T) {
 	config.AddFlags(fs, "data-dir", "metadata", "auth.htpasswd")
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
-	want := []string{"auth-htpasswd", "config", "data-dir", "metadata-postgres-max-conns", "metadata-postgres-url"}
+	want := []string{"auth-htpasswd", "config", "data-dir", "metadata-postgres-max-conns", "metadata-postgres-timeout", "metadata-postgres-url"}
 	if !slices.Equal(names, want) {
 		t.Errorf("flags %q, want %q", names, want)
 	}

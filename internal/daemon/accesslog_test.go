@@ -65,7 +65,7 @@ func serve(t *testing.T, configure func(*config.Config)) (string, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := daemon.Handler(reg, &cfg, authn, log)
+	h, err := daemon.Handler(reg, &cfg, authn, log, daemon.Extras{})
 	if err != nil {
 		t.Fatal(err)
 	}

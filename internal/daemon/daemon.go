@@ -16,6 +16,8 @@ import (
 	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
+	"github.com/graft-registry/graft/internal/events"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/server"
 	"github.com/graft-registry/graft/internal/ui"
@@ -41,7 +43,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	reg, err := NewRegistry(st, cfg, log)
+	bell := &events.Bell{}
+	reg, err := newRegistry(st, cfg, bell.Ring, log)
 	if err != nil {
 		return err
 	}
@@ -53,7 +56,26 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	handler, err := Handler(reg, cfg, authn, log)
+	mirrors, err := NewMirrors(reg, cfg, log)
+	if err != nil {
+		return err
+	}
+	if mirrors != nil {
+		// after the server has stopped: the fetches it started end with it
+		defer mirrors.Close()
+	}
+
+	consumers, err := Consumers(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	var dispatcher *events.Dispatcher
+	var reporter server.EventReporter
+	if len(consumers) > 0 {
+		dispatcher = events.NewDispatcher(st.Meta, consumers, events.Options{Holder: holder(), Keep: cfg.Events.Keep, Bell: bell, Logger: log})
+		reporter = dispatcher
+	}
+	handler, err := Handler(reg, cfg, authn, log, Extras{Events: reporter, Mirrors: mirrors})
 	if err != nil {
 		return err
 	}
@@ -79,11 +101,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
 	defer stopJanitor()
-	go reg.RunJanitor(janitorCtx, min(cfg.Uploads.TTL/4, time.Hour))
+	go reg.RunJanitor(janitorCtx, registry.JanitorInterval(RegistryOptions(cfg, log)))
 	if cfg.GC.Interval > 0 {
 		go reg.RunGC(janitorCtx, cfg.GC.Interval, GCOptions(cfg))
 	}
 	go reg.RunPulls(janitorCtx, pullFlush)
+	if dispatcher != nil {
+		go dispatcher.Run(janitorCtx)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -112,14 +137,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // pullFlush is how often the pull times a replica recorded are written to the store.
 const pullFlush = 10 * time.Second
 
+// Extras are the parts of graft serve a configuration may leave out: the followers of
+// the outbox and the pull-through mirrors; nil for none.
+type Extras struct {
+	Events  server.EventReporter
+	Mirrors *mirror.Set
+}
+
 // Handler is what graft serve serves: the API and the web view, behind the access log.
 // authn may be nil (access control off).
-func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger) (http.Handler, error) {
+func Handler(reg *registry.Registry, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger, x Extras) (http.Handler, error) {
 	proxies, err := config.ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
-	h := ui.Mount(server.New(reg, server.Options{Logger: log, Auth: authn, Limits: Limits(cfg)}),
+	opts := server.Options{Logger: log, Auth: authn, Limits: Limits(cfg), Events: x.Events}
+	if x.Mirrors != nil {
+		opts.Mirror = x.Mirrors
+	}
+	h := ui.Mount(server.New(reg, opts),
 		ui.New(reg, ui.Options{Auth: authn, Logger: log}))
 	return accesslog.Handler(h, accesslog.Options{
 		Logger:     log,

@@ -17,6 +17,7 @@ import (
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/postgres"
 	"github.com/graft-registry/graft/internal/metastore/sqlite"
+	"github.com/graft-registry/graft/internal/mirror"
 	"github.com/graft-registry/graft/internal/pattern"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -126,7 +127,7 @@ func existingDataDir(dir string) error {
 
 func openMeta(ctx context.Context, cfg *config.Config) (metastore.Store, string, error) {
 	if c := cfg.Metadata.Postgres; c.URL != "" {
-		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns)})
+		m, err := postgres.Open(ctx, postgres.Options{URL: c.URL, MaxConns: int32(c.MaxConns), Timeout: c.Timeout})
 		if err != nil {
 			return nil, "", err
 		}
@@ -156,6 +157,12 @@ func (s *Stores) Close() error {
 
 // NewRegistry returns the registry service cfg describes, on st.
 func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Registry, error) {
+	return newRegistry(st, cfg, nil, log)
+}
+
+// newRegistry is NewRegistry, telling published when a change that wrote events has
+// committed.
+func newRegistry(st *Stores, cfg *config.Config, published func(), log *slog.Logger) (*registry.Registry, error) {
 	retention, err := Retention(cfg)
 	if err != nil {
 		return nil, err
@@ -164,15 +171,30 @@ func NewRegistry(st *Stores, cfg *config.Config, log *slog.Logger) (*registry.Re
 	if err != nil {
 		return nil, err
 	}
-	return registry.New(st.Blobs, st.Meta, registry.Options{
-		Cascade:       cfg.Delete.Cascade,
-		UploadTTL:     cfg.Uploads.TTL,
-		Redirect:      cfg.Storage.S3.Redirect,
-		TrackPulls:    true,
-		Retention:     retention,
-		ImmutableTags: immutable,
-		Logger:        log,
-	}), nil
+	mirrors, err := Mirrors(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := RegistryOptions(cfg, log)
+	opts.Retention, opts.ImmutableTags = retention, immutable
+	opts.Events, opts.Published = followed(cfg), published
+	opts.ReadOnly = mirror.ReadOnly(mirrors)
+	return registry.New(st.Blobs, st.Meta, opts), nil
+}
+
+// RegistryOptions are the registry service's settings cfg describes, but for the
+// retention policies and immutable tags, which NewRegistry compiles.
+func RegistryOptions(cfg *config.Config, log *slog.Logger) registry.Options {
+	return registry.Options{
+		Cascade:              cfg.Delete.Cascade,
+		UploadTTL:            cfg.Uploads.TTL,
+		EmptyUploadTTL:       cfg.Uploads.EmptyTTL,
+		UploadsPerRepository: cfg.Limits.UploadsPerRepository,
+		UploadsPerCaller:     cfg.Limits.UploadsPerCaller,
+		Redirect:             cfg.Storage.S3.Redirect,
+		TrackPulls:           true,
+		Logger:               log,
+	}
 }
 
 // Retention compiles the retention policies of cfg, naming the first that is wrong.

@@ -35,6 +35,11 @@ var (
 	// PreconditionFailed is graft's: a conditional manifest push (If-Match, as HTTP
 	// has it) whose tag names another manifest by now.
 	PreconditionFailed = Code{"PRECONDITION_FAILED", http.StatusPreconditionFailed}
+	// Unavailable is distribution's, which clients know: a store the registry needs
+	// cannot be reached for now (the same request may succeed later), or a pull-through
+	// mirror's upstream failed it and it holds no copy (503 when the upstream cannot be
+	// reached, 502 when it answered wrongly).
+	Unavailable = Code{"UNAVAILABLE", http.StatusServiceUnavailable}
 	// Unknown is what any error without a code becomes: its text is never shown.
 	Unknown = Code{"UNKNOWN", http.StatusInternalServerError}
 )

@@ -46,8 +46,40 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Keep is how long an event stays in the outbox once every consumer has passed
 	// it (1 h).
-	Keep   time.Duration
+	Keep time.Duration
+	// Bell, when set, wakes idle consumers at once: this process rings it when a change
+	// that wrote events commits. Without it, or for another replica's changes, they
+	// look every Poll.
+	Bell   *Bell
 	Logger *slog.Logger
+}
+
+// A Bell wakes the idle consumers of a dispatcher.
+type Bell struct {
+	mu        sync.Mutex
+	listeners []chan struct{}
+}
+
+// Ring wakes every idle consumer; it never blocks.
+func (b *Bell) Ring() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.listeners {
+		select {
+		case c <- struct{}{}:
+		default: // already rung: one wake-up covers every event before it
+		}
+	}
+}
+
+func (b *Bell) listen() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	if b != nil {
+		b.mu.Lock()
+		b.listeners = append(b.listeners, c)
+		b.mu.Unlock()
+	}
+	return c
 }
 
 func (o *Options) defaults() {
@@ -145,6 +177,7 @@ func (d *Dispatcher) forgetUnconfigured(ctx context.Context) {
 // follow delivers the events of c while this process holds its lease.
 func (d *Dispatcher) follow(ctx context.Context, c Consumer) {
 	failures := 0
+	bell := d.opts.Bell.listen()
 	for ctx.Err() == nil {
 		held, err := d.claim(ctx, c.Name)
 		if err != nil {
@@ -172,9 +205,21 @@ func (d *Dispatcher) follow(ctx context.Context, c Consumer) {
 			}
 			sleep(ctx, pause)
 		case n == 0:
+			if failures > 0 {
+				d.log.Info("events: delivering again", "consumer", c.Name, "after_failures", failures)
+			}
 			failures = 0
-			sleep(ctx, d.opts.Poll)
+			t := time.NewTimer(d.opts.Poll)
+			select {
+			case <-t.C:
+			case <-bell:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		default:
+			if failures > 0 {
+				d.log.Info("events: delivering again", "consumer", c.Name, "after_failures", failures, "delivered", n)
+			}
 			failures = 0
 		}
 	}

@@ -22,6 +22,10 @@ var (
 	ErrNotFound = errors.New("metastore: not found")
 	// ErrExists is returned when what a call would create exists already.
 	ErrExists = errors.New("metastore: already exists")
+	// ErrUnavailable is in the chain of an error met reaching the store's database (a
+	// connection refused, reset or silent past a timeout), rather than an answer of its
+	// own: a request that meets it may succeed later, unchanged.
+	ErrUnavailable = errors.New("metastore: the metadata store is unavailable")
 )
 
 // The contract is split by role, as a consumer needs it: the registry's push takes
@@ -34,7 +38,29 @@ type Store interface {
 	Updater
 	BlobSweeper
 	EventSequencer
+	StatsReader
 	Close() error
+}
+
+// StatsReader reads the registry-wide counters, for metrics.
+type StatsReader interface {
+	// Stats returns the counters the store keeps as it changes: reading them costs
+	// the same however large the registry.
+	Stats(ctx context.Context) (*Stats, error)
+}
+
+// Stats are registry-wide counts.
+type Stats struct {
+	// Repositories counts the repositories that exist (not those deleted).
+	Repositories int64
+	// Manifests counts the manifests by kind (Manifest.Kind).
+	Manifests map[string]int64
+	Tags      int64
+	// Size is the sum of the repositories' sizes (Repository.Size): a blob that
+	// several repositories may read counts in each.
+	Size int64
+	// Uploads counts the upload sessions under way.
+	Uploads int64
 }
 
 // Pinger is a store that can tell cheaply whether it answers: a readiness probe asks it
@@ -91,6 +117,9 @@ type ManifestReader interface {
 	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// MissingManifests returns those of ds that are not manifests of repo.
 	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// ManifestSizes returns the size of each of ds that is a manifest of repo, in one
+	// lookup; the others are not in the map.
+	ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
 }
 
 // ContentReader serves pulls: a lookup that reads no more than a pull needs.
@@ -156,6 +185,13 @@ type BlobReader interface {
 	BlobRepository(ctx context.Context, d digest.Digest) (string, error)
 	// MissingBlobs returns those of ds that repo may not read.
 	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// BlobSizes returns the size of each of ds that repo may read, in one lookup; the
+	// others are not in the map.
+	BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
+	// LockingManifest returns a manifest of repo that names blob d and whose attributes
+	// refuse its delete (DeleteEnabled or WriteEnabled off), or ErrNotFound: a lock
+	// protects the blobs of what it locks.
+	LockingManifest(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error)
 }
 
 // UploadReader reads upload sessions.
@@ -164,6 +200,12 @@ type UploadReader interface {
 	Upload(ctx context.Context, id string) (*Upload, error)
 	// StaleUploads returns up to n upload sessions last written before t.
 	StaleUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// EmptyUploads returns up to n upload sessions created before t and never written
+	// since (Modified equal to Created).
+	EmptyUploads(ctx context.Context, t time.Time, n int) ([]Upload, error)
+	// OpenUploads counts the upload sessions of repo and those of owner, each up to
+	// upTo: a count costs what upTo allows, however many sessions are open.
+	OpenUploads(ctx context.Context, repo, owner string, upTo int) (ofRepo, ofOwner int, err error)
 }
 
 // TokenReader reads repository-scoped access tokens.
@@ -195,6 +237,7 @@ type GCReader interface {
 // Tx is a read-write transaction.
 type Tx interface {
 	Reader
+	RepositoryWriter
 	ManifestWriter
 	BlobWriter
 	AttributeWriter
@@ -202,6 +245,15 @@ type Tx interface {
 	TokenWriter
 	PullRecorder
 	EventWriter
+}
+
+// RepositoryWriter removes repositories.
+type RepositoryWriter interface {
+	// DeleteRepository removes repo with everything in it: its manifests, tags and
+	// links to blobs (the blobs are left for garbage collection), or returns
+	// ErrNotFound. The repository is then gone from every listing and lookup; a write
+	// to its name creates it anew, with every attribute enabled.
+	DeleteRepository(ctx context.Context, repo string) error
 }
 
 // ManifestWriter stores manifests and moves tags.
@@ -263,7 +315,8 @@ type AttributeWriter interface {
 type UploadWriter interface {
 	// CreateUpload records a new upload session.
 	CreateUpload(ctx context.Context, u *Upload) error
-	// TouchUpload records a write to upload id at t.
+	// TouchUpload records a write to upload id at t; the registry records only writes
+	// that left bytes in the session, so that an untouched session is an empty one.
 	TouchUpload(ctx context.Context, id string, t time.Time) error
 	// DeleteUpload forgets upload id, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, id string) error
@@ -491,8 +544,11 @@ type Pull struct {
 
 // Upload is an upload session of a repository.
 type Upload struct {
-	ID       string
-	Repo     string
+	ID   string
+	Repo string
+	// Owner names who opened it (a user, a token, an address), so that the sessions a
+	// caller holds open can be counted.
+	Owner    string
 	Created  time.Time
 	Modified time.Time
 }

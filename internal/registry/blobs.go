@@ -118,9 +118,13 @@ type nopCloser struct{ io.ReadSeeker }
 func (nopCloser) Close() error { return nil }
 
 // DeleteBlob takes blob ref from repo. The bytes stay while other repositories use
-// them; garbage collection reclaims them once none does.
+// them; garbage collection reclaims them once none does. A lock protects what it
+// locks: a blob that a manifest of repo locked against deletes names stays.
 func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 	if err := checkName(repo); err != nil {
+		return err
+	}
+	if err := r.checkClientChange(repo); err != nil {
 		return err
 	}
 	d, err := parseDigest(ref)
@@ -129,6 +133,13 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 	}
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
 		if err := checkRepoDelete(ctx, tx, repo); err != nil {
+			return err
+		}
+		m, err := tx.LockingManifest(ctx, repo, d)
+		switch {
+		case err == nil:
+			return errDenied("blob %s is named by manifest %s, which is locked against deletes", d, m)
+		case !errors.Is(err, metastore.ErrNotFound):
 			return err
 		}
 		return tx.UnlinkBlob(ctx, repo, d)
@@ -147,6 +158,9 @@ func (r *Registry) DeleteBlob(ctx context.Context, repo, ref string) error {
 // repository that has the blob serves.
 func (r *Registry) MountBlob(ctx context.Context, repo, from, ref string) (digest.Digest, bool, error) {
 	if err := checkName(repo); err != nil {
+		return "", false, err
+	}
+	if err := r.checkClientChange(repo); err != nil {
 		return "", false, err
 	}
 	d, err := parseDigest(ref)

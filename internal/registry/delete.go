@@ -40,6 +40,9 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return nil, err
+	}
 	if !reference.IsDigest(ref) {
 		return &Deleted{}, r.deleteTag(ctx, repo, ref)
 	}
@@ -76,6 +79,7 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 	if err != nil {
 		return nil, internal("delete manifest", err)
 	}
+	r.published()
 	return out, nil
 }
 
@@ -86,6 +90,9 @@ func (r *Registry) DeleteManifest(ctx context.Context, repo, ref string) (*Delet
 // empty: deleting a tag removes only the tag.
 func (r *Registry) DeletePlan(ctx context.Context, repo, ref string) (*Deleted, error) {
 	if err := checkName(repo); err != nil {
+		return nil, err
+	}
+	if err := r.checkClientChange(repo); err != nil {
 		return nil, err
 	}
 	var (
@@ -157,6 +164,7 @@ func (r *Registry) deleteTag(ctx context.Context, repo, tag string) error {
 	if err != nil {
 		return internal("delete tag", err)
 	}
+	r.published()
 	return nil
 }
 

@@ -31,6 +31,13 @@ func (r *Registry) publish(ctx context.Context, tx metastore.EventWriter, typ, r
 	return tx.AppendEvent(ctx, &metastore.Event{Type: typ, Repo: repo, Time: r.now(), Data: b})
 }
 
+// published tells Options.Published that events have committed.
+func (r *Registry) published() {
+	if r.opts.Events && r.opts.Published != nil {
+		r.opts.Published()
+	}
+}
+
 // publishPush writes the events of a push of m under tags: the push, and each tag it
 // moved from another manifest (previous, by tag).
 func (r *Registry) publishPush(ctx context.Context, tx metastore.EventWriter, m *metastore.Manifest, tags []string, previous map[string]digest.Digest) error {

@@ -42,6 +42,11 @@ type GCOptions struct {
 	// removals are made in a transaction that is rolled back, so that what removing
 	// manifests frees (links, then blobs) is listed as the run would find it.
 	DryRun bool
+	// PolicyTime, when set, is the time retention policies measure the ages of tags
+	// and untagged manifests and the last pulls from, instead of the clock: what the
+	// policies remove as of that day. The grace period is the clock's all the same, so
+	// that nothing just pushed goes.
+	PolicyTime time.Time
 }
 
 // GCReport is what a garbage collection removed, or would remove.
@@ -107,7 +112,7 @@ func newGCMetrics() *gcMetrics {
 // Collectors are the registry's metrics.
 func (r *Registry) Collectors() []prometheus.Collector {
 	m := r.gcm
-	return []prometheus.Collector{m.runs, m.removed, m.retained, m.bytes, m.duration, m.lastClean}
+	return []prometheus.Collector{m.runs, m.removed, m.retained, m.bytes, m.duration, m.lastClean, statsCollector{r}}
 }
 
 // GC collects garbage once.
@@ -151,8 +156,8 @@ func (r *Registry) gc(ctx context.Context, o GCOptions, rep *GCReport) error {
 		if err != nil {
 			return fmt.Errorf("gc: list repositories: %w", err)
 		}
-		if !repo.Attributes.DeleteEnabled {
-			continue // a locked repository keeps everything
+		if !deletable(repo.Attributes) {
+			continue // a repository locked against deletes keeps everything
 		}
 		plan, err := r.planRepository(ctx, o, repo.Name)
 		if err != nil {
@@ -272,6 +277,9 @@ type repoPlan struct {
 func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string) (*repoPlan, error) {
 	now := r.now()
 	grace := now.Add(-o.Delay)
+	if !o.PolicyTime.IsZero() {
+		now = o.PolicyTime
+	}
 	plan := &repoPlan{reg: r, repo: repo, policy: r.policy(repo), cutoff: grace, why: map[digest.Digest]string{},
 		sizes: map[digest.Digest]int64{}}
 	nodes := map[digest.Digest]*metastore.Node{}
@@ -323,7 +331,9 @@ func (r *Registry) planRepository(ctx context.Context, o GCOptions, repo string)
 	p := plan.policy
 	if p != nil {
 		if p.DeleteUntaggedOlderThan > o.Delay {
-			plan.cutoff = now.Add(-p.DeleteUntaggedOlderThan)
+			if c := now.Add(-p.DeleteUntaggedOlderThan); c.Before(grace) { // a later PolicyTime keeps the grace period
+				plan.cutoff = c
+			}
 		}
 		var tags []metastore.TagInfo
 		list := func(ctx context.Context, after string, n int) ([]metastore.TagInfo, error) {
@@ -599,9 +609,10 @@ type graphWriter interface {
 	metastore.ManifestWriter
 }
 
-// removeManifest removes manifest d of repo when it is still garbage: unlocked, older
-// than cutoff, listed by no index, named by no tag but tag-schema tags whose subjects
-// are gone, and, if it has a subject, the subject is gone.
+// removeManifest removes manifest d of repo when it is still garbage: not locked
+// against deletes, older than cutoff, listed by no index, named by no tag but
+// tag-schema tags whose subjects are gone, and, if it has a subject, the subject is
+// gone.
 func removeManifest(ctx context.Context, tx graphWriter, repo string, d digest.Digest, cutoff time.Time) (bool, error) {
 	return removeManifestAsOf(ctx, tx, repo, d, cutoff, nil)
 }
@@ -619,7 +630,9 @@ func removeManifestAsOf(ctx context.Context, tx graphWriter, repo string, d dige
 	if updated == nil {
 		updated = &m.Updated
 	}
-	if !m.Attributes.DeleteEnabled || !updated.Before(cutoff) {
+	// The mark kept the manifests whose delete attribute is off; a write lock refuses
+	// a delete too, and is looked at here.
+	if !deletable(m.Attributes) || !updated.Before(cutoff) {
 		return false, nil
 	}
 	ps, err := tx.Parents(ctx, repo, d)

@@ -283,13 +283,17 @@ func testGCStress(t *testing.T, r *Registry) {
 		pushers = 16
 		rounds  = 30
 	)
-	// A grace period shorter than the test, so that collections remove what the pushers
-	// leave behind while they go on; a push that takes longer than it, from its first
-	// blob to its manifest, meets MANIFEST_BLOB_UNKNOWN and uploads again.
-	opts := GCOptions{Delay: 200 * time.Millisecond}
+	// The grace period is counted in collections, not in time, so that the test races
+	// the same way on a fast machine and on a slow one: a collection keeps what was
+	// linked or pushed since the collection two before it began. A push that takes
+	// longer than that, from its first blob to its manifest, meets MANIFEST_BLOB_UNKNOWN
+	// and uploads again.
+	clock := &gcClock{grace: 2}
+	r.now = clock.now
+	opts := GCOptions{Delay: gcClockDelay}
 	stop := make(chan struct{})
 	gcDone := make(chan error, 1)
-	var gcRuns, removed int
+	var removed int
 	go func() {
 		for {
 			select {
@@ -298,13 +302,15 @@ func testGCStress(t *testing.T, r *Registry) {
 				return
 			default:
 			}
+			clock.begin()
 			rep, err := r.GC(ctx, opts)
 			if err != nil {
+				clock.stop()
 				gcDone <- err
 				return
 			}
-			gcRuns++
 			removed += len(rep.Manifests) + len(rep.Links) + len(rep.Blobs)
+			clock.end()
 		}
 	}()
 
@@ -316,7 +322,7 @@ func testGCStress(t *testing.T, r *Registry) {
 		go func() {
 			defer wg.Done()
 			var err error
-			if wants[p], err = push(ctx, r, p, rounds); err != nil {
+			if wants[p], err = push(ctx, r, p, rounds, clock.wait); err != nil {
 				errs <- fmt.Errorf("pusher %d: %w", p, err)
 			}
 		}()
@@ -330,9 +336,10 @@ func testGCStress(t *testing.T, r *Registry) {
 	for err := range errs {
 		t.Error(err)
 	}
+	gcRuns := clock.done()
 	t.Logf("%d garbage collections removed %d manifests, links and blobs during the pushes", gcRuns, removed)
-	if gcRuns < 2 || removed == 0 {
-		t.Errorf("%d garbage collections removed %d items during the pushes; the test did not race them", gcRuns, removed)
+	if removed == 0 {
+		t.Errorf("%d garbage collections removed nothing during the pushes; the test did not race them", gcRuns)
 	}
 
 	checkPushed(t, r, wants)
@@ -344,6 +351,87 @@ func testGCStress(t *testing.T, r *Registry) {
 	checkPushed(t, r, wants)
 	checkReachable(t, r)
 	checkNoGarbage(t, r)
+}
+
+// gcClockDelay is the grace period a test gives collections that run on a gcClock.
+const gcClockDelay = time.Hour
+
+// gcClock is a registry's clock (Registry.now) for collections that run one after the
+// other, with a grace period of gcClockDelay: it makes the collection under way keep
+// what changed since the collection grace rounds before it began, and nothing older,
+// however long the rounds take.
+type gcClock struct {
+	grace   int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	starts  []time.Time // of each collection, in order
+	ended   int
+	stopped bool
+}
+
+// begin records that a collection begins.
+func (c *gcClock) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starts = append(c.starts, time.Now())
+}
+
+// end records that the collection under way has ended, and wakes those waiting for it.
+func (c *gcClock) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ended++
+	if c.cond != nil {
+		c.cond.Broadcast()
+	}
+}
+
+// stop records that no collection will run any more, and wakes those waiting for one.
+func (c *gcClock) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.cond != nil {
+		c.cond.Broadcast()
+	}
+}
+
+// done returns how many collections ended.
+func (c *gcClock) done() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
+// wait waits until a collection ends after the call, or ctx ends, or collections
+// stopped.
+func (c *gcClock) wait(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cond == nil {
+		c.cond = sync.NewCond(&c.mu)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.cond.Broadcast()
+	})
+	defer stop()
+	for target := c.ended + 1; c.ended < target && !c.stopped && ctx.Err() == nil; {
+		c.cond.Wait()
+	}
+}
+
+// now is the registry's time: gcClockDelay past the start of the collection grace
+// rounds before the one under way, so that the collection's cutoff is that start. Before
+// there was such a collection, it is the zero time's: nothing is old enough to go.
+func (c *gcClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := len(c.starts) - 1 - c.grace; i >= 0 {
+		return c.starts[i].Add(gcClockDelay)
+	}
+	return time.Time{}.Add(gcClockDelay)
 }
 
 // checkPushed checks that every tag a pusher left names the image it pushed last under
@@ -374,10 +462,11 @@ func stressRepo(p int) string { return fmt.Sprintf("stress/%d", p%4) } // four p
 
 // push is one client: each round it pushes an image sharing layers with the others
 // under a tag that moves, attaches an SBOM and a signature of the SBOM, and sometimes
-// deletes an image it pushed earlier. A push that loses a blob to the collector (the
-// client saw it in the repository, and it went before the manifest came) uploads it
-// again, as clients do on MANIFEST_BLOB_UNKNOWN.
-func push(ctx context.Context, r *Registry, p, rounds int) (map[string][]digest.Digest, error) {
+// deletes an image it pushed earlier; every third round it waits for a collection to
+// pass, so that collections overtake it however fast either runs. A push that loses a
+// blob to the collector (the client saw it in the repository, and it went before the
+// manifest came) uploads it again, as clients do on MANIFEST_BLOB_UNKNOWN.
+func push(ctx context.Context, r *Registry, p, rounds int, collected func(context.Context)) (map[string][]digest.Digest, error) {
 	repo := stressRepo(p)
 	rng := rand.New(rand.NewPCG(uint64(p), 7))
 	var pushed []ocispec.Descriptor
@@ -417,7 +506,9 @@ func push(ctx context.Context, r *Registry, p, rounds int) (map[string][]digest.
 			}
 		}
 		pushed = append(pushed, img)
-		time.Sleep(time.Duration(rng.IntN(100)) * time.Millisecond) // let collections overtake
+		if i%3 == 2 {
+			collected(ctx)
+		}
 		if rng.IntN(3) == 0 && len(pushed) > 1 {
 			victim := pushed[rng.IntN(len(pushed)-1)]
 			_, err := r.DeleteManifest(ctx, repo, victim.Digest.String())
@@ -434,6 +525,11 @@ func push(ctx context.Context, r *Registry, p, rounds int) (map[string][]digest.
 	}
 	return want, nil
 }
+
+// pushRetry is how long pushImage keeps pushing again a manifest whose blobs a
+// collection took meanwhile: a bound in time, not in attempts, which a slow machine
+// would use up sooner.
+const pushRetry = 5 * time.Minute
 
 func pushImage(ctx context.Context, r *Registry, repo, tag string, subject *ocispec.Descriptor, artifactType string, layers []string) (ocispec.Descriptor, error) {
 	contents := append([]string{"config " + fmt.Sprint(layers)}, layers...)
@@ -454,6 +550,7 @@ func pushImage(ctx context.Context, r *Registry, repo, tag string, subject *ocis
 	if ref == "" {
 		ref = d.String()
 	}
+	deadline := time.Now().Add(pushRetry)
 	for attempt := 0; ; attempt++ {
 		for _, c := range contents {
 			bd := digest.FromString(c)
@@ -468,11 +565,11 @@ func pushImage(ctx context.Context, r *Registry, repo, tag string, subject *ocis
 		}
 		_, err := r.PutManifest(ctx, repo, ref, ocispec.MediaTypeImageManifest, b, nil)
 		var e *errcode.Error
-		if err != nil && errors.As(err, &e) && e.Code == errcode.ManifestBlobUnknown && attempt < 3 {
+		if err != nil && errors.As(err, &e) && e.Code == errcode.ManifestBlobUnknown && time.Now().Before(deadline) {
 			continue
 		}
 		if err != nil {
-			return ocispec.Descriptor{}, fmt.Errorf("put manifest: %w", err)
+			return ocispec.Descriptor{}, fmt.Errorf("put manifest (attempt %d): %w", attempt+1, err)
 		}
 		return ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: int64(len(b))}, nil
 	}

@@ -30,6 +30,18 @@ func repoAttributes(ctx context.Context, rd metastore.RepositoryReader, repo str
 	return a, err
 }
 
+// checkClientChange refuses a client's push or delete in repo when the repository is
+// read-only to clients (Options.ReadOnly).
+func (r *Registry) checkClientChange(repo string) error {
+	if r.opts.ReadOnly == nil {
+		return nil
+	}
+	if why := r.opts.ReadOnly(repo); why != "" {
+		return errDenied("%s", why)
+	}
+	return nil
+}
+
 func checkRepoWrite(ctx context.Context, rd metastore.RepositoryReader, repo string) error {
 	a, err := repoAttributes(ctx, rd, repo)
 	if err != nil {

@@ -106,6 +106,9 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	if err := checkName(repo); err != nil {
 		return nil, err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return nil, err
+	}
 	if len(body) > manifest.MaxSize {
 		return nil, errcode.New(errcode.ManifestInvalid, "manifest larger than %d bytes", manifest.MaxSize).TooLarge()
 	}
@@ -143,34 +146,13 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	if parsed.Config != nil {
 		m.Platform = r.platform(ctx, parsed.Config)
 	}
-	var blobs, children []digest.Digest
-	for _, ref := range m.References {
-		if ref.Manifest {
-			children = append(children, ref.Digest)
-		} else {
-			blobs = append(blobs, ref.Digest)
-		}
-	}
 
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		missing, err := tx.MissingBlobs(ctx, repo, blobs)
-		if err != nil {
+		if err := checkReferences(ctx, tx, m); err != nil {
 			return err
-		}
-		if len(missing) > 0 {
-			return errcode.New(errcode.ManifestBlobUnknown, "blob %s is not in the repository", missing[0]).
-				WithDetail(missing)
-		}
-		missing, err = tx.MissingManifests(ctx, repo, children)
-		if err != nil {
-			return err
-		}
-		if len(missing) > 0 {
-			return errcode.New(errcode.ManifestBlobUnknown, "manifest %s is not in the repository", missing[0]).
-				WithDetail(missing)
 		}
 		if err := tx.PutManifest(ctx, m); err != nil {
 			return err
@@ -200,6 +182,7 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	if err != nil {
 		return nil, internal("put manifest", err)
 	}
+	r.published()
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
 }
 
@@ -216,6 +199,66 @@ func (r *Registry) checkTagMove(repo, tag string, d digest.Digest, mv metastore.
 		return errDenied("tag %s is immutable: it names manifest %s", tag, mv.Previous)
 	}
 	return nil
+}
+
+// sizeReader looks up what a manifest names, with sizes.
+type sizeReader interface {
+	BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
+	ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error)
+}
+
+// checkReferences checks that every blob and child manifest m names is in its
+// repository (MANIFEST_BLOB_UNKNOWN) and is the size its descriptor says
+// (MANIFEST_INVALID): a client that reads the manifest must be able to trust the sizes,
+// and a size the registry took unchecked would mislead every total built on it. A
+// subject is no reference (it may not exist yet); non-distributable layers, which no
+// client pushes, are none either.
+func checkReferences(ctx context.Context, rd sizeReader, m *metastore.Manifest) error {
+	var blobs, children []digest.Digest
+	for _, ref := range m.References {
+		if ref.Manifest {
+			children = append(children, ref.Digest)
+		} else {
+			blobs = append(blobs, ref.Digest)
+		}
+	}
+	for _, kind := range []struct {
+		what string
+		ds   []digest.Digest
+		look func(context.Context, string, []digest.Digest) (map[digest.Digest]int64, error)
+	}{{"blob", blobs, rd.BlobSizes}, {"manifest", children, rd.ManifestSizes}} {
+		if len(kind.ds) == 0 {
+			continue
+		}
+		sizes, err := kind.look(ctx, m.Repo, kind.ds)
+		if err != nil {
+			return err
+		}
+		var missing []digest.Digest
+		for _, d := range kind.ds {
+			if _, ok := sizes[d]; !ok {
+				missing = append(missing, d)
+			}
+		}
+		if len(missing) > 0 {
+			return errcode.New(errcode.ManifestBlobUnknown, "%s %s is not in the repository", kind.what, missing[0]).
+				WithDetail(missing)
+		}
+		for _, ref := range m.References {
+			if stored, ok := sizes[ref.Digest]; ok && ref.Manifest == (kind.what == "manifest") && stored != ref.Size {
+				return errcode.New(errcode.ManifestInvalid, "%s %s is %d bytes, not %d as the manifest says",
+					kind.what, ref.Digest, stored, ref.Size).WithDetail(sizeMismatch{ref.Digest, ref.Size, stored})
+			}
+		}
+	}
+	return nil
+}
+
+// sizeMismatch is the detail of a descriptor whose size is not its content's.
+type sizeMismatch struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+	Stored int64         `json:"stored"`
 }
 
 // record is the manifest body, parsed, of digest d as repo stores it, but for the

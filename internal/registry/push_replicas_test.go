@@ -54,7 +54,7 @@ func TestPushesToDistinctTagsDoNotConflict(t *testing.T) {
 	}
 	var before int64
 	for _, s := range stores {
-		before += s.Stats().Retries
+		before += s.TxStats().Retries
 	}
 
 	var wg sync.WaitGroup
@@ -73,7 +73,7 @@ func TestPushesToDistinctTagsDoNotConflict(t *testing.T) {
 
 	var retries int64
 	for _, s := range stores {
-		retries += s.Stats().Retries
+		retries += s.TxStats().Retries
 	}
 	if retries -= before; retries != 0 {
 		t.Errorf("%d pushes to distinct tags retried %d times after a conflict, want 0", replicas*clients*pushes, retries)

@@ -27,6 +27,13 @@ type Options struct {
 	Cascade bool
 	// UploadTTL is how long an upload session may go unwritten before it is reclaimed.
 	UploadTTL time.Duration
+	// EmptyUploadTTL is how long an upload session that holds no bytes is kept; 0
+	// means an hour. No longer than UploadTTL counts.
+	EmptyUploadTTL time.Duration
+	// UploadsPerRepository and UploadsPerCaller bound the upload sessions open at once
+	// in one repository and by one caller (an owner StartUpload is given); 0 is no
+	// bound.
+	UploadsPerRepository, UploadsPerCaller int
 	// Redirect answers blob pulls with a URL of the blob store, when it has them
 	// (blobstore.Redirector), instead of the bytes.
 	Redirect bool
@@ -37,12 +44,19 @@ type Options struct {
 	Retention []RetentionPolicy
 	// ImmutableTags are the tags no push may move and no delete remove.
 	ImmutableTags []ImmutableTags
+	// ReadOnly, when set, says why clients may not change repo, or "" when they may:
+	// the repositories of a pull-through mirror take only what the mirror fetches
+	// (Filler). Garbage collection and retention apply to them as to any.
+	ReadOnly func(repo string) string
 	// Events writes every change to the outbox of the metadata store, in the change's
 	// transaction, for the consumers that follow it (webhooks, replication): manifests
 	// pushed and deleted, tags moved and deleted, by clients, cascades, garbage
 	// collection and retention. Off, nothing is written there.
 	Events bool
-	Logger *slog.Logger
+	// Published, when set, is told that a change which wrote events has committed, so
+	// that this process delivers them at once rather than at its next look.
+	Published func()
+	Logger    *slog.Logger
 }
 
 // Registry is the registry service.
@@ -66,6 +80,10 @@ func New(blobs blobstore.Store, meta metastore.Store, opts Options) *Registry {
 	if opts.UploadTTL <= 0 {
 		opts.UploadTTL = 24 * time.Hour
 	}
+	if opts.EmptyUploadTTL <= 0 {
+		opts.EmptyUploadTTL = time.Hour
+	}
+	opts.EmptyUploadTTL = min(opts.EmptyUploadTTL, opts.UploadTTL)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

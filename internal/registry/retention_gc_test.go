@@ -365,3 +365,65 @@ func testRetentionDuringPushes(t *testing.T, r *Registry) {
 		}
 	}
 }
+
+// TestRetentionPolicyTime: a collection as of another time measures the ages and pulls
+// its policy looks at from then, and still keeps what the grace period keeps by the
+// clock.
+func TestRetentionPolicyTime(t *testing.T) {
+	ctx := t.Context()
+	r := openEmbedded(t)
+	c := setClock(t, r)
+	r.opts.TrackPulls = true
+	day := 24 * time.Hour
+	p := RetentionPolicy{Name: "team", DeleteTagsOlderThan: 2 * day, KeepPulledWithin: day, DeleteUntaggedOlderThan: 2 * day}
+	p.Repositories = mustPatterns(t, pattern.Repositories, "team/**")
+	r.opts.Retention = []RetentionPolicy{p}
+	g := &graph{t: t, r: r, ctx: ctx}
+	const repo = "team/app"
+	t0 := c.Now()
+	old := g.image(repo, "old", nil, "", "old")
+	pulled := g.image(repo, "pulled", nil, "", "pulled")
+	leftover := g.image(repo, "", nil, "", "leftover")
+	c.add(day + 12*time.Hour)
+	g.image(repo, "young", nil, "", "young")
+	c.add(12 * time.Hour)
+	r.RecordPull(repo, pulled.Digest, "pulled")
+	if err := r.FlushPulls(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.add(time.Hour) // the clock: t0 + 2d1h
+
+	manifests := func(ds ...ocispec.Descriptor) []string {
+		out := []string{}
+		for _, d := range ds {
+			out = append(out, repo+"@"+d.Digest.String())
+		}
+		return slices.Sorted(slices.Values(out))
+	}
+	for _, tc := range []struct {
+		name      string
+		at        time.Time
+		delay     time.Duration
+		tags      []string
+		manifests []string
+	}{
+		{"now", time.Time{}, 0, []string{repo + ":old"}, manifests(old, leftover)},
+		{"a day on", t0.Add(3*day + 30*time.Minute), 0, []string{repo + ":old", repo + ":pulled"}, manifests(old, pulled, leftover)},
+		{"a day before", t0.Add(day), 0, []string{}, []string{}},
+		// the grace period, by the clock, keeps what was pushed since
+		{"within the grace period", t0.Add(20 * day), 2*day + 30*time.Minute, []string{repo + ":old", repo + ":pulled"},
+			manifests(old, pulled, leftover)},
+		{"within a longer grace period", t0.Add(20 * day), 3 * day, []string{}, []string{}},
+	} {
+		rep, err := r.GC(ctx, GCOptions{Delay: tc.delay, DryRun: true, PolicyTime: tc.at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Sorted(slices.Values(rep.Tags)); !slices.Equal(got, tc.tags) {
+			t.Errorf("%s: tags removed %v, want %v", tc.name, got, tc.tags)
+		}
+		if got := slices.Sorted(slices.Values(rep.Manifests)); !slices.Equal(got, tc.manifests) {
+			t.Errorf("%s: manifests removed %v, want %v", tc.name, got, tc.manifests)
+		}
+	}
+}

@@ -28,13 +28,21 @@ func errUploadUnknown() error {
 	return errcode.New(errcode.BlobUploadUnknown, "upload session unknown")
 }
 
-// StartUpload opens an upload session in repo and returns its ID.
-func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error) {
+// StartUpload opens an upload session in repo for owner (who asks: a user, a token,
+// an address) and returns its ID. Past the sessions a repository or an owner may hold
+// open (Options.UploadsPerRepository, UploadsPerCaller) it is TOOMANYREQUESTS.
+func (r *Registry) StartUpload(ctx context.Context, repo, owner string) (string, error) {
 	if err := checkName(repo); err != nil {
+		return "", err
+	}
+	if err := r.checkClientChange(repo); err != nil {
 		return "", err
 	}
 	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 		return "", internal("start upload", err)
+	}
+	if err := r.checkOpenUploads(ctx, repo, owner); err != nil {
+		return "", err
 	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
@@ -43,12 +51,38 @@ func (r *Registry) StartUpload(ctx context.Context, repo string) (string, error)
 	defer u.Close()
 	now := r.now()
 	err = r.meta.Update(ctx, func(tx metastore.Tx) error {
-		return tx.CreateUpload(ctx, &metastore.Upload{ID: u.ID(), Repo: repo, Created: now, Modified: now})
+		return tx.CreateUpload(ctx, &metastore.Upload{ID: u.ID(), Repo: repo, Owner: owner, Created: now, Modified: now})
 	})
 	if err != nil {
+		u.Cancel(context.WithoutCancel(ctx)) // a session the metadata does not know would wait for the TTL
 		return "", internal("start upload", err)
 	}
 	return u.ID(), nil
+}
+
+// checkOpenUploads refuses a new session in repo for owner when either holds as many
+// open as it may. The count is read before the session is created, not in its
+// transaction: concurrent sessions of one repository would all conflict over the one
+// count in a serializable transaction. So starts racing each other may pass a bound by
+// as many as race; what a client holds stays bounded.
+func (r *Registry) checkOpenUploads(ctx context.Context, repo, owner string) error {
+	perRepo, perOwner := r.opts.UploadsPerRepository, r.opts.UploadsPerCaller
+	if perRepo <= 0 && perOwner <= 0 {
+		return nil
+	}
+	ofRepo, ofOwner, err := r.meta.OpenUploads(ctx, repo, owner, max(perRepo, perOwner))
+	if err != nil {
+		return internal("count uploads", err)
+	}
+	switch {
+	case perRepo > 0 && ofRepo >= perRepo:
+		return errcode.New(errcode.TooManyRequests,
+			"repository %s has %d upload sessions open, the most it may; finish or cancel one, or wait until unused ones are reclaimed", repo, ofRepo)
+	case perOwner > 0 && ofOwner >= perOwner:
+		return errcode.New(errcode.TooManyRequests,
+			"you have %d upload sessions open, the most one caller may; finish or cancel one, or wait until unused ones are reclaimed", ofOwner)
+	}
+	return nil
 }
 
 // resume opens upload id of repo; to write to it when write is set, which a write lock
@@ -64,6 +98,9 @@ func (r *Registry) resumeRecord(ctx context.Context, repo, id string, write bool
 		return nil, nil, err
 	}
 	if write {
+		if err := r.checkClientChange(repo); err != nil {
+			return nil, nil, err
+		}
 		if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 			return nil, nil, internal("resume upload", err)
 		}
@@ -105,6 +142,9 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 	if err := r.append(ctx, u, c); err != nil {
 		return 0, err
 	}
+	if u.Size() == 0 {
+		return 0, nil // no write: an empty session stays one, and is reclaimed as one
+	}
 	now := r.now()
 	if now.Sub(rec.Modified) < r.opts.UploadTTL/touchSlack {
 		// Recorded as written lately enough: a chunked push would otherwise commit a
@@ -128,13 +168,14 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return errcode.New(errcode.BlobUploadInvalid, "chunk starts at %d, the upload holds %d bytes", c.Start, u.Size()).
 			RangeNotSatisfiable()
 	}
-	body := c.Body
+	body := &readFailure{r: c.Body}
+	var in io.Reader = body
 	if c.Length >= 0 {
 		// Checked while reading, so that a wrong length fails the append, which
 		// then keeps nothing of the chunk.
-		body = &exactReader{r: c.Body, left: c.Length}
+		in = &exactReader{r: body, left: c.Length}
 	}
-	_, err := u.Append(ctx, body)
+	_, err := u.Append(ctx, in)
 	var le *lengthError
 	switch {
 	case err == nil:
@@ -143,9 +184,28 @@ func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) erro
 		return ctx.Err()
 	case errors.As(err, &le):
 		return errcode.New(errcode.SizeInvalid, "the chunk does not hold the %d bytes declared; nothing of it was kept", c.Length)
-	default:
+	case body.err != nil:
 		return errcode.New(errcode.BlobUploadInvalid, "reading the chunk failed; nothing of it was kept")
+	default:
+		// The body was read well: the blob store failed to keep it (a full disk).
+		// That is the server's failure; the upload keeps what it had, to resume.
+		return internal("append upload", err)
 	}
+}
+
+// readFailure reads r and remembers the error reading it met, other than its end: a
+// failed append is the client's doing when the body failed, the store's otherwise.
+type readFailure struct {
+	r   io.Reader
+	err error
+}
+
+func (f *readFailure) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 // exactReader yields what r does, failing when r holds more or fewer than left bytes.
@@ -204,6 +264,9 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err := checkName(repo); err != nil {
 		return "", err
 	}
+	if err := r.checkClientChange(repo); err != nil {
+		return "", err
+	}
 	d, err := parseDigest(ref)
 	if err != nil {
 		return "", err
@@ -211,27 +274,33 @@ func (r *Registry) PutBlob(ctx context.Context, repo, ref string, c Chunk) (dige
 	if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
 		return "", internal("put blob", err)
 	}
+	return d, r.store(ctx, repo, d, c)
+}
+
+// store writes what c holds as blob d of repo, in one pass, and links it.
+func (r *Registry) store(ctx context.Context, repo string, d digest.Digest, c Chunk) error {
 	if p, ok := r.blobs.(blobstore.Putter); ok {
-		return d, r.put(ctx, p, repo, d, c, "")
+		return r.put(ctx, p, repo, d, c, "")
 	}
 	u, err := r.blobs.NewUpload(ctx)
 	if err != nil {
-		return "", internal("put blob", err)
+		return internal("put blob", err)
 	}
 	defer u.Close()
 	if err := r.append(ctx, u, c); err != nil {
 		u.Cancel(ctx)
-		return "", err
+		return err
 	}
-	return d, r.commit(ctx, u, repo, d, "")
+	return r.commit(ctx, u, repo, d, "")
 }
 
 // put stores what c holds as blob d of repo in one pass, and forgets session id (if
 // any). A wrong digest stores nothing.
 func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d digest.Digest, c Chunk, id string) error {
-	body := c.Body
+	src := &readFailure{r: c.Body}
+	var body io.Reader = src
 	if c.Length >= 0 {
-		body = &exactReader{r: c.Body, left: c.Length}
+		body = &exactReader{r: src, left: c.Length}
 	}
 	if err := r.claim(ctx, d, max(c.Length, 0)); err != nil {
 		return err
@@ -247,6 +316,8 @@ func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d d
 		return ctx.Err()
 	case errors.As(err, &le):
 		return errcode.New(errcode.SizeInvalid, "the body does not hold the %d bytes declared; nothing of it was kept", c.Length)
+	case src.err != nil:
+		return errcode.New(errcode.BlobUploadInvalid, "reading the body failed; nothing of it was kept")
 	default:
 		return internal("put blob", err)
 	}
@@ -322,28 +393,52 @@ func (r *Registry) CancelUpload(ctx context.Context, repo, id string) error {
 	return nil
 }
 
-// ExpireUploads reclaims the upload sessions nobody wrote to for the upload TTL, and
-// the bytes of sessions the metadata store does not know (a crash between the two
-// stores), and returns how many it reclaimed.
+// ExpireUploads reclaims the upload sessions nobody wrote to for the upload TTL, those
+// that hold no bytes after the shorter TTL of empty sessions, and the bytes of sessions
+// the metadata store does not know (a crash between the two stores), and returns how
+// many it reclaimed.
 func (r *Registry) ExpireUploads(ctx context.Context) (int, error) {
-	cutoff := r.now().Add(-r.opts.UploadTTL)
+	now := r.now()
+	cutoff := now.Add(-r.opts.UploadTTL)
 	n := 0
-	for {
-		stale, err := r.meta.StaleUploads(ctx, cutoff, 100)
-		if err != nil {
-			return n, internal("expire uploads", err)
-		}
-		for _, s := range stale {
-			expired, err := r.expire(ctx, s.ID, cutoff)
+	for _, c := range []struct {
+		list func(context.Context, time.Time, int) ([]metastore.Upload, error)
+		// keep reports whether a session, looked at again once held, is no longer
+		// what the list found.
+		keep   func(rec *metastore.Upload, u blobstore.Upload) bool
+		cutoff time.Time
+	}{
+		{r.meta.StaleUploads, func(rec *metastore.Upload, _ blobstore.Upload) bool { return rec.Modified.After(cutoff) }, cutoff},
+		{r.meta.EmptyUploads, func(rec *metastore.Upload, u blobstore.Upload) bool {
+			return !rec.Modified.Equal(rec.Created) || u.Size() > 0
+		}, now.Add(-r.opts.EmptyUploadTTL)},
+	} {
+		skip := map[string]bool{} // sessions in use or changed, which a list may return again
+		for {
+			want := len(skip) + 100
+			found, err := c.list(ctx, c.cutoff, want)
 			if err != nil {
 				return n, internal("expire uploads", err)
 			}
-			if expired {
-				n++
+			fresh := 0
+			for _, s := range found {
+				if skip[s.ID] {
+					continue
+				}
+				fresh++
+				expired, err := r.expire(ctx, s.ID, c.keep)
+				if err != nil {
+					return n, internal("expire uploads", err)
+				}
+				if expired {
+					n++
+				} else {
+					skip[s.ID] = true
+				}
 			}
-		}
-		if len(stale) < 100 {
-			break
+			if fresh == 0 || len(found) < want {
+				break
+			}
 		}
 	}
 	err := r.blobs.Uploads(ctx, func(id string, modified time.Time) error {
@@ -365,21 +460,26 @@ func (r *Registry) ExpireUploads(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// expire cancels upload id unless it was written after cutoff. The session is
-// looked at again once its lock is held: a PATCH that held it while the stale list was
-// made has written to it since.
-func (r *Registry) expire(ctx context.Context, id string, cutoff time.Time) (bool, error) {
-	u, err := r.blobs.Resume(ctx, id)
+// expire cancels upload id unless keep says it changed since it was listed. The session
+// is looked at again once its lock is held: a PATCH that held it while the list was
+// made has written to it since. A session held longer than a moment is in use, and
+// left alone.
+func (r *Registry) expire(ctx context.Context, id string, keep func(*metastore.Upload, blobstore.Upload) bool) (bool, error) {
+	held, cancel := context.WithTimeout(ctx, expireWait)
+	u, err := r.blobs.Resume(held, id)
+	cancel()
 	if err == nil {
 		defer u.Close()
 		rec, err := r.meta.Upload(ctx, id)
-		if err == nil && rec.Modified.After(cutoff) {
+		if err == nil && keep(rec, u) {
 			return false, nil
 		}
 		if err != nil && !errors.Is(err, metastore.ErrNotFound) {
 			return false, err
 		}
 		u.Cancel(ctx)
+	} else if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return false, nil // in use
 	} else if !errors.Is(err, blobstore.ErrNotFound) && !errors.Is(err, blobstore.ErrInvalidID) {
 		return false, err
 	}
@@ -388,6 +488,20 @@ func (r *Registry) expire(ctx context.Context, id string, cutoff time.Time) (boo
 		return false, err
 	}
 	return true, nil
+}
+
+// expireWait is how long the janitor waits for a session someone holds before it
+// leaves it for its next run.
+const expireWait = 5 * time.Second
+
+// JanitorInterval is how often RunJanitor should run for the TTLs of opts: a quarter
+// of the shorter, an hour at most.
+func JanitorInterval(opts Options) time.Duration {
+	ttl := opts.UploadTTL
+	if opts.EmptyUploadTTL > 0 {
+		ttl = min(ttl, opts.EmptyUploadTTL)
+	}
+	return min(ttl/4, time.Hour)
 }
 
 // RunJanitor expires stale uploads every interval until ctx ends.

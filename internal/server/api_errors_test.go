@@ -99,6 +99,7 @@ func TestUnknownEndpoints(t *testing.T) {
 			uploads   = "POST"
 			upload    = "GET, HEAD, PUT, PATCH, DELETE"
 			patchable = "GET, HEAD, PATCH"
+			repoAllow = "GET, HEAD, PATCH, DELETE"
 		)
 		d := im.Desc().Digest.String()
 		for _, c := range []struct{ method, path, allow string }{
@@ -118,8 +119,8 @@ func TestUnknownEndpoints(t *testing.T) {
 			{http.MethodDelete, "/oras/artifacts/v1/good/manifests/" + d + "/referrers", get},
 			{http.MethodPost, "/graft/v1/_repositories", get},
 			{http.MethodPatch, "/graft/v1/_repositories", get},
-			{http.MethodPut, "/graft/v1/good", patchable},
-			{http.MethodDelete, "/graft/v1/good", patchable},
+			{http.MethodPut, "/graft/v1/good", repoAllow},
+			{http.MethodPost, "/graft/v1/good", repoAllow},
 			{http.MethodPost, "/graft/v1/good/_manifests", get},
 			{http.MethodPatch, "/graft/v1/good/_manifests", get},
 			{http.MethodDelete, "/graft/v1/good/_manifests/latest", patchable},

@@ -9,6 +9,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/registry"
 	"github.com/graft-registry/graft/internal/registrytest"
 )
 
@@ -425,4 +426,77 @@ func TestCascadeStopsAtLocks(t *testing.T) {
 		wantManifests(t, srv, r.name, true, attSigSig.desc())
 		wantReferrers(t, srv, r.name, att.Digest, attSig.desc())
 	})
+}
+
+// TestLockProtectsBlobs: a lock protects what it locks. A blob that a manifest locked
+// against deletes names, or any manifest of a repository so locked, is not deleted
+// through that repository (DENIED, naming the manifest), and garbage collection leaves
+// it: the locked image still pulls whole. A blob no locked manifest names is deleted as
+// before.
+func TestLockProtectsBlobs(t *testing.T) {
+	t.Parallel()
+	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
+		for _, lock := range deleteLocks {
+			t.Run("a manifest locked by "+lock.name, func(t *testing.T) {
+				s := setupLocks(t, srv, "blob-locks/manifest-"+lock.repo)
+				a := s.a.Digest.String()
+				s.patch(t, srv, a, lock.lock, lock.locked)
+				config := srv.Want(t, http.StatusOK, http.MethodGet, s.manifestPath(a), nil)
+				var m ocispec.Manifest
+				apitest.Decode(t, "manifest", config.Body, &m)
+				// The repository's other image shares no blob with a: its blobs go.
+				unlocked := s.b.Layers[0].Desc.Digest
+				run(t, srv, []call{
+					denied(http.MethodDelete, s.blobPath(s.layerOfA), nil, nil,
+						"blob "+s.layerOfA.String()+" is named by manifest "+a+", which is locked against deletes"),
+					denied(http.MethodDelete, s.blobPath(m.Config.Digest), nil, nil,
+						"blob "+m.Config.Digest.String()+" is named by manifest "+a+", which is locked against deletes"),
+					allowed(http.MethodDelete, s.blobPath(s.extra.Desc.Digest), nil, nil, http.StatusAccepted),
+					allowed(http.MethodDelete, s.blobPath(unlocked), nil, nil, http.StatusAccepted),
+				})
+				wantNoBlob(t, srv, s.r.name, unlocked)
+				collect(t, srv)
+				wantPulls(t, srv, s.r.name, a)
+
+				// Unlocked, the blob is the repository's to delete again.
+				s.patch(t, srv, a, `{"deleteEnabled": true, "writeEnabled": true}`, allEnabled)
+				srv.Want(t, http.StatusAccepted, http.MethodDelete, s.blobPath(s.layerOfA), nil)
+			})
+
+			t.Run("a repository locked by "+lock.name, func(t *testing.T) {
+				s := setupLocks(t, srv, "blob-locks/repo-"+lock.repo)
+				untagged := s.r.image(linuxAMD64, "layer of an untagged image")
+				s.patch(t, srv, "", lock.lock, lock.locked)
+				run(t, srv, []call{
+					denied(http.MethodDelete, s.blobPath(s.layerOfA), nil, nil, "repository "+s.r.name+" is locked against deletes"),
+				})
+				collect(t, srv)
+				wantPulls(t, srv, s.r.name, s.a.Digest.String())
+				wantPulls(t, srv, s.r.name, untagged.Digest.String())
+			})
+		}
+	})
+}
+
+// collect runs a garbage collection with no grace period: whatever nothing keeps goes.
+func collect(t *testing.T, srv *registrytest.Server) {
+	t.Helper()
+	if _, err := srv.Registry.GC(t.Context(), registry.GCOptions{}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+}
+
+// wantPulls checks that manifest ref of repo pulls whole: the manifest and every blob
+// it names, each matching its digest.
+func wantPulls(t *testing.T, srv *registrytest.Server, repo, ref string) {
+	t.Helper()
+	r := srv.Want(t, http.StatusOK, http.MethodGet, "/v2/"+repo+"/manifests/"+ref, nil)
+	var m ocispec.Manifest
+	apitest.Decode(t, "manifest "+ref, r.Body, &m)
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		b := srv.Want(t, http.StatusOK, http.MethodGet, "/v2/"+repo+"/blobs/"+d.Digest.String(), nil)
+		if digest.FromBytes(b.Body) != d.Digest {
+			t.Errorf("blob %s of %s@%s reads as %s", d.Digest, repo, ref, digest.FromBytes(b.Body))
+		}
+	}
 }

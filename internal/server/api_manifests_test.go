@@ -340,6 +340,19 @@ func TestManifestValidation(t *testing.T) {
 				"manifest " + theirs.Desc().Digest.String() + " is not in the repository", ""},
 			{"an index with a blob as a child", "", ocispec.MediaTypeImageIndex, index(im.Layers[0].Desc), 400, "MANIFEST_BLOB_UNKNOWN",
 				"manifest " + im.Layers[0].Desc.Digest.String() + " is not in the repository", ""},
+
+			// And each is the size its descriptor says.
+			{"a config of another size", "", mt, edited(t, im, func(m map[string]any) { m["config"].(map[string]any)["size"] = 5 }),
+				400, "MANIFEST_INVALID", fmt.Sprintf("blob %s is %d bytes, not 5 as the manifest says", im.Config.Desc.Digest, im.Config.Desc.Size),
+				fmt.Sprintf(`{"digest":"%s","size":5,"stored":%d}`, im.Config.Desc.Digest, im.Config.Desc.Size)},
+			{"a layer of 2^62 bytes", "", mt, edited(t, im, func(m map[string]any) { layer0(m)["size"] = int64(1) << 62 }),
+				400, "MANIFEST_INVALID", fmt.Sprintf("blob %s is %d bytes, not %d as the manifest says", im.Layers[0].Desc.Digest, im.Layers[0].Desc.Size, int64(1)<<62), ""},
+			{"an artifact blob of another size", "", manifest.MediaTypeArtifact, artifact(manifest.MediaTypeArtifact, map[string]any{
+				"blobs": []ocispec.Descriptor{{MediaType: "x/y", Digest: im.Layers[0].Desc.Digest, Size: 0}},
+			}), 400, "MANIFEST_INVALID", fmt.Sprintf("blob %s is %d bytes, not 0 as the manifest says", im.Layers[0].Desc.Digest, im.Layers[0].Desc.Size), ""},
+			{"an index child of size 1", "", ocispec.MediaTypeImageIndex, index(ocispec.Descriptor{MediaType: mt, Digest: im.Desc().Digest, Size: 1}),
+				400, "MANIFEST_INVALID", fmt.Sprintf("manifest %s is %d bytes, not 1 as the manifest says", im.Desc().Digest, im.Desc().Size),
+				fmt.Sprintf(`{"digest":"%s","size":1,"stored":%d}`, im.Desc().Digest, im.Desc().Size)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ref := tc.ref
@@ -373,6 +386,12 @@ func TestManifestValidation(t *testing.T) {
 		// A layer a client never pushes (non-distributable) need not be there.
 		foreign := apitest.NewBlob("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", []byte("a foreign layer"))
 		srv.Want(t, http.StatusCreated, http.MethodPut, "/v2/"+repo+"/manifests/foreign", withLayer(foreign.Desc), "Content-Type", mt)
+
+		// A subject need not be there yet, so its size is not checked either.
+		referrer := edited(t, im, func(m map[string]any) {
+			m["subject"] = ocispec.Descriptor{MediaType: mt, Digest: im.Desc().Digest, Size: 1}
+		})
+		srv.Want(t, http.StatusCreated, http.MethodPut, "/v2/"+repo+"/manifests/"+digest.FromBytes(referrer).String(), referrer, "Content-Type", mt)
 
 		// Neither is the name a registry's to take.
 		call{method: http.MethodPut, target: "/v2/Man/valid/manifests/t", body: valid, header: []string{"Content-Type", mt},

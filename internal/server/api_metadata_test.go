@@ -377,19 +377,24 @@ func TestMetadata(t *testing.T) {
 		r.deleted(f.index, f.indexSBOM, f.amd64, f.armv7)
 		r.check("after deleting the index and, by cascade, its sbom and children")
 
-		// Sizes count what was stored, whatever the descriptors claim.
+		// Sizes count what was stored: a descriptor that claims another size is refused,
+		// and counts nothing.
 		claims := newMetaRepo(t, srv, "meta/claims")
 		layer := apitest.NewBlob(ocispec.MediaTypeImageLayerGzip, []byte("a layer whose descriptor lies"))
 		config := apitest.NewBlob(ocispec.MediaTypeImageConfig, apitest.JSON(t, ocispec.Image{Platform: linuxAMD64}))
 		claims.pushBlobs(layer, config)
 		lie := layer.Desc
 		lie.Size += 1000
-		m := claims.pushManifest(apitest.NewBlob(ocispec.MediaTypeImageManifest, apitest.ImageManifest(config.Desc, []ocispec.Descriptor{lie}, "", nil)),
+		srv.Want(t, http.StatusBadRequest, http.MethodPut, "/v2/"+claims.name+"/manifests/lie",
+			apitest.ImageManifest(config.Desc, []ocispec.Descriptor{lie}, "", nil), "Content-Type", ocispec.MediaTypeImageManifest)
+		m := claims.pushManifest(apitest.NewBlob(ocispec.MediaTypeImageManifest, apitest.ImageManifest(config.Desc, []ocispec.Descriptor{layer.Desc}, "", nil)),
 			manifestInfo{ConfigMediaType: ocispec.MediaTypeImageConfig, ArtifactType: ocispec.MediaTypeImageConfig, Kind: "image",
 				TotalSize: config.Desc.Size + layer.Desc.Size, Platform: &platformInfo{OS: "linux", Architecture: "amd64"}})
 		liar := m.desc()
 		liar.Size += 1000
-		claims.pushManifest(apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{liar}, nil), manifestInfo{TotalSize: m.TotalSize, Kind: "index"})
+		srv.Want(t, http.StatusBadRequest, http.MethodPut, "/v2/"+claims.name+"/manifests/liar",
+			apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{liar}, nil).Data, "Content-Type", ocispec.MediaTypeImageIndex)
+		claims.pushManifest(apitest.NewIndex(t, ocispec.MediaTypeImageIndex, []ocispec.Descriptor{m.desc()}, nil), manifestInfo{TotalSize: m.TotalSize, Kind: "index"})
 		claims.check("after the pushes")
 	})
 }

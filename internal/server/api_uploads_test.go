@@ -452,6 +452,34 @@ func TestExpireUploads(t *testing.T) {
 	})
 }
 
+// TestUploadSessionCaps: past the upload sessions a repository or a caller may hold
+// open, a new one is answered 429 TOOMANYREQUESTS with the spec's error body; a
+// monolithic upload and a mount open no session and go on, and a cancelled session
+// makes room.
+func TestUploadSessionCaps(t *testing.T) {
+	t.Parallel()
+	registrytest.Each(t, func(t *testing.T, srv *registrytest.Server) {
+		full := call{method: http.MethodPost, target: "/v2/up/caps/blobs/uploads/", status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS",
+			message: "repository up/caps has 2 upload sessions open, the most it may; finish or cancel one, or wait until unused ones are reclaimed"}
+		mine := call{method: http.MethodPost, target: "/v2/up/caps-other/blobs/uploads/", status: http.StatusTooManyRequests, code: "TOOMANYREQUESTS",
+			message: "you have 3 upload sessions open, the most one caller may; finish or cancel one, or wait until unused ones are reclaimed"}
+		first := srv.StartUpload(t, "up/caps")
+		srv.StartUpload(t, "up/caps")
+		full.check(t, srv)
+		srv.StartUpload(t, "up/caps-other")
+		mine.check(t, srv)
+		// No session, no count.
+		blob := []byte("a monolithic upload past the caps")
+		srv.Want(t, http.StatusCreated, http.MethodPost, "/v2/up/caps/blobs/uploads/?digest="+digest.FromBytes(blob).String(), blob)
+		srv.Want(t, http.StatusCreated, http.MethodPost, "/v2/up/caps-other/blobs/uploads/?mount="+digest.FromBytes(blob).String()+"&from=up/caps", nil)
+
+		srv.Want(t, http.StatusNoContent, http.MethodDelete, first, nil)
+		srv.StartUpload(t, "up/caps")
+		full.check(t, srv)
+		mine.check(t, srv)
+	}, func(c *config.Config) { c.Limits.UploadsPerRepository, c.Limits.UploadsPerCaller = 2, 3 })
+}
+
 // TestBlobBehindARecorder: the server serves blobs to a ResponseWriter that is not
 // net/http's, as a middleware or httptest.ResponseRecorder gives it.
 func TestBlobBehindARecorder(t *testing.T) {

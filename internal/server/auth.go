@@ -78,7 +78,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, rt route) (*h
 		if !c.Authenticated() {
 			return r, s.refuse(w, r, c, nil, true)
 		}
-	case routeCatalog, routeMetaRepos:
+	case routeCatalog, routeMetaRepos, routeMetaEvents:
 		if !s.auth.Catalog(c) {
 			return r, s.refuse(w, r, c, []auth.Scope{auth.CatalogScope}, true)
 		}
@@ -96,7 +96,7 @@ func (s *Server) scopesOf(rt route, method string) []auth.Scope {
 	switch rt.kind {
 	case routeBase:
 		return nil
-	case routeCatalog, routeMetaRepos:
+	case routeCatalog, routeMetaRepos, routeMetaEvents:
 		return []auth.Scope{auth.CatalogScope}
 	}
 	return []auth.Scope{auth.RepositoryScope(rt.name, challengeActions(needs(rt.kind, method)))}
@@ -114,6 +114,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c *auth.Caller, 
 		w.Header().Set("WWW-Authenticate", s.auth.Challenge(r, scopes, "insufficient_scope"))
 		return unauthorized(scopes)
 	}
+	s.auth.Denied()
 	return errcode.New(errcode.Denied, "requested access to the resource is denied").WithDetail(accessDetail(scopes))
 }
 

@@ -37,8 +37,9 @@ type authServer struct {
 }
 
 // newAuthServer serves a registry where admin may do everything, dev may pull and push
-// team/** and pull shared/*, and anyone may pull public/*.
-func newAuthServer(t *testing.T, loginFailures int) *authServer {
+// team/** and pull shared/*, and anyone may pull public/*; each of configure changes
+// the registry's options.
+func newAuthServer(t *testing.T, loginFailures int, configure ...func(*registry.Options)) *authServer {
 	t.Helper()
 	dir := t.TempDir()
 	blobs, err := fs.Open(dir)
@@ -71,7 +72,11 @@ func newAuthServer(t *testing.T, loginFailures int) *authServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(registry.New(blobs, meta, registry.Options{Cascade: true}), Options{Auth: a})
+	opts := registry.Options{Cascade: true}
+	for _, f := range configure {
+		f(&opts)
+	}
+	s := New(registry.New(blobs, meta, opts), Options{Auth: a})
 	return &authServer{t: t, s: s, a: a}
 }
 
@@ -404,11 +409,48 @@ func TestTokenEndpointMethods(t *testing.T) {
 	}
 }
 
+// TestUploadCapPerCaller: the upload sessions a caller holds open are counted by who
+// it is: a user, with a password or a token alike; another user has a count of its own.
+func TestUploadCapPerCaller(t *testing.T) {
+	as := newAuthServer(t, 0, func(o *registry.Options) { o.UploadsPerCaller = 2 })
+	start := func(cred string, want int) {
+		t.Helper()
+		a := as.do(http.MethodPost, "/v2/team/app/blobs/uploads/", cred, nil)
+		as.want(a, want, "POST an upload session")
+		if want == http.StatusTooManyRequests && a.code() != "TOOMANYREQUESTS" {
+			t.Errorf("a session past the cap: code %s", a.code())
+		}
+	}
+	start("dev:dev-pw", http.StatusAccepted)
+	start(as.token("dev:dev-pw", "repository:team/app:pull,push"), http.StatusAccepted)
+	start("dev:dev-pw", http.StatusTooManyRequests)
+	start(as.token("dev:dev-pw", "repository:team/app:pull,push"), http.StatusTooManyRequests)
+	start("admin:admin-pw", http.StatusAccepted)
+	start("admin:admin-pw", http.StatusAccepted)
+	start("admin:admin-pw", http.StatusTooManyRequests)
+}
+
 // The health endpoints need no credentials, even where everything else does.
 func TestHealthNeedsNoCredentials(t *testing.T) {
 	as := newAuthServer(t, 0)
 	as.want(as.do(http.MethodGet, "/v2/", "", nil), http.StatusUnauthorized, "the base endpoint without credentials")
 	for _, p := range []string{"/healthz", "/readyz"} {
 		as.want(as.do(http.MethodGet, p, "", nil), http.StatusOK, p+" without credentials")
+	}
+}
+
+// Failed logins, bad tokens and refusals are counted by reason.
+func TestAuthFailureMetrics(t *testing.T) {
+	as := newAuthServer(t, 0)
+	as.do(http.MethodGet, "/v2/", "admin:wrong", nil)
+	as.do(http.MethodGet, "/v2/", "nobody:wrong", nil)
+	as.do(http.MethodGet, "/v2/", "bearer not-a-token", nil)
+	as.do(http.MethodGet, "/v2/shared/x/tags/list", "outsider:outsider-pw", nil)
+	m := as.do(http.MethodGet, "/metrics", "", nil)
+	for reason, want := range map[string]string{"wrong_password": "1", "unknown_user": "1", "invalid_token": "1", "denied": "1", "rate_limited": "0"} {
+		line := `graft_auth_failures_total{reason="` + reason + `"} ` + want
+		if !strings.Contains(m.Body.String(), line+"\n") {
+			t.Errorf("/metrics has no %s", line)
+		}
 	}
 }

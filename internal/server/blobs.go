@@ -10,6 +10,9 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error
 	h := w.Header()
 	if r.Method == http.MethodHead {
 		d, size, err := s.reg.StatBlob(r.Context(), rt.name, rt.ref)
+		if s.mirrored(rt, err) {
+			d, size, err = s.mirror.StatBlob(r.Context(), rt.name, rt.ref)
+		}
 		if err != nil {
 			return err
 		}
@@ -22,6 +25,12 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, rt route) error
 		return nil
 	}
 	b, err := s.reg.OpenBlob(r.Context(), rt.name, rt.ref)
+	if s.mirrored(rt, err) {
+		if served, err := s.serveMirroredBlob(w, r, rt); served || err != nil {
+			return err
+		}
+		b, err = s.reg.OpenBlob(r.Context(), rt.name, rt.ref)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, rt route) error {
-	m, err := s.reg.GetManifest(r.Context(), rt.name, rt.ref)
+	m, err := s.manifest(r.Context(), rt.name, rt.ref)
 	if err != nil {
 		return err
 	}

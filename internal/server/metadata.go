@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/artifact"
 	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -122,6 +124,23 @@ func (s *Server) metaRepositories(w http.ResponseWriter, r *http.Request, _ rout
 	return nil
 }
 
+// metaEvents reports the followers of the outbox: how far behind each is, and how its
+// deliveries went.
+func (s *Server) metaEvents(w http.ResponseWriter, r *http.Request, _ route) error {
+	out := struct {
+		Consumers []events.Status `json:"consumers"`
+	}{Consumers: []events.Status{}}
+	if s.events != nil {
+		st, err := s.events.Status(r.Context())
+		if err != nil {
+			return fmt.Errorf("events status: %w", err)
+		}
+		out.Consumers = st
+	}
+	s.writeJSON(w, r, http.StatusOK, "application/json", out)
+	return nil
+}
+
 func (s *Server) metaRepository(w http.ResponseWriter, r *http.Request, rt route) error {
 	rp, err := s.reg.Repository(r.Context(), rt.name)
 	if err != nil {
@@ -141,6 +160,17 @@ func (s *Server) patchRepository(w http.ResponseWriter, r *http.Request, rt rout
 		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, "application/json", repository(rp))
+	return nil
+}
+
+// deleteRepository answers DELETE /graft/v1/<name>: the repository with everything in
+// it, and what it held.
+func (s *Server) deleteRepository(w http.ResponseWriter, r *http.Request, rt route) error {
+	deleted, err := s.reg.DeleteRepository(r.Context(), rt.name)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, "application/json", deleted)
 	return nil
 }
 

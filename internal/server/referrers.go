@@ -35,6 +35,9 @@ func (s *Server) referrerPage(w http.ResponseWriter, r *http.Request, rt route, 
 		}
 	}
 	artifactType := q.Get("artifactType")
+	if err := s.fillReferrers(r.Context(), rt.name, rt.ref); err != nil {
+		return nil, "", err
+	}
 	res, err := s.reg.Referrers(r.Context(), rt.name, rt.ref, artifactType, q.Get("last"), n)
 	if err != nil {
 		return nil, "", err

@@ -21,11 +21,12 @@ const (
 	routeMetaRepo           // /graft/v1/<name>
 	routeMetaManifests      // /graft/v1/<name>/_manifests
 	routeMetaManifest       // /graft/v1/<name>/_manifests/<ref>
+	routeMetaEvents         // /graft/v1/_events
 )
 
 var kindNames = [...]string{"none", "base", "catalog", "tags", "manifest", "blob", "uploads", "upload",
 	"referrers", "oras_manifest", "oras_referrers", "meta_repositories", "meta_repository",
-	"meta_manifests", "meta_manifest"}
+	"meta_manifests", "meta_manifest", "meta_events"}
 
 func (k kind) String() string { return kindNames[k] }
 
@@ -64,8 +65,11 @@ func parseRoute(path string) route {
 // parseMeta parses a path of the metadata API. Its endpoint words start with '_',
 // which no component of a repository name can, so the first one ends the name.
 func parseMeta(p string) route {
-	if p == "_repositories" {
+	switch p {
+	case "_repositories":
 		return route{kind: routeMetaRepos}
+	case "_events":
+		return route{kind: routeMetaEvents}
 	}
 	name, rest, ok := strings.Cut(p, "/_manifests")
 	switch {

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/registry"
 )
 
@@ -27,7 +29,9 @@ type Server struct {
 	metrics *metrics
 	promh   http.Handler
 	auth    *auth.Authenticator
+	mirror  Mirror
 	limits  Limits
+	events  EventReporter
 	// manifestBodies is the memory budget of manifest bodies in flight.
 	manifestBodies *bodyBudget
 	routes         [len(kindNames)]endpoint
@@ -43,6 +47,18 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Limits bound what requests may hold of the server.
 	Limits Limits
+	// Mirror fills the repositories of pull-through mirrors; nil for none.
+	Mirror Mirror
+	// Events reports the followers of the outbox at /graft/v1/_events, and their
+	// metrics; nil when nothing follows it.
+	Events EventReporter
+}
+
+// EventReporter tells how the followers of the outbox (webhooks, replication rules)
+// are doing.
+type EventReporter interface {
+	Status(ctx context.Context) ([]events.Status, error)
+	Collectors() []prometheus.Collector
 }
 
 // New returns a server for reg.
@@ -51,7 +67,7 @@ func New(reg *registry.Registry, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{reg: reg, log: log, auth: opts.Auth, limits: opts.Limits,
+	s := &Server{reg: reg, log: log, auth: opts.Auth, mirror: opts.Mirror, limits: opts.Limits, events: opts.Events,
 		manifestBodies: newBodyBudget(opts.Limits.ManifestMemory)}
 	s.routes = s.endpoints()
 	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
@@ -62,6 +78,15 @@ func New(reg *registry.Registry, opts Options) *Server {
 	}
 	s.metrics = newMetrics(opts.Registerer)
 	opts.Registerer.MustRegister(reg.Collectors()...)
+	if opts.Mirror != nil {
+		opts.Registerer.MustRegister(opts.Mirror.Collectors()...)
+	}
+	if opts.Events != nil {
+		opts.Registerer.MustRegister(opts.Events.Collectors()...)
+	}
+	if opts.Auth != nil {
+		opts.Registerer.MustRegister(opts.Auth.Collectors()...)
+	}
 	s.promh = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
 	return s
 }
@@ -129,9 +154,10 @@ func (s *Server) endpoints() [len(kindNames)]endpoint {
 		routeORASManifest:  newEndpoint(m{get: s.orasManifest}),
 		routeORASReferrers: newEndpoint(m{get: s.orasReferrers}),
 		routeMetaRepos:     newEndpoint(m{get: s.metaRepositories}),
-		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository}),
+		routeMetaRepo:      newEndpoint(m{get: s.metaRepository, patch: s.patchRepository, del: s.deleteRepository}),
 		routeMetaManifests: newEndpoint(m{get: s.metaManifests}),
 		routeMetaManifest:  newEndpoint(m{get: s.metaManifest, patch: s.patchManifest}),
+		routeMetaEvents:    newEndpoint(m{get: s.metaEvents}),
 	}
 }
 
@@ -140,6 +166,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := parseRoute(r.URL.Path)
 	sw := &statusWriter{ResponseWriter: w}
+	countBlobBytes := s.metrics.blobBytesOf(rt, r)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -152,6 +179,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 		// the line of the request is the access log's (internal/accesslog)
 		s.metrics.observe(rt.kind, r.Method, sw.status, time.Since(start))
+		countBlobBytes(sw)
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	ep := &s.routes[rt.kind]
@@ -230,8 +258,9 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	blobBytes *prometheus.CounterVec // see blobmetrics.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -246,7 +275,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 		}, []string{"endpoint", "method"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.blobBytes = newBlobBytes()
+	reg.MustRegister(m.requests, m.duration, m.blobBytes)
 	return m
 }
 

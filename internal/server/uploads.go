@@ -8,6 +8,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/registry"
 )
@@ -50,11 +51,25 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, rt route) e
 		}
 		return blobCreated(w, rt.name, d)
 	}
-	id, err := s.reg.StartUpload(ctx, rt.name)
+	id, err := s.reg.StartUpload(ctx, rt.name, s.uploadOwner(r))
 	if err != nil {
 		return err
 	}
 	return uploadAccepted(w, rt.name, id, 0, http.StatusAccepted)
+}
+
+// uploadOwner names who opens an upload session, for the bound on the sessions one
+// caller holds open: the user or token it authenticated as, else the address it came
+// from (an IPv6 client by its /64), as the login limiter counts it.
+func (s *Server) uploadOwner(r *http.Request) string {
+	if c := callerOf(r); c != nil && c.Identity.Kind != auth.Anonymous {
+		return c.Identity.Kind.String() + ":" + c.Identity.Name
+	}
+	addr := r.RemoteAddr
+	if s.auth != nil {
+		addr = s.auth.ClientAddr(r)
+	}
+	return "addr:" + auth.Source(addr)
 }
 
 func blobCreated(w http.ResponseWriter, name string, d digest.Digest) error {

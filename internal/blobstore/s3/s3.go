@@ -191,6 +191,7 @@ func open(ctx context.Context, o Options, hc *http.Client, more ...func(*s3api.O
 		// All requests go to one endpoint: keep a connection for each upload and read
 		// in flight instead of the SDK's 10, beyond which every request dials anew.
 		tr.MaxIdleConnsPerHost = 256
+		boundTransport(tr)
 	})))
 	cfg, err := config.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
@@ -210,6 +211,8 @@ func open(ctx context.Context, o Options, hc *http.Client, more ...func(*s3api.O
 		if hc != nil {
 			so.HTTPClient = hc
 		}
+		so.Retryer = retryer()
+		so.APIOptions = append(so.APIOptions, markUnavailable)
 		// Checksums only where an operation requires one: many S3-compatible servers
 		// reject the CRC headers the SDK sends by default. Bodies are still covered by
 		// the SigV4 payload hash over HTTP and by TLS otherwise, and every blob by its

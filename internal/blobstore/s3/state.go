@@ -151,7 +151,7 @@ func (s *Store) loadState(ctx context.Context, id string) (*stored, error) {
 	defer out.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(out.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: s3: read upload state %s: %w", id, err)
+		return nil, fmt.Errorf("blobstore: s3: read upload state %s: %w", id, unreachable(ctx, err))
 	}
 	st := &state{}
 	if err := json.Unmarshal(b, st); err != nil {

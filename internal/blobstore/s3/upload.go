@@ -512,7 +512,7 @@ func (u *upload) readTail(ctx context.Context, segs []segment, b []byte) error {
 		_, err = io.ReadFull(out.Body, b[:seg.Size])
 		out.Body.Close()
 		if err != nil {
-			return fmt.Errorf("blobstore: s3: read tail of upload %s: %w", u.id, err)
+			return fmt.Errorf("blobstore: s3: read tail of upload %s: %w", u.id, unreachable(ctx, err))
 		}
 		b = b[seg.Size:]
 	}
@@ -875,7 +875,7 @@ func (s *Store) checkObject(ctx context.Context, key string, d digest.Digest) er
 	defer out.Body.Close()
 	h := d.Algorithm().Hash()
 	if _, err := io.Copy(h, out.Body); err != nil {
-		return fmt.Errorf("blobstore: s3: read %s back: %w", key, err)
+		return fmt.Errorf("blobstore: s3: read %s back: %w", key, unreachable(ctx, err))
 	}
 	if digest.NewDigest(d.Algorithm(), h) != d {
 		return blobstore.ErrDigestMismatch

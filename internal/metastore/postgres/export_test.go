@@ -13,8 +13,11 @@ var (
 	RecordManifestPullStatement = queries.RecordManifestPull
 	RecordTagPullStatement      = queries.RecordTagPull
 	ParentsQuery                = queries.Parents
-	MissingBlobsQuery           = queries.MissingBlobs
-	MissingManifestsQuery       = queries.MissingManifests
+	BlobSizesQuery              = queries.BlobSizes
+	ManifestSizesQuery          = queries.ManifestSizes
+	LockingManifestQuery        = queries.LockingManifest
+	OpenUploadsQuery            = queries.OpenUploads
+	EmptyUploadsQuery           = queries.EmptyUploads
 	PutManifestStatement        = putManifest
 	SetTagStatement             = setTag
 	SetTagWrittenStatement      = setTagWritten

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,6 +43,10 @@ type Options struct {
 	// the log (PostgreSQL's group commit), so the more commit at once, the fewer
 	// flushes per push.
 	MaxConns int32
+	// Timeout bounds each round trip to the database, and the wait for a connection:
+	// past it the database counts as unavailable (metastore.ErrUnavailable). 0 means
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Store is a metastore.Store in a PostgreSQL database.
@@ -76,8 +81,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		write.Close()
 		return nil, err
 	}
-	run := &transactor{read: read, write: write, escalateAfter: escalateAfter, maxAttempts: maxAttempts}
-	s := &Store{Store: sqlstore.New(dialect, pool{read}, run), run: run}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	run := &transactor{read: read, write: write, escalateAfter: escalateAfter, maxAttempts: maxAttempts, timeout: timeout}
+	s := &Store{Store: sqlstore.New(dialect, pool{read, timeout}, run), run: run}
 	if err := s.Backfill(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -113,6 +122,9 @@ func newPool(ctx context.Context, url string, conns int32, generic bool) (*pgxpo
 		return nil, fmt.Errorf("metastore: parse the database URL: %w", err)
 	}
 	cfg.MaxConns = conns
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
 	if cfg.ConnConfig.RuntimeParams == nil {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}

@@ -378,10 +378,17 @@ func TestStatementPlans(t *testing.T) {
 			[]string{"repos_name_key", "tags_by_manifest"}, false},
 		{"Parents", postgres.ParentsQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, d),
 			[]string{"repos_name_key", "manifest_refs_children"}, false},
-		{"MissingBlobs", postgres.MissingBlobsQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, blob),
-			[]string{"repos_name_key", "repo_blobs_pkey"}, false},
-		{"MissingManifests", postgres.MissingManifestsQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, d),
+		{"BlobSizes", postgres.BlobSizesQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, blob),
+			[]string{"repos_name_key", "repo_blobs_pkey", "blobs_pkey"}, false},
+		{"ManifestSizes", postgres.ManifestSizesQuery, "text, text[]", fmt.Sprintf("'%s', '{%s}'", repo, d),
 			[]string{"repos_name_key", "manifests_pkey"}, false},
+		// The caps of upload sessions count through an index, up to the cap.
+		{"OpenUploads", postgres.OpenUploadsQuery, "text, text, bigint", fmt.Sprintf("'%s', 'user:alice', 1000", repo),
+			[]string{"uploads_by_repo", "uploads_by_owner"}, false},
+		{"EmptyUploads", postgres.EmptyUploadsQuery, "timestamptz, bigint", "now(), 100",
+			[]string{"uploads_empty"}, false},
+		{"LockingManifest", postgres.LockingManifestQuery, "text, text", fmt.Sprintf("'%s', '%s'", repo, blob),
+			[]string{"repos_name_key", "manifest_refs_blobs", "manifests_pkey"}, false},
 		{"PutManifest", postgres.PutManifestStatement,
 			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[], text",
 			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}', 'image'`,
@@ -741,7 +748,7 @@ func TestReplicas(t *testing.T) {
 	wg.Wait()
 	var retries int64
 	for _, s := range stores {
-		retries += s.Stats().Retries
+		retries += s.TxStats().Retries
 	}
 	t.Logf("%d updates, %d retried after a conflict", replicas*workers*ops, retries)
 
@@ -982,7 +989,7 @@ func TestConflictingUpdatesCommit(t *testing.T) {
 	wg.Wait()
 	var escalations int64
 	for _, s := range stores {
-		escalations += s.Stats().Alone
+		escalations += s.TxStats().Alone
 	}
 	t.Logf("%d updates, %d attempts run alone", clients*updates, escalations)
 	rp, err := stores[0].Repository(ctx, "r")
@@ -1024,7 +1031,7 @@ func benchmarkPut(b *testing.B, asRegistry bool) {
 			b.StopTimer()
 			var retries, alone, trips, stmts int64
 			for _, s := range pgs {
-				st := s.Stats()
+				st := s.TxStats()
 				retries, alone, trips, stmts = retries+st.Retries, alone+st.Alone, trips+st.RoundTrips, stmts+st.Statements
 			}
 			b.ReportMetric(float64(retries)/float64(b.N), "retries/op")

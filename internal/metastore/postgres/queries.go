@@ -73,12 +73,12 @@ var queries = sqlstore.Queries{
 		Order: ` ORDER BY m.digest LIMIT $3`,
 	},
 
-	Repository: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + ` WHERE r.name = $1`,
+	Repository: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + ` WHERE r.name = $1 AND NOT r.hidden`,
 	RepositoryList: `SELECT ` + repoColumns + ` FROM repos r ` + repoStats + `
-		WHERE r.name > $1 ORDER BY r.name LIMIT $2`,
+		WHERE r.name > $1 AND NOT r.hidden ORDER BY r.name LIMIT $2`,
 	RepositoryAttributes: `SELECT delete_enabled, write_enabled, read_enabled, list_enabled
-		FROM repos WHERE name = $1`,
-	Repositories: `SELECT name FROM repos WHERE name > $1 AND list_enabled ORDER BY name LIMIT $2`,
+		FROM repos WHERE name = $1 AND NOT hidden`,
+	Repositories: `SELECT name FROM repos WHERE name > $1 AND list_enabled AND NOT hidden ORDER BY name LIMIT $2`,
 	// The listings of tags and parents, each a range of an index in the order it returns.
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.manifest
 		WHERE t.repo_id = ` + repoID + ` AND t.name > $2 AND m.list_enabled
@@ -114,11 +114,21 @@ var queries = sqlstore.Queries{
 		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = $2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id
 		WHERE rb.digest = $1 LIMIT 1`,
-	MissingBlobs:     `SELECT digest FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
-	MissingManifests: `SELECT digest FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest = ANY($2)`,
+	ManifestSizes: `SELECT digest, size FROM manifests WHERE repo_id = ` + repoID + ` AND digest = ANY($2)`,
+	LockingManifest: `SELECT mr.manifest FROM manifest_refs mr
+		JOIN manifests m ON m.repo_id = mr.repo_id AND m.digest = mr.manifest
+		WHERE mr.repo_id = ` + repoID + ` AND mr.digest = $2 AND NOT mr.is_manifest
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
-	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = $1`,
-	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,
+	Upload:       `SELECT repo, owner, created, modified FROM uploads WHERE id = $1`,
+	StaleUploads: `SELECT id, repo, owner, created, modified FROM uploads WHERE modified < $1 ORDER BY modified LIMIT $2`,
+	EmptyUploads: `SELECT id, repo, owner, created, modified FROM uploads
+		WHERE created < $1 AND modified = created ORDER BY created LIMIT $2`,
+	OpenUploads: `SELECT (SELECT count(*) FROM (SELECT 1 FROM uploads WHERE repo = $1 LIMIT $3) r),
+		(SELECT count(*) FROM (SELECT 1 FROM uploads WHERE owner = $2 LIMIT $3) o)`,
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e WHERE e.artifact = m.digest AND e.repo_id = m.repo_id AND e.direct),
@@ -158,11 +168,11 @@ var queries = sqlstore.Queries{
 	ForgetBlob: `DELETE FROM blobs WHERE digest = $1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = $2, write_enabled = $3, read_enabled = $4,
-		list_enabled = $5 WHERE name = $1`,
+		list_enabled = $5 WHERE name = $1 AND NOT hidden`,
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = $3, write_enabled = $4, read_enabled = $5,
 		list_enabled = $6 WHERE repo_id = ` + repoID + ` AND digest = $2`,
 
-	CreateUpload: `INSERT INTO uploads (id, repo, created, modified) VALUES ($1, $2, $3, $4)
+	CreateUpload: `INSERT INTO uploads (id, repo, created, modified, owner) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO NOTHING`,
 	TouchUpload:  `UPDATE uploads SET modified = $2 WHERE id = $1`,
 	DeleteUpload: `DELETE FROM uploads WHERE id = $1`,
@@ -213,4 +223,10 @@ var queries = sqlstore.Queries{
 		VALUES ($1, coalesce(current_setting('graft.slot', true)::int, pg_backend_pid() % 64), $2, $3, $4, $5)
 		ON CONFLICT (repo_id, slot) DO UPDATE SET manifests = repo_stats.manifests + excluded.manifests,
 			tags = repo_stats.tags + excluded.tags, size = repo_stats.size + excluded.size, updated = excluded.updated`,
+	// The registry-wide counters, in slots as a repository's are.
+	AddStat: `INSERT INTO stats (key, slot, value) VALUES ($1, pg_backend_pid() % 64, $2)
+		ON CONFLICT (key, slot) DO UPDATE SET value = stats.value + excluded.value`,
+	Stats: `SELECT key, sum(value)::bigint FROM stats GROUP BY key`,
+	ShowRepository: `UPDATE repos SET hidden = false, created = $2, delete_enabled = true, write_enabled = true,
+		read_enabled = true, list_enabled = true WHERE id = $1 AND hidden`,
 }

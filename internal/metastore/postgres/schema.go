@@ -186,6 +186,31 @@ CREATE TABLE event_consumers (
 	failures bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX event_consumers_by_after ON event_consumers (after);
+`, `
+-- version 4: registry-wide counters, and repositories deleted whole. A deleted
+-- repository keeps its row, and so its id, which every replica may have cached: hidden
+-- marks it gone until a write creates it again.
+ALTER TABLE repos ADD COLUMN hidden boolean NOT NULL DEFAULT false;
+DROP INDEX repos_listed;
+CREATE INDEX repos_listed ON repos (name) WHERE list_enabled AND NOT hidden;
+
+-- The registry-wide counters (sqlstore.Queries.Stats) are the sums of their rows here,
+-- spread over slots as repo_stats are: each transaction adds to the slot of its database
+-- session, so that concurrent pushes do not meet on one row.
+CREATE TABLE stats (
+	key text COLLATE "C" NOT NULL,
+	slot integer NOT NULL,
+	value bigint NOT NULL,
+	PRIMARY KEY (key, slot)
+);
+INSERT INTO backfills (name) VALUES ('stats');
+`, `
+-- version 5: who opened an upload session, and the indexes that count the sessions of a
+-- repository and of an owner, and find those never written (a write moves modified).
+ALTER TABLE uploads ADD COLUMN owner text NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_repo ON uploads (repo);
+CREATE INDEX uploads_by_owner ON uploads (owner);
+CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
 `}
 
 // migrationLock is the key of the session advisory lock that one graft at a time holds

@@ -29,6 +29,8 @@ type transactor struct {
 	statements  atomic.Int64 // statements in them
 
 	escalateAfter, maxAttempts int
+	// timeout bounds each round trip (see unavailable.go).
+	timeout time.Duration
 }
 
 // An Update runs optimistically at first: concurrently with others, which PostgreSQL
@@ -91,25 +93,42 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
+// acquire takes a connection of the write pool, waiting no longer than a round trip's
+// deadline.
+func (r *transactor) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	actx, cancel := r.bounded(ctx)
+	defer cancel()
+	c, err := r.write.Acquire(actx)
+	if err != nil {
+		return nil, fmt.Errorf("metastore: %w", unreachable(ctx, err))
+	}
+	return c, nil
+}
+
 // attempt runs fn in one transaction, alone or not; retry reports a conflict.
 func (r *transactor) attempt(ctx context.Context, fn func(sqlstore.TxQuerier) error, alone bool) (retry bool, err error) {
-	c, err := r.write.Acquire(ctx)
+	c, err := r.acquire(ctx)
 	if err != nil {
-		return false, fmt.Errorf("metastore: %w", err)
+		return false, err
 	}
 	defer c.Release()
-	tc := &txConn{c: c.Conn(), pending: []stmt{{sql: beginSerializable}, {sql: lockUpdateShared}}}
+	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginSerializable}, {sql: lockUpdateShared}}}
 	defer r.count(tc)
 	if alone {
 		tc.trips, tc.stmts = tc.trips+2, tc.stmts+2 // the lock, and its unlock
-		if _, err := c.Exec(ctx, lockUpdateAlone); err != nil {
-			return false, fmt.Errorf("metastore: wait to run alone: %w", err)
+		lctx, cancel := r.bounded(ctx)
+		_, err := c.Exec(lctx, lockUpdateAlone)
+		cancel()
+		if err != nil {
+			return false, fmt.Errorf("metastore: wait to run alone: %w", unreachable(ctx, err))
 		}
 		defer func() {
 			// The lock is the session's: should the unlock fail, the connection must
 			// not go back to the pool holding it.
-			if _, err := c.Exec(context.WithoutCancel(ctx), unlockUpdate); err != nil {
-				c.Conn().Close(context.WithoutCancel(ctx))
+			uctx, cancel := r.bounded(context.WithoutCancel(ctx))
+			defer cancel()
+			if _, err := c.Exec(uctx, unlockUpdate); err != nil {
+				c.Conn().Close(uctx)
 			}
 		}()
 		tc.pending = tc.pending[:1]
@@ -144,12 +163,12 @@ func run(fn func() error) (err error) {
 // snapshot would be taken before the blob's lock (Queries.SweepHold) is granted and
 // would miss a link committed while it waited.
 func (r *transactor) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (bool, error)) (bool, error) {
-	c, err := r.write.Acquire(ctx)
+	c, err := r.acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("metastore: sweep: %w", err)
 	}
 	defer c.Release()
-	tc := &txConn{c: c.Conn(), pending: []stmt{{sql: beginReadCommitted}}}
+	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginReadCommitted}}}
 	defer r.count(tc)
 	done := context.WithoutCancel(ctx)
 	var swept bool
@@ -168,8 +187,8 @@ func (r *transactor) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (boo
 	return true, nil
 }
 
-// Stats are counts of what a Store's transactions did since it opened.
-type Stats struct {
+// TxStats are counts of what a Store's transactions did since it opened.
+type TxStats struct {
 	// Retries are the attempts retried after a conflict (a serialization failure or
 	// a deadlock), and Alone those that ran alone after too many (escalateAfter).
 	Retries, Alone int64
@@ -178,10 +197,10 @@ type Stats struct {
 	RoundTrips, Statements int64
 }
 
-// Stats returns what the Store's transactions did since it opened.
-func (s *Store) Stats() Stats {
+// TxStats returns what the Store's transactions did since it opened.
+func (s *Store) TxStats() TxStats {
 	r := s.run
-	return Stats{Retries: r.retries.Load(), Alone: r.escalations.Load(),
+	return TxStats{Retries: r.retries.Load(), Alone: r.escalations.Load(),
 		RoundTrips: r.roundTrips.Load(), Statements: r.statements.Load()}
 }
 
@@ -211,7 +230,8 @@ type stmt struct {
 // after which PostgreSQL refuses every statement until the rollback.
 type txConn struct {
 	c        *pgx.Conn
-	pending  []stmt // BEGIN until sent, and deferred statements
+	timeout  time.Duration // of each round trip
+	pending  []stmt        // BEGIN until sent, and deferred statements
 	begun    bool
 	deferred bool // a statement was deferred
 	conflict bool
@@ -222,11 +242,13 @@ type txConn struct {
 
 var _ sqlstore.TxQuerier = (*txConn)(nil)
 
-// note records err, and returns it.
-func (tc *txConn) note(err error) error {
+// note records err, met on behalf of a caller whose context is ctx, and returns it:
+// marked as the database being unreachable when it is (see unreachable).
+func (tc *txConn) note(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	err = unreachable(ctx, err)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
@@ -246,9 +268,10 @@ func (tc *txConn) Defer(sql string, args ...any) {
 	tc.deferred = true
 }
 
-// send sends the pending statements, then sql, in one batch. The results of the
-// pending ones are read; sql's are left to the caller, who must close the batch.
-func (tc *txConn) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+// send sends the pending statements, then sql, in one batch, with a round trip's
+// deadline. The results of the pending ones are read; sql's are left to the caller,
+// who must close the batch and then call done.
+func (tc *txConn) send(ctx context.Context, sql string, args []any) (br pgx.BatchResults, done context.CancelFunc, err error) {
 	b := &pgx.Batch{}
 	pre := tc.pending
 	tc.pending = nil
@@ -256,30 +279,33 @@ func (tc *txConn) send(ctx context.Context, sql string, args []any) (pgx.BatchRe
 		b.Queue(p.sql, p.args...)
 	}
 	b.Queue(sql, args...)
-	br := tc.c.SendBatch(ctx, b)
+	bctx, done := context.WithTimeout(ctx, tc.timeout)
+	br = tc.c.SendBatch(bctx, b)
 	tc.begun = true
 	tc.trips, tc.stmts = tc.trips+1, tc.stmts+int64(b.Len())
 	for range pre {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
-			return nil, tc.note(err)
+			done()
+			return nil, nil, tc.note(ctx, err)
 		}
 	}
-	return br, nil
+	return br, done, nil
 }
 
 // Query implements sqlstore.Querier.
 func (tc *txConn) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
-	br, err := tc.send(ctx, sql, args)
+	br, done, err := tc.send(ctx, sql, args)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
-		return nil, tc.note(err)
+		done()
+		return nil, tc.note(ctx, err)
 	}
-	return &txRows{Rows: rows, br: br, tc: tc}, nil
+	return &txRows{Rows: rows, br: br, tc: tc, ctx: ctx, done: done}, nil
 }
 
 // QueryRow implements sqlstore.Querier.
@@ -290,15 +316,16 @@ func (tc *txConn) QueryRow(ctx context.Context, sql string, args ...any) sqlstor
 
 // Exec implements sqlstore.Querier.
 func (tc *txConn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	br, err := tc.send(ctx, sql, args)
+	br, done, err := tc.send(ctx, sql, args)
 	if err != nil {
 		return 0, err
 	}
+	defer done()
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return tag.RowsAffected(), tc.note(err)
+	return tag.RowsAffected(), tc.note(ctx, err)
 }
 
 // commit sends the pending statements and COMMIT in one batch. COMMIT of a transaction
@@ -312,16 +339,17 @@ func (tc *txConn) commit(ctx context.Context) error {
 		tc.rollback(ctx)
 		return fmt.Errorf("metastore: the transaction failed, and was rolled back: %w", tc.failed)
 	}
-	br, err := tc.send(ctx, `COMMIT`, nil)
+	br, done, err := tc.send(ctx, `COMMIT`, nil)
 	var tag pgconn.CommandTag
 	if err == nil {
 		tag, err = br.Exec()
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
+		done()
 	}
 	if err != nil {
-		tc.note(err)
+		err = tc.note(ctx, err)
 		tc.rollback(ctx)
 		return fmt.Errorf("metastore: commit: %w", err)
 	}
@@ -336,25 +364,31 @@ func (tc *txConn) commit(ctx context.Context) error {
 func (tc *txConn) rollback(ctx context.Context) {
 	if tc.begun {
 		tc.trips, tc.stmts = tc.trips+1, tc.stmts+1
+		ctx, cancel := context.WithTimeout(ctx, tc.timeout)
+		defer cancel()
 		tc.c.Exec(ctx, `ROLLBACK`)
 	}
 }
 
-// txRows are the rows of a query sent in a batch: closing them closes the batch.
+// txRows are the rows of a query sent in a batch: closing them closes the batch and
+// ends its deadline.
 type txRows struct {
 	pgx.Rows
-	br pgx.BatchResults
-	tc *txConn
+	br   pgx.BatchResults
+	tc   *txConn
+	ctx  context.Context // the caller's
+	done context.CancelFunc
 }
 
 func (r *txRows) Close() {
 	r.Rows.Close()
-	r.tc.note(r.Rows.Err())
-	r.tc.note(r.br.Close())
+	r.tc.note(r.ctx, r.Rows.Err())
+	r.tc.note(r.ctx, r.br.Close())
+	r.done()
 }
 
 func (r *txRows) Err() error {
-	return r.tc.note(r.Rows.Err())
+	return r.tc.note(r.ctx, r.Rows.Err())
 }
 
 // txRow is the first row of txRows.
@@ -381,28 +415,60 @@ func (r *txRow) Scan(dest ...any) error {
 	return r.rows.Err()
 }
 
-// pool is the read pool as a sqlstore.Querier.
-type pool struct{ p *pgxpool.Pool }
+// pool is the read pool as a sqlstore.Querier; each statement has a round trip's
+// deadline, its wait for a connection included.
+type pool struct {
+	p       *pgxpool.Pool
+	timeout time.Duration
+}
 
 func (p pool) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
-	return p.p.Query(ctx, sql, args...)
+	qctx, done := context.WithTimeout(ctx, p.timeout)
+	rows, err := p.p.Query(qctx, sql, args...)
+	if err != nil {
+		done()
+		return nil, unreachable(ctx, err)
+	}
+	return &poolRows{Rows: rows, ctx: ctx, done: done}, nil
 }
 
 func (p pool) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
-	return poolRow{p.p.QueryRow(ctx, sql, args...)}
+	qctx, done := context.WithTimeout(ctx, p.timeout)
+	return poolRow{r: p.p.QueryRow(qctx, sql, args...), ctx: ctx, done: done}
 }
 
 func (p pool) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	tag, err := p.p.Exec(ctx, sql, args...)
-	return tag.RowsAffected(), err
+	qctx, done := context.WithTimeout(ctx, p.timeout)
+	defer done()
+	tag, err := p.p.Exec(qctx, sql, args...)
+	return tag.RowsAffected(), unreachable(ctx, err)
 }
 
-type poolRow struct{ r pgx.Row }
+// poolRows are the rows of a query of the read pool: closing them ends its deadline.
+type poolRows struct {
+	pgx.Rows
+	ctx  context.Context // the caller's
+	done context.CancelFunc
+}
+
+func (r *poolRows) Close() {
+	r.Rows.Close()
+	r.done()
+}
+
+func (r *poolRows) Err() error { return unreachable(r.ctx, r.Rows.Err()) }
+
+type poolRow struct {
+	r    pgx.Row
+	ctx  context.Context // the caller's
+	done context.CancelFunc
+}
 
 func (r poolRow) Scan(dest ...any) error {
+	defer r.done()
 	err := r.r.Scan(dest...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sqlstore.ErrNoRows
 	}
-	return err
+	return unreachable(r.ctx, err)
 }

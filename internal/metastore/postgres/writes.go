@@ -178,7 +178,7 @@ func located(tid pgtype.TID) any {
 // deleteManifest removes a manifest, its tags, its references and its tag-schema edges,
 // and restarts the grace period of the links of the blobs it named.
 const deleteManifest = `WITH
-	m AS (DELETE FROM manifests WHERE repo_id = ` + repoID + ` AND digest = $2 RETURNING repo_id, size),
+	m AS (DELETE FROM manifests WHERE repo_id = ` + repoID + ` AND digest = $2 RETURNING repo_id, size, kind),
 	tg AS (DELETE FROM tags t USING m WHERE t.repo_id = m.repo_id AND t.manifest = $2 RETURNING t.name),
 	tag_edges_of AS (DELETE FROM tag_edges e USING m, tg WHERE e.repo_id = m.repo_id AND e.tag = tg.name),
 	tag_edges_to AS (DELETE FROM tag_edges e USING m WHERE e.artifact = $2 AND e.repo_id = m.repo_id),
@@ -186,11 +186,45 @@ const deleteManifest = `WITH
 		RETURNING mr.repo_id, mr.digest, mr.is_manifest),
 	released AS (UPDATE repo_blobs rb SET created = $3 FROM refs
 		WHERE rb.repo_id = refs.repo_id AND rb.digest = refs.digest AND NOT refs.is_manifest)
-SELECT repo_id, size, (SELECT count(*) FROM tg) FROM m`
+SELECT repo_id, size, (SELECT count(*) FROM tg), kind FROM m`
 
-func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d string, now time.Time) (repo, size, tags int64, err error) {
-	err = q.QueryRow(ctx, deleteManifest, name, d, now).Scan(&repo, &size, &tags)
-	return repo, size, tags, err
+func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d string, now time.Time) (sqlstore.Deleted, error) {
+	var del sqlstore.Deleted
+	err := q.QueryRow(ctx, deleteManifest, name, d, now).Scan(&del.Repo, &del.Size, &del.Tags, &del.Kind)
+	return del, err
+}
+
+// deleteRepository deletes everything of repository $1 and marks it deleted, in one
+// statement that reads the repository's whole range of each table: what it deletes.
+// Its counters go with their rows; it returns how many manifests of each kind it had.
+const deleteRepository = `WITH
+	m AS (DELETE FROM manifests WHERE repo_id = $1 RETURNING kind),
+	refs AS (DELETE FROM manifest_refs WHERE repo_id = $1),
+	tg AS (DELETE FROM tags WHERE repo_id = $1),
+	edges AS (DELETE FROM tag_edges WHERE repo_id = $1),
+	links AS (DELETE FROM repo_blobs WHERE repo_id = $1),
+	counters AS (DELETE FROM repo_stats WHERE repo_id = $1),
+	hide AS (UPDATE repos SET hidden = true, delete_enabled = true, write_enabled = true, read_enabled = true,
+		list_enabled = true WHERE id = $1)
+SELECT kind, count(*) FROM m GROUP BY kind`
+
+func (writes) DeleteRepository(ctx context.Context, q sqlstore.TxQuerier, id int64) (map[string]int64, error) {
+	return sqlstore.Counts(q.Query(ctx, deleteRepository, id))
+}
+
+// RecountStats counts every row it counts, into slot 0: once, after the migration that
+// added the counters.
+func (writes) RecountStats(ctx context.Context, q sqlstore.TxQuerier) error {
+	if _, err := q.Exec(ctx, `DELETE FROM stats`); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `INSERT INTO stats (key, slot, value)
+		SELECT 'repositories', 0, count(*) FROM repos WHERE NOT hidden
+		UNION ALL SELECT 'tags', 0, count(*) FROM tags
+		UNION ALL SELECT 'size', 0, COALESCE(sum(size), 0)::bigint FROM repo_stats
+		UNION ALL SELECT 'uploads', 0, count(*) FROM uploads
+		UNION ALL SELECT 'manifests/' || kind, 0, count(*) FROM manifests GROUP BY kind`)
+	return err
 }
 
 // setTag points tag $3 of repository $1 at manifest $2, which must exist. The upsert

@@ -47,11 +47,11 @@ var queries = sqlstore.Queries{
 		Order: ` ORDER BY m.digest LIMIT ?3`,
 	},
 
-	Repository:     `SELECT ` + repoColumns + ` FROM repos WHERE name = ?1`,
-	RepositoryList: `SELECT ` + repoColumns + ` FROM repos WHERE name > ?1 ORDER BY name LIMIT ?2`,
+	Repository:     `SELECT ` + repoColumns + ` FROM repos WHERE name = ?1 AND hidden = 0`,
+	RepositoryList: `SELECT ` + repoColumns + ` FROM repos WHERE name > ?1 AND hidden = 0 ORDER BY name LIMIT ?2`,
 	RepositoryAttributes: `SELECT delete_enabled, write_enabled, read_enabled, list_enabled
-		FROM repos WHERE name = ?1`,
-	Repositories: `SELECT name FROM repos WHERE name > ?1 AND list_enabled = 1 ORDER BY name LIMIT ?2`,
+		FROM repos WHERE name = ?1 AND hidden = 0`,
+	Repositories: `SELECT name FROM repos WHERE name > ?1 AND list_enabled = 1 AND hidden = 0 ORDER BY name LIMIT ?2`,
 	Tags: `SELECT t.name FROM tags t JOIN manifests m ON m.id = t.manifest_id
 		WHERE t.repo_id = ` + repoID + ` AND t.name > ?2 AND m.list_enabled = 1
 		ORDER BY t.name LIMIT ?3`,
@@ -89,13 +89,22 @@ var queries = sqlstore.Queries{
 		WHERE r.name = ?1 AND rb.digest = ?2`,
 	BlobRepository: `SELECT r.name FROM repo_blobs rb JOIN repos r ON r.id = rb.repo_id WHERE rb.digest = ?1 LIMIT 1`,
 	// The list is JSON; SQLite looks each of its digests up in the primary key.
-	MissingBlobs: `SELECT digest FROM repo_blobs
+	BlobSizes: `SELECT rb.digest, b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest
+		WHERE rb.repo_id = ` + repoID + ` AND rb.digest IN (SELECT value FROM json_each(?2))`,
+	ManifestSizes: `SELECT digest, size FROM manifests
 		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
-	MissingManifests: `SELECT digest FROM manifests
-		WHERE repo_id = ` + repoID + ` AND digest IN (SELECT value FROM json_each(?2))`,
+	// CROSS JOIN: the references to the blob first, then their manifests by id.
+	LockingManifest: `SELECT m.digest FROM manifest_refs mr CROSS JOIN manifests m ON m.id = mr.manifest_id
+		WHERE mr.digest = ?2 AND mr.is_manifest = 0 AND m.repo_id = ` + repoID + `
+			AND NOT (m.delete_enabled AND m.write_enabled)
+		LIMIT 1`,
 
-	Upload:       `SELECT repo, created, modified FROM uploads WHERE id = ?1`,
-	StaleUploads: `SELECT id, repo, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
+	Upload:       `SELECT repo, owner, created, modified FROM uploads WHERE id = ?1`,
+	StaleUploads: `SELECT id, repo, owner, created, modified FROM uploads WHERE modified < ?1 ORDER BY modified LIMIT ?2`,
+	EmptyUploads: `SELECT id, repo, owner, created, modified FROM uploads
+		WHERE created < ?1 AND modified = created ORDER BY created LIMIT ?2`,
+	OpenUploads: `SELECT (SELECT count(*) FROM (SELECT 1 FROM uploads WHERE repo = ?1 LIMIT ?3)),
+		(SELECT count(*) FROM (SELECT 1 FROM uploads WHERE owner = ?2 LIMIT ?3))`,
 
 	Nodes: `SELECT m.digest, m.subject,
 			m.tag_count > (SELECT count(*) FROM tag_edges e INDEXED BY tag_edges_by_artifact
@@ -132,11 +141,11 @@ var queries = sqlstore.Queries{
 	ForgetBlob: `DELETE FROM blobs WHERE digest = ?1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = ?2, write_enabled = ?3, read_enabled = ?4,
-		list_enabled = ?5 WHERE name = ?1`,
+		list_enabled = ?5 WHERE name = ?1 AND hidden = 0`,
 	SetManifestAttributes: `UPDATE manifests SET delete_enabled = ?3, write_enabled = ?4, read_enabled = ?5,
 		list_enabled = ?6 WHERE repo_id = ` + repoID + ` AND digest = ?2`,
 
-	CreateUpload: `INSERT INTO uploads (id, repo, created, modified) VALUES (?1, ?2, ?3, ?4)
+	CreateUpload: `INSERT INTO uploads (id, repo, created, modified, owner) VALUES (?1, ?2, ?3, ?4, ?5)
 		ON CONFLICT (id) DO NOTHING`,
 	TouchUpload:  `UPDATE uploads SET modified = ?2 WHERE id = ?1`,
 	DeleteUpload: `DELETE FROM uploads WHERE id = ?1`,
@@ -173,4 +182,9 @@ var queries = sqlstore.Queries{
 
 	AddCounters: `UPDATE repos SET manifest_count = manifest_count + ?2, tag_count = tag_count + ?3,
 		size = size + ?4, updated = ?5 WHERE id = ?1`,
+	AddStat: `INSERT INTO stats (key, slot, value) VALUES (?1, 0, ?2)
+		ON CONFLICT (key, slot) DO UPDATE SET value = value + excluded.value`,
+	Stats: `SELECT key, sum(value) FROM stats GROUP BY key`,
+	ShowRepository: `UPDATE repos SET hidden = 0, created = ?2, updated = ?2, delete_enabled = 1, write_enabled = 1,
+		read_enabled = 1, list_enabled = 1 WHERE id = ?1 AND hidden = 1`,
 }

@@ -182,4 +182,26 @@ CREATE TABLE event_consumers (
 	last_error TEXT NOT NULL DEFAULT '',
 	failures INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+`, `
+-- version 5: registry-wide counters, and repositories deleted whole. A deleted
+-- repository keeps its row, and so its id, which a store may have cached: hidden marks
+-- it gone until a write creates it again.
+ALTER TABLE repos ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+
+-- The registry-wide counters (sqlstore.Queries.Stats), changed in the transaction of
+-- each change. SQLite has one writer: one slot.
+CREATE TABLE stats (
+	key TEXT NOT NULL,
+	slot INTEGER NOT NULL,
+	value INTEGER NOT NULL,
+	PRIMARY KEY (key, slot)
+) WITHOUT ROWID;
+INSERT INTO backfills (name) VALUES ('stats');
+`, `
+-- version 6: who opened an upload session, and the indexes that count the sessions of a
+-- repository and of an owner, and find those never written (a write moves modified).
+ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+CREATE INDEX uploads_by_repo ON uploads (repo);
+CREATE INDEX uploads_by_owner ON uploads (owner);
+CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
 `}

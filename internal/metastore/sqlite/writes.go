@@ -77,23 +77,26 @@ func (writes) PutManifest(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore
 	return err == nil, nil, err
 }
 
-func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d string, now time.Time) (repo, size, tags int64, err error) {
-	var id int64
-	err = q.QueryRow(ctx, `SELECT m.id, r.id, m.size, m.tag_count FROM manifests m JOIN repos r ON r.id = m.repo_id
-		WHERE r.name = ?1 AND m.digest = ?2`, name, d).Scan(&id, &repo, &size, &tags)
+func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d string, now time.Time) (sqlstore.Deleted, error) {
+	var (
+		id  int64
+		del sqlstore.Deleted
+	)
+	err := q.QueryRow(ctx, `SELECT m.id, r.id, m.size, m.tag_count, m.kind FROM manifests m JOIN repos r ON r.id = m.repo_id
+		WHERE r.name = ?1 AND m.digest = ?2`, name, d).Scan(&id, &del.Repo, &del.Size, &del.Tags, &del.Kind)
 	if err != nil {
-		return 0, 0, 0, err
+		return del, err
 	}
 	// The blobs d named lose a reference: a collector gives them a new grace period, so
 	// that a client that saw them in the repository may still push a manifest naming them.
 	if _, err := q.Exec(ctx, `UPDATE repo_blobs SET created = ?3 WHERE repo_id = ?2 AND digest IN
-		(SELECT digest FROM manifest_refs WHERE manifest_id = ?1 AND is_manifest = 0)`, id, repo, now); err != nil {
-		return 0, 0, 0, err
+		(SELECT digest FROM manifest_refs WHERE manifest_id = ?1 AND is_manifest = 0)`, id, del.Repo, now); err != nil {
+		return del, err
 	}
 	// The edges of its tags, and those that make it an artifact.
 	if _, err := q.Exec(ctx, `DELETE FROM tag_edges WHERE repo_id = ?2 AND (artifact = ?3
-		OR tag IN (SELECT name FROM tags WHERE manifest_id = ?1))`, id, repo, d); err != nil {
-		return 0, 0, 0, err
+		OR tag IN (SELECT name FROM tags WHERE manifest_id = ?1))`, id, del.Repo, d); err != nil {
+		return del, err
 	}
 	for _, s := range []string{
 		`DELETE FROM tags WHERE manifest_id = ?1`,
@@ -101,10 +104,47 @@ func (writes) DeleteManifest(ctx context.Context, q sqlstore.TxQuerier, name, d 
 		`DELETE FROM manifests WHERE id = ?1`,
 	} {
 		if _, err := q.Exec(ctx, s, id); err != nil {
-			return 0, 0, 0, err
+			return del, err
 		}
 	}
-	return repo, size, tags, nil
+	return del, nil
+}
+
+// DeleteRepository reads the repository's whole range of each table: what it deletes.
+func (writes) DeleteRepository(ctx context.Context, q sqlstore.TxQuerier, id int64) (map[string]int64, error) {
+	kinds, err := sqlstore.Counts(q.Query(ctx, `SELECT kind, count(*) FROM manifests WHERE repo_id = ?1 GROUP BY kind`, id))
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []string{
+		`DELETE FROM manifest_refs WHERE manifest_id IN (SELECT id FROM manifests WHERE repo_id = ?1)`,
+		`DELETE FROM tags WHERE repo_id = ?1`,
+		`DELETE FROM tag_edges WHERE repo_id = ?1`,
+		`DELETE FROM manifests WHERE repo_id = ?1`,
+		`DELETE FROM repo_blobs WHERE repo_id = ?1`,
+		`UPDATE repos SET hidden = 1, manifest_count = 0, tag_count = 0, size = 0, delete_enabled = 1,
+			write_enabled = 1, read_enabled = 1, list_enabled = 1 WHERE id = ?1`,
+	} {
+		if _, err := q.Exec(ctx, s, id); err != nil {
+			return nil, err
+		}
+	}
+	return kinds, nil
+}
+
+// RecountStats counts every row it counts: once, after the migration that added the
+// counters.
+func (writes) RecountStats(ctx context.Context, q sqlstore.TxQuerier) error {
+	_, err := q.Exec(ctx, `DELETE FROM stats`)
+	if err == nil {
+		_, err = q.Exec(ctx, `INSERT INTO stats (key, slot, value)
+			SELECT 'repositories', 0, count(*) FROM repos WHERE hidden = 0
+			UNION ALL SELECT 'tags', 0, count(*) FROM tags
+			UNION ALL SELECT 'size', 0, COALESCE(sum(size), 0) FROM repos WHERE hidden = 0
+			UNION ALL SELECT 'uploads', 0, count(*) FROM uploads
+			UNION ALL SELECT 'manifests/' || kind, 0, count(*) FROM manifests GROUP BY kind`)
+	}
+	return err
 }
 
 // PutTagged writes the manifest, then the tag: SQLite has no round trips to save.

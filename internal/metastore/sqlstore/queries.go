@@ -90,14 +90,24 @@ type Queries struct {
 	Blob string
 	// BlobRepository: $1 digest; a repository name.
 	BlobRepository string
-	// MissingBlobs and MissingManifests: $1 repository, $2 a list of digests; those
-	// found.
-	MissingBlobs, MissingManifests string
+	// BlobSizes and ManifestSizes: $1 repository, $2 a list of digests. Columns: the
+	// digest and size of each found: a blob the repository may read, a manifest of it.
+	BlobSizes, ManifestSizes string
+	// LockingManifest: $1 repository, $2 a blob's digest; the digest of one manifest of
+	// the repository that names the blob and whose delete or write attribute is off,
+	// found through the references to the blob.
+	LockingManifest string
 
-	// Upload: $1 id. Columns: repository, created, modified.
+	// Upload: $1 id. Columns: repository, owner, created, modified.
 	Upload string
-	// StaleUploads: $1 time, $2 n. Columns: id, repository, created, modified.
-	StaleUploads string
+	// StaleUploads: $1 time, $2 n; the sessions last written before the time.
+	// EmptyUploads: $1 time, $2 n; the sessions created before the time and never
+	// written since (modified equal to created), in order of creation. Columns: id,
+	// repository, owner, created, modified.
+	StaleUploads, EmptyUploads string
+	// OpenUploads: $1 repository, $2 owner, $3 n. Columns: the number of sessions of
+	// the repository and of the owner, each counted up to n.
+	OpenUploads string
 
 	// Nodes: $1 repository, $2 after, $3 n. Columns: digest, subject, tagged (by a tag
 	// other than the tag-schema tags naming it), delete attribute, updated, kind, last
@@ -136,8 +146,8 @@ type Queries struct {
 	// SetManifestAttributes: $1 repository, $2 digest, $3–$6 delete, write, read, list.
 	SetManifestAttributes string
 
-	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified; changes no row when
-	// the id exists.
+	// CreateUpload: $1 id, $2 repository, $3 created, $4 modified, $5 owner; changes no
+	// row when the id exists.
 	CreateUpload string
 	// TouchUpload: $1 id, $2 time. DeleteUpload: $1 id.
 	TouchUpload, DeleteUpload string
@@ -181,6 +191,15 @@ type Queries struct {
 	// AddCounters adds to the counters of a repository: $1 id, $2 manifests, $3 tags,
 	// $4 size, $5 the time of the change.
 	AddCounters string
+	// AddStat adds $2 to the registry-wide counter named $1 (see Stats).
+	AddStat string
+	// Stats: no arguments. Columns: the name of each registry-wide counter and its
+	// value. The counters are "repositories", "tags", "size", "uploads" and
+	// "manifests/" followed by a kind.
+	Stats string
+	// ShowRepository: $1 id, $2 time. Brings back a deleted repository, created at
+	// $2, with every attribute enabled; changes no row when it was not deleted.
+	ShowRepository string
 }
 
 // ManifestColumns are the columns of a manifest (see Queries), up to its kind, from the
@@ -249,10 +268,16 @@ type Writes interface {
 	PutTagged(ctx context.Context, q TxQuerier, m *ManifestRow, tag string, now time.Time) (inserted bool, mv TagMove, err error)
 	// DeleteManifest deletes manifest d of repository name with its tags, its
 	// references and the tag-schema edges it is an end of (those of its tags, and those
-	// that make it an artifact), and moves the links of the blobs it named to now. It returns the
-	// repository's id, the manifest's size and how many tags it had; ErrNoRows when
-	// there is no such manifest.
-	DeleteManifest(ctx context.Context, q TxQuerier, name, d string, now time.Time) (repo, size, tags int64, err error)
+	// that make it an artifact), and moves the links of the blobs it named to now. It
+	// returns what was deleted; ErrNoRows when there is no such manifest.
+	DeleteManifest(ctx context.Context, q TxQuerier, name, d string, now time.Time) (Deleted, error)
+	// DeleteRepository deletes everything of repository id (manifests, references,
+	// tags, tag-schema edges, links) and marks it deleted, its counters zero. It
+	// returns how many manifests of each kind it had.
+	DeleteRepository(ctx context.Context, q TxQuerier, id int64) (kinds map[string]int64, err error)
+	// RecountStats sets the registry-wide counters (Queries.Stats) from the rows
+	// they count: once, when a migration adds them.
+	RecountStats(ctx context.Context, q TxQuerier) error
 	// SetTag points tag of repository repo at manifest d (at at, when not nil), and
 	// moves the tag counts of the manifests it leaves and names. It learns what the tag
 	// named from the write: it reads no tag before it.
@@ -260,6 +285,15 @@ type Writes interface {
 	// DeleteTag deletes tag of repository name and moves its manifest's tag count. It
 	// returns the repository's id; ErrNoRows when there is no such tag.
 	DeleteTag(ctx context.Context, q TxQuerier, name, tag string, now time.Time) (repo int64, err error)
+}
+
+// Deleted is what DeleteManifest deleted.
+type Deleted struct {
+	// Repo is the repository's id.
+	Repo int64
+	// Size and Kind are the manifest's; Tags how many tags named it.
+	Size, Tags int64
+	Kind       string
 }
 
 // TagMove is what SetTag did.
@@ -298,4 +332,25 @@ type ManifestRow struct {
 	RefSizes    []int64
 	RefDeclared []int64
 	RefManifest []bool
+}
+
+// Counts reads rows of a name and a count, as the queries of Writes.DeleteRepository
+// return the kinds of its manifests; it closes them.
+func Counts(rows Rows, err error) (map[string]int64, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]int64{}
+	for rows.Next() {
+		var (
+			name string
+			n    int64
+		)
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, err
+		}
+		counts[name] = n
+	}
+	return counts, rows.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -325,30 +326,60 @@ func (r reader) BlobRepository(ctx context.Context, d digest.Digest) (string, er
 	return name, notFound("read blob", err)
 }
 
+func (r reader) LockingManifest(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error) {
+	var m digest.Digest
+	err := r.q.QueryRow(ctx, r.d.LockingManifest, repo, d.String()).Scan(&m)
+	return m, notFound("manifests naming "+d.String(), err)
+}
+
 func (r reader) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, r.d.MissingBlobs, repo, ds)
+	return r.missing(ctx, r.d.BlobSizes, repo, ds)
 }
 
 func (r reader) MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return r.missing(ctx, r.d.MissingManifests, repo, ds)
+	return r.missing(ctx, r.d.ManifestSizes, repo, ds)
 }
 
-// missing returns those of ds that query, given repo and ds, does not find.
-func (r reader) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+func (r reader) BlobSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	return r.sizes(ctx, r.d.BlobSizes, repo, ds)
+}
+
+func (r reader) ManifestSizes(ctx context.Context, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	return r.sizes(ctx, r.d.ManifestSizes, repo, ds)
+}
+
+// sizes returns the sizes query, given repo and ds, finds for those of ds it finds.
+func (r reader) sizes(ctx context.Context, query, repo string, ds []digest.Digest) (map[digest.Digest]int64, error) {
+	out := make(map[digest.Digest]int64, len(ds))
 	if len(ds) == 0 {
-		return nil, nil
+		return out, nil
 	}
-	found, err := r.digests(ctx, "look up references", query, repo, digestStrings(ds))
+	type found struct {
+		d    digest.Digest
+		size int64
+	}
+	rows, err := collect(ctx, r.q, "look up references", query, []any{repo, digestStrings(ds)}, func(row Row) (found, error) {
+		var f found
+		return f, row.Scan(&f.d, &f.size)
+	})
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[digest.Digest]bool, len(found))
-	for _, d := range found {
-		have[d] = true
+	for _, f := range rows {
+		out[f.d] = f.size
+	}
+	return out, nil
+}
+
+// missing returns those of ds that query (see sizes) does not find.
+func (r reader) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	have, err := r.sizes(ctx, query, repo, ds)
+	if err != nil {
+		return nil, err
 	}
 	var out []digest.Digest
 	for _, d := range ds {
-		if !have[d] {
+		if _, ok := have[d]; !ok {
 			out = append(out, d)
 		}
 	}
@@ -364,7 +395,7 @@ func digestStrings(ds []digest.Digest) []string {
 }
 
 func scanUpload(s Row, u *metastore.Upload, withID bool) error {
-	dest := []any{&u.Repo, &u.Created, &u.Modified}
+	dest := []any{&u.Repo, &u.Owner, &u.Created, &u.Modified}
 	if withID {
 		dest = append([]any{&u.ID}, dest...)
 	}
@@ -384,10 +415,23 @@ func (r reader) Upload(ctx context.Context, id string) (*metastore.Upload, error
 }
 
 func (r reader) StaleUploads(ctx context.Context, t time.Time, n int) ([]metastore.Upload, error) {
-	return collect(ctx, r.q, "stale uploads", r.d.StaleUploads, []any{t, n}, func(rows Row) (metastore.Upload, error) {
+	return r.uploads(ctx, "stale uploads", r.d.StaleUploads, t, n)
+}
+
+func (r reader) EmptyUploads(ctx context.Context, t time.Time, n int) ([]metastore.Upload, error) {
+	return r.uploads(ctx, "empty uploads", r.d.EmptyUploads, t, n)
+}
+
+func (r reader) uploads(ctx context.Context, what, query string, t time.Time, n int) ([]metastore.Upload, error) {
+	return collect(ctx, r.q, what, query, []any{t, n}, func(rows Row) (metastore.Upload, error) {
 		var u metastore.Upload
 		return u, scanUpload(rows, &u, true)
 	})
+}
+
+func (r reader) OpenUploads(ctx context.Context, repo, owner string, upTo int) (ofRepo, ofOwner int, err error) {
+	err = r.q.QueryRow(ctx, r.d.OpenUploads, repo, owner, upTo).Scan(&ofRepo, &ofOwner)
+	return ofRepo, ofOwner, wrap("count uploads", err)
 }
 
 func (r reader) Nodes(ctx context.Context, repo string, after digest.Digest, n int) ([]metastore.Node, error) {
@@ -425,6 +469,38 @@ func (r reader) UnreferencedBlobs(ctx context.Context, repo string, t time.Time,
 
 func (r reader) UnlinkedBlobs(ctx context.Context, after digest.Digest, n int) ([]digest.Digest, error) {
 	return r.digests(ctx, "unlinked blobs", r.d.UnlinkedBlobs, after.String(), n)
+}
+
+func (r reader) Stats(ctx context.Context) (*metastore.Stats, error) {
+	type counter struct {
+		name  string
+		value int64
+	}
+	counters, err := collect(ctx, r.q, "stats", r.d.Stats, nil, func(row Row) (counter, error) {
+		var c counter
+		return c, row.Scan(&c.name, &c.value)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := &metastore.Stats{Manifests: map[string]int64{}}
+	for _, c := range counters {
+		switch c.name {
+		case statRepositories:
+			st.Repositories = c.value
+		case statTags:
+			st.Tags = c.value
+		case statSize:
+			st.Size = c.value
+		case statUploads:
+			st.Uploads = c.value
+		default:
+			if kind, ok := strings.CutPrefix(c.name, statManifests); ok && c.value != 0 {
+				st.Manifests[kind] = c.value
+			}
+		}
+	}
+	return st, nil
 }
 
 func (r reader) BlobState(ctx context.Context, d digest.Digest) (bool, time.Time, error) {

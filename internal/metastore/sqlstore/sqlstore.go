@@ -88,8 +88,9 @@ type Dialect struct {
 type Store struct {
 	reader
 	run Transactor
-	// repos caches the ids of committed repositories. A repository is never deleted, so
-	// its id never changes.
+	// repos caches the ids of committed repositories. A deleted repository keeps its
+	// row (marked deleted, emptied), so an id never changes and every replica's cache
+	// stays right.
 	repos sync.Map // string → int64
 	// now is the clock the store dates what it writes by.
 	now func() time.Time
@@ -200,6 +201,11 @@ func (s *Store) Backfill(ctx context.Context) error {
 			err = s.backfillKinds(ctx)
 		case "tag_edges":
 			err = s.backfillTagEdges(ctx)
+		case "stats":
+			// after "kinds": the manifests are counted by kind
+			err = s.run.Update(ctx, func(q TxQuerier) error {
+				return wrap("count the registry", s.d.Writes.RecountStats(ctx, q))
+			})
 		default:
 			err = fmt.Errorf("metastore: the database asks for a backfill this graft does not know: %q", name)
 		}

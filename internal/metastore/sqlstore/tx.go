@@ -35,6 +35,10 @@ type tx struct {
 	created map[string]int64
 	// written locate the manifest rows this attempt wrote last, for SetTag.
 	written map[manifestKey]any
+	// stats are the changes to the registry-wide counters, written by flush.
+	stats map[string]int64
+	// shown are the repositories this attempt made sure are not deleted.
+	shown map[int64]bool
 }
 
 type repoDelta struct{ manifests, tags, size int64 }
@@ -44,6 +48,7 @@ type pendingPut struct {
 	repo int64
 	row  *ManifestRow
 	size int64
+	kind string
 	name string
 }
 
@@ -71,6 +76,7 @@ func (t *tx) putDone(p *pendingPut, inserted bool, at any) {
 	t.wrote(p.repo, p.row.Digest, at)
 	if inserted {
 		t.addToRepo(p.repo, 1, 0, p.size)
+		t.addStat(statManifests+p.kind, 1)
 	} else {
 		t.addToRepo(p.repo, 0, 0, 0)
 	}
@@ -137,6 +143,28 @@ func (t *tx) addToRepo(id, manifests, tags, size int64) {
 	d.manifests += manifests
 	d.tags += tags
 	d.size += size
+	t.addStat(statTags, tags)
+	t.addStat(statSize, size)
+}
+
+// The names of the registry-wide counters (Queries.Stats).
+const (
+	statRepositories = "repositories"
+	statTags         = "tags"
+	statSize         = "size"
+	statUploads      = "uploads"
+	statManifests    = "manifests/" // and the kind
+)
+
+// addStat adds delta to the registry-wide counter name.
+func (t *tx) addStat(name string, delta int64) {
+	if delta == 0 {
+		return
+	}
+	if t.stats == nil {
+		t.stats = map[string]int64{}
+	}
+	t.stats[name] += delta
 }
 
 // flush sends the pending manifest write, and defers the statements that write the
@@ -152,6 +180,12 @@ func (t *tx) flush(ctx context.Context) error {
 		t.q.Defer(t.d.AddCounters, id, d.manifests, d.tags, d.size, now)
 	}
 	t.pending = nil
+	for _, name := range slices.Sorted(maps.Keys(t.stats)) {
+		if v := t.stats[name]; v != 0 {
+			t.q.Defer(t.d.AddStat, name, v)
+		}
+	}
+	t.stats = nil
 	return nil
 }
 
@@ -173,9 +207,12 @@ func (t *tx) RepositoryList(ctx context.Context, after string, n int) ([]metasto
 
 // repoID returns the id of repo, creating the repository when create is set, or
 // ErrNotFound.
+//
+// A deleted repository keeps its row, and so its id, which every replica may have
+// cached: a write that creates it brings the row back.
 func (t *tx) repoID(ctx context.Context, repo string, create bool) (int64, error) {
 	if id, ok := t.s.repos.Load(repo); ok {
-		return id.(int64), nil
+		return id.(int64), t.show(ctx, id.(int64), create)
 	}
 	if id, ok := t.created[repo]; ok {
 		return id, nil
@@ -192,11 +229,56 @@ func (t *tx) repoID(ctx context.Context, repo string, create bool) (int64, error
 			t.created = map[string]int64{}
 		}
 		t.created[repo] = id
-	} else {
-		// Visible and not created here: committed, for good.
-		t.s.repos.Store(repo, id)
+		t.addStat(statRepositories, 1)
+		return id, nil
 	}
-	return id, nil
+	// Visible and not created here: committed, for good.
+	t.s.repos.Store(repo, id)
+	return id, t.show(ctx, id, create)
+}
+
+// show brings back repository id when it was deleted and create is set, once per
+// attempt.
+func (t *tx) show(ctx context.Context, id int64, create bool) error {
+	if !create || t.shown[id] {
+		return nil
+	}
+	n, err := t.q.Exec(ctx, t.d.ShowRepository, id, t.s.now())
+	if err != nil {
+		return wrap("create repository", err)
+	}
+	if t.shown == nil {
+		t.shown = map[int64]bool{}
+	}
+	t.shown[id] = true
+	if n == 1 {
+		t.addStat(statRepositories, 1)
+	}
+	return nil
+}
+
+func (t *tx) DeleteRepository(ctx context.Context, repo string) error {
+	r, err := t.Repository(ctx, repo) // flushes the counters: they are read whole
+	if err != nil {
+		return err
+	}
+	id, err := t.repoID(ctx, repo, false)
+	if err != nil {
+		return err
+	}
+	kinds, err := t.d.Writes.DeleteRepository(ctx, t.q, id)
+	if err != nil {
+		return wrap("delete repository "+repo, err)
+	}
+	t.moved(id)
+	delete(t.shown, id)
+	for kind, n := range kinds {
+		t.addStat(statManifests+kind, -n)
+	}
+	t.addStat(statRepositories, -1)
+	t.addStat(statTags, -r.TagCount)
+	t.addStat(statSize, -r.Size)
+	return nil
 }
 
 // wrote records where this attempt left the row of manifest d of repo, or forgets it
@@ -286,7 +368,7 @@ func (t *tx) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if err := t.sendPut(ctx); err != nil {
 		return err
 	}
-	t.put = &pendingPut{ctx: ctx, repo: repo, row: row, size: m.Size, name: m.Repo}
+	t.put = &pendingPut{ctx: ctx, repo: repo, row: row, size: m.Size, kind: m.Kind, name: m.Repo}
 	return nil
 }
 
@@ -339,12 +421,13 @@ func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) e
 	if err := t.sendPut(ctx); err != nil {
 		return err
 	}
-	id, size, tags, err := t.d.Writes.DeleteManifest(ctx, t.raw, repo, d.String(), t.s.now())
+	del, err := t.d.Writes.DeleteManifest(ctx, t.raw, repo, d.String(), t.s.now())
 	if err != nil {
 		return notFound("delete manifest "+d.String(), err)
 	}
-	t.moved(id)
-	t.addToRepo(id, -1, -tags, -size)
+	t.moved(del.Repo)
+	t.addToRepo(del.Repo, -1, -del.Tags, -del.Size)
+	t.addStat(statManifests+del.Kind, -1)
 	return nil
 }
 
@@ -446,13 +529,14 @@ func (t *tx) SetManifestAttributes(ctx context.Context, repo string, d digest.Di
 }
 
 func (t *tx) CreateUpload(ctx context.Context, u *metastore.Upload) error {
-	n, err := t.q.Exec(ctx, t.d.CreateUpload, u.ID, u.Repo, u.Created, u.Modified)
+	n, err := t.q.Exec(ctx, t.d.CreateUpload, u.ID, u.Repo, u.Created, u.Modified, u.Owner)
 	if err != nil {
 		return wrap("create upload "+u.ID, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("metastore: create upload %s: %w", u.ID, metastore.ErrExists)
 	}
+	t.addStat(statUploads, 1)
 	return nil
 }
 
@@ -463,7 +547,11 @@ func (t *tx) TouchUpload(ctx context.Context, id string, tm time.Time) error {
 
 func (t *tx) DeleteUpload(ctx context.Context, id string) error {
 	n, err := t.q.Exec(ctx, t.d.DeleteUpload, id)
-	return affected("delete upload "+id, n, err)
+	if err := affected("delete upload "+id, n, err); err != nil {
+		return err
+	}
+	t.addStat(statUploads, -1)
+	return nil
 }
 
 func (t *tx) CreateToken(ctx context.Context, tok *metastore.Token) error {

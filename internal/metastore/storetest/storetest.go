@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"Blobs", testBlobs},
 		{"MissingBlobs", testMissingBlobs},
 		{"MissingManifests", testMissingManifests},
+		{"Sizes", testSizes},
+		{"LockingManifest", testLockingManifest},
 		{"ManifestRoundTrip", testManifestRoundTrip},
 		{"PlatformRoundTrip", testPlatformRoundTrip},
 		{"PutManifestAgain", testPutManifestAgain},
@@ -49,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"DeleteManifest", testDeleteManifest},
 		{"Manifests", testManifests},
 		{"Counts", testCounts},
+		{"Stats", testStats},
+		{"DeleteRepository", testDeleteRepository},
 		{"Attributes", testAttributes},
 		{"Uploads", testUploads},
 		{"UpdateRollback", testUpdateRollback},
@@ -378,6 +382,54 @@ func testBlobs(t *testing.T, s metastore.Store) {
 	wantNotFound(t, "BlobRepository of a blob unlinked everywhere", err)
 }
 
+func testLockingManifest(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	a, b, other := image("r", "a"), image("r", "b"), image("o", "a") // a and other name the same blobs
+	ix := index("r", "ix", a)
+	config, layer := a.References[0].Digest, a.References[1].Digest
+	link(t, s, "r", 100, config, layer, b.References[0].Digest, b.References[1].Digest)
+	link(t, s, "o", 100, config, layer)
+	put(t, s, a, b, ix, other)
+	locking := func(repo string, d digest.Digest) (digest.Digest, error) {
+		var m digest.Digest
+		err := s.Update(ctx, func(tx metastore.Tx) error {
+			var err error
+			m, err = tx.LockingManifest(ctx, repo, d)
+			return err
+		})
+		if m2, err2 := s.LockingManifest(ctx, repo, d); m2 != m || isNotFound(err2) != isNotFound(err) {
+			t.Errorf("LockingManifest(%s, %s) = %s, %v in a transaction, %s, %v outside", repo, d, m, err, m2, err2)
+		}
+		return m, err
+	}
+	for _, d := range []digest.Digest{config, layer, a.Digest, digest.FromString("unknown")} {
+		_, err := locking("r", d)
+		wantNotFound(t, fmt.Sprintf("LockingManifest(r, %s) with nothing locked", d), err)
+	}
+	for _, locked := range []metastore.Attributes{
+		{WriteEnabled: true, ReadEnabled: true, ListEnabled: true},
+		{DeleteEnabled: true, ReadEnabled: true, ListEnabled: true},
+	} {
+		update(t, s, func(tx metastore.Tx) error { return tx.SetManifestAttributes(ctx, "r", a.Digest, locked) })
+		for _, d := range []digest.Digest{config, layer} {
+			if m, err := locking("r", d); err != nil || m != a.Digest {
+				t.Errorf("LockingManifest(r, %s) with a locked %+v = %s, %v; want %s", d, locked, m, err, a.Digest)
+			}
+			// Another repository's lock is not this one's.
+			_, err := locking("o", d)
+			wantNotFound(t, fmt.Sprintf("LockingManifest(o, %s) with r's manifest locked", d), err)
+		}
+		// b's blobs, and a itself (a child, not a blob, of the index), are not locked.
+		for _, d := range []digest.Digest{b.References[0].Digest, a.Digest} {
+			_, err := locking("r", d)
+			wantNotFound(t, fmt.Sprintf("LockingManifest(r, %s) of a blob no locked manifest names", d), err)
+		}
+	}
+	update(t, s, func(tx metastore.Tx) error { return tx.SetManifestAttributes(ctx, "r", a.Digest, metastore.Enabled) })
+	_, err := locking("r", layer)
+	wantNotFound(t, "LockingManifest once unlocked", err)
+}
+
 func testMissingBlobs(t *testing.T, s metastore.Store) {
 	ctx := t.Context()
 	d := make([]digest.Digest, 5)
@@ -405,6 +457,54 @@ func testMissingBlobs(t *testing.T, s metastore.Store) {
 		if !sameSet(got, tt.wantMiss) {
 			t.Errorf("MissingBlobs(%s, %v) = %v, want %v", tt.repo, tt.ask, got, tt.wantMiss)
 		}
+	}
+}
+
+// testSizes: BlobSizes and ManifestSizes answer the sizes of what a repository has, the
+// real size of a blob whose claim guessed another, and nothing for the rest.
+func testSizes(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	b1, b2, guessed := digest.FromString("blob 1"), digest.FromString("blob 2"), digest.FromString("guessed")
+	link(t, s, "a", 11, b1)
+	link(t, s, "b", 22, b2)
+	update(t, s, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, guessed, 0) })
+	link(t, s, "a", 33, guessed)
+	m0, m1 := image("a", "0"), image("b", "1")
+	put(t, s, m0, m1)
+	ask := []digest.Digest{b1, b2, guessed, m0.Digest, m1.Digest, digest.FromString("unknown")}
+	for _, tc := range []struct {
+		repo             string
+		blobs, manifests map[digest.Digest]int64
+	}{
+		{"a", map[digest.Digest]int64{b1: 11, guessed: 33}, map[digest.Digest]int64{m0.Digest: m0.Size}},
+		{"b", map[digest.Digest]int64{b2: 22}, map[digest.Digest]int64{m1.Digest: m1.Size}},
+		{"c", map[digest.Digest]int64{}, map[digest.Digest]int64{}},
+	} {
+		for _, r := range []metastore.Reader{s, nil} {
+			var blobs, manifests map[digest.Digest]int64
+			read := func(r metastore.Reader) error {
+				var err error
+				if blobs, err = r.BlobSizes(ctx, tc.repo, ask); err != nil {
+					return err
+				}
+				manifests, err = r.ManifestSizes(ctx, tc.repo, ask)
+				return err
+			}
+			if r != nil {
+				if err := read(r); err != nil {
+					t.Fatalf("sizes in %s: %v", tc.repo, err)
+				}
+			} else {
+				update(t, s, func(tx metastore.Tx) error { return read(tx) })
+			}
+			if !maps.Equal(blobs, tc.blobs) || !maps.Equal(manifests, tc.manifests) {
+				t.Errorf("sizes in %s (in a transaction: %v): blobs %v, manifests %v; want %v, %v",
+					tc.repo, r == nil, blobs, manifests, tc.blobs, tc.manifests)
+			}
+		}
+	}
+	if got, err := s.BlobSizes(ctx, "a", nil); err != nil || len(got) != 0 {
+		t.Errorf("BlobSizes of nothing = %v, %v", got, err)
 	}
 }
 
@@ -1284,9 +1384,9 @@ func testAttributes(t *testing.T, s metastore.Store) {
 func testUploads(t *testing.T, s metastore.Store) {
 	ctx := t.Context()
 	ups := []metastore.Upload{
-		{ID: "u0", Repo: "r", Created: t0, Modified: t0},
-		{ID: "u1", Repo: "r", Created: t0, Modified: t0.Add(time.Second)},
-		{ID: "u2", Repo: "other/repo", Created: t0.Add(time.Second), Modified: t0.Add(2 * time.Second)},
+		{ID: "u0", Repo: "r", Owner: "user:alice", Created: t0, Modified: t0},
+		{ID: "u1", Repo: "r", Owner: "user:bob", Created: t0, Modified: t0.Add(time.Second)},
+		{ID: "u2", Repo: "other/repo", Owner: "user:alice", Created: t0.Add(time.Second), Modified: t0.Add(2 * time.Second)},
 	}
 	update(t, s, func(tx metastore.Tx) error {
 		for _, u := range ups {
@@ -1326,6 +1426,32 @@ func testUploads(t *testing.T, s metastore.Store) {
 			t.Errorf("StaleUploads(%v, %d) = %+v, want %d of %+v", before, n, got, min(n, len(want)), want)
 		}
 	}
+	// Empty: never written since created (u0 only), created strictly before the time.
+	empty := func(before time.Time, n int, want ...metastore.Upload) {
+		t.Helper()
+		got, err := s.EmptyUploads(ctx, before, n)
+		if err != nil {
+			t.Fatalf("EmptyUploads: %v", err)
+		}
+		if len(got) != len(want) || len(got) > 0 && !uploadEqual(got[0], want[0]) {
+			t.Errorf("EmptyUploads(%v, %d) = %+v, want %+v", before, n, got, want)
+		}
+	}
+	empty(t0, 10)
+	empty(t0.Add(time.Hour), 10, ups[0])
+	empty(t0.Add(time.Hour), 0)
+	open := func(repo, owner string, upTo, wantRepo, wantOwner int) {
+		t.Helper()
+		r, o, err := s.OpenUploads(ctx, repo, owner, upTo)
+		if err != nil || r != wantRepo || o != wantOwner {
+			t.Errorf("OpenUploads(%s, %s, %d) = %d, %d, %v; want %d, %d", repo, owner, upTo, r, o, err, wantRepo, wantOwner)
+		}
+	}
+	open("r", "user:alice", 10, 2, 2)
+	open("r", "user:alice", 1, 1, 1) // counted up to 1
+	open("other/repo", "user:bob", 10, 1, 1)
+	open("nothing", "nobody", 10, 0, 0)
+
 	stale(t0, 10)
 	stale(t0.Add(time.Second), 10, ups[0]) // strictly before
 	stale(t0.Add(time.Hour), 10, ups...)
@@ -1339,6 +1465,7 @@ func testUploads(t *testing.T, s metastore.Store) {
 		t.Errorf("Upload after TouchUpload = %+v, %v; want %+v", got, err, ups[0])
 	}
 	stale(t0.Add(time.Minute), 10, ups[1], ups[2])
+	empty(t0.Add(time.Hour), 10) // written now
 	err = s.Update(ctx, func(tx metastore.Tx) error { return tx.TouchUpload(ctx, "never", touched) })
 	wantNotFound(t, "TouchUpload unknown", err)
 
@@ -1348,10 +1475,11 @@ func testUploads(t *testing.T, s metastore.Store) {
 	err = s.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteUpload(ctx, "u1") })
 	wantNotFound(t, "DeleteUpload again", err)
 	stale(t0.Add(time.Hour), 10, ups[0], ups[2])
+	open("r", "user:bob", 10, 1, 0)
 }
 
 func uploadEqual(a, b metastore.Upload) bool {
-	return a.ID == b.ID && a.Repo == b.Repo && a.Created.Equal(b.Created) && a.Modified.Equal(b.Modified)
+	return a.ID == b.ID && a.Repo == b.Repo && a.Owner == b.Owner && a.Created.Equal(b.Created) && a.Modified.Equal(b.Modified)
 }
 
 // state is what a test reads back to tell whether an Update changed anything.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 
@@ -75,6 +76,12 @@ func CheckUpgrade(t *testing.T, s metastore.Store, b *Before) {
 	}
 	if key := reference.SchemaKeyOf(b.Image.Digest); getManifest(t, s, b.Repo, b.Signature.Digest).TagSubject != key {
 		t.Errorf("the signature's tag subject after the upgrade is not %s", key)
+	}
+	// The registry-wide counters, added after, count what was there.
+	st := stats(t, s)
+	wantKinds := map[string]int64{string(kinds.Image): 1, string(kinds.Signature): 2, string(kinds.Index): 1}
+	if st.Repositories != 1 || st.Tags != int64(len(b.Tags)) || !maps.Equal(st.Manifests, wantKinds) {
+		t.Errorf("counters after the upgrade: %+v, want 1 repository, %d tags, manifests %v", st, len(b.Tags), wantKinds)
 	}
 }
 

@@ -1,0 +1,178 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graft-registry/graft/internal/events"
+	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/metastore/sqlite"
+)
+
+func openStore(t *testing.T) metastore.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "graft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func appendEvents(t *testing.T, s metastore.Store, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		err := s.Update(t.Context(), func(tx metastore.Tx) error {
+			return tx.AppendEvent(t.Context(), &metastore.Event{Type: "test", Repo: "r", Time: time.Now(), Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// recorder delivers by recording, failing the events of fail (by seq) that many times
+// first.
+type recorder struct {
+	mu        sync.Mutex
+	delivered []int64
+	fail      map[int64]int
+}
+
+func (r *recorder) Deliver(_ context.Context, e metastore.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail[e.Seq] > 0 {
+		r.fail[e.Seq]--
+		return errors.New("receiver down")
+	}
+	r.delivered = append(r.delivered, e.Seq)
+	return nil
+}
+
+func (r *recorder) got() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.delivered)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("%s: not within a minute", what)
+}
+
+var fast = events.Options{Lease: 2 * time.Second, Poll: 10 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+
+func seqs(from, to int64) []int64 {
+	var out []int64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Two replicas follow one consumer: every event is delivered once, in order, a failed
+// one again until it goes, and nothing after it before it.
+func TestDeliveryOnceInOrder(t *testing.T) {
+	s := openStore(t)
+	rec := &recorder{fail: map[int64]int{3: 2, 7: 1}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var dispatchers []*events.Dispatcher
+	for _, holder := range []string{"a", "b"} {
+		opts := fast
+		opts.Holder = holder
+		d := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: rec}}, opts)
+		dispatchers = append(dispatchers, d)
+		go d.Run(ctx)
+	}
+	waitFor(t, "the consumer claimed", func() bool {
+		st, err := dispatchers[0].Status(t.Context())
+		return err == nil && len(st) == 1 && st[0].Holder != ""
+	})
+	appendEvents(t, s, 1, 20)
+	waitFor(t, "20 events delivered", func() bool { return len(rec.got()) >= 20 })
+	if got := rec.got(); !slices.Equal(got, seqs(1, 20)) {
+		t.Fatalf("delivered %v, want 1..20 once each, in order", got)
+	}
+	// the place moves once a batch is delivered
+	var st []events.Status
+	waitFor(t, "the consumer past every event", func() bool {
+		var err error
+		st, err = dispatchers[1].Status(t.Context())
+		return err == nil && st[0].Backlog == 0
+	})
+	if st[0].LastSuccess.IsZero() || st[0].LastFailure.IsZero() || st[0].LastError == "" {
+		t.Errorf("status after the failures and the catch-up: %+v", st[0])
+	}
+}
+
+// A replica that stops holding a consumer (it died) leaves it to another once the lease
+// runs out, which goes on from where the first stopped.
+func TestTakeover(t *testing.T) {
+	s := openStore(t)
+	rec := &recorder{}
+	first, stopFirst := context.WithCancel(t.Context())
+	opts := fast
+	opts.Holder, opts.Lease = "first", 500*time.Millisecond
+	a := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: rec}}, opts)
+	done := make(chan struct{})
+	go func() { a.Run(first); close(done) }()
+	waitFor(t, "the first replica holds the consumer", func() bool {
+		st, err := a.Status(t.Context())
+		return err == nil && st[0].Holder != ""
+	})
+	appendEvents(t, s, 1, 5)
+	waitFor(t, "5 events delivered", func() bool { return len(rec.got()) >= 5 })
+	stopFirst()
+	<-done
+
+	opts.Holder = "second"
+	b := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: rec}}, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go b.Run(ctx)
+	appendEvents(t, s, 6, 10)
+	waitFor(t, "10 events delivered", func() bool { return len(rec.got()) >= 10 })
+	if got := rec.got(); !slices.Equal(got, seqs(1, 10)) {
+		t.Fatalf("delivered %v, want 1..10 once each, in order", got)
+	}
+	waitFor(t, "the second replica past every event", func() bool {
+		st, err := b.Status(t.Context())
+		return err == nil && st[0].Backlog == 0 && st[0].Holder == "second"
+	})
+}
+
+// The bell wakes an idle consumer: with a poll far longer than the test, an event
+// still goes at once.
+func TestBell(t *testing.T) {
+	s := openStore(t)
+	rec := &recorder{}
+	bell := &events.Bell{}
+	opts := fast
+	opts.Holder, opts.Poll, opts.Bell = "only", time.Hour, bell
+	d := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: rec}}, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor(t, "the consumer claimed", func() bool {
+		st, err := d.Status(t.Context())
+		return err == nil && st[0].Holder != ""
+	})
+	// the consumer has looked once and found nothing: it sleeps for the poll now
+	time.Sleep(50 * time.Millisecond)
+	appendEvents(t, s, 1, 1)
+	bell.Ring()
+	waitFor(t, "the event delivered", func() bool { return len(rec.got()) == 1 })
+}
