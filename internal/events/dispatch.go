@@ -178,22 +178,28 @@ func (d *Dispatcher) forgetUnconfigured(ctx context.Context) {
 func (d *Dispatcher) follow(ctx context.Context, c Consumer) {
 	failures := 0
 	bell := d.opts.Bell.listen()
+	var held *metastore.Consumer
 	for ctx.Err() == nil {
-		held, err := d.claim(ctx, c.Name)
-		if err != nil {
-			d.log.Warn("events: claim consumer", "consumer", c.Name, "err", err)
-			sleep(ctx, d.opts.MinBackoff)
-			continue
-		}
-		if held == nil {
-			sleep(ctx, d.opts.Lease/3+rand.N(d.opts.Poll))
-			continue
+		// The lease is renewed when a third of it has passed, not at every poll: an
+		// idle consumer would otherwise write to the store twice a second.
+		if held == nil || held.LeaseUntil.Sub(d.now()) < d.opts.Lease*2/3 {
+			var err error
+			if held, err = d.claim(ctx, c.Name); err != nil {
+				d.log.Warn("events: claim consumer", "consumer", c.Name, "err", err)
+				sleep(ctx, d.opts.MinBackoff)
+				continue
+			}
+			if held == nil {
+				sleep(ctx, d.opts.Lease/3+rand.N(d.opts.Poll))
+				continue
+			}
 		}
 		n, err := d.deliver(ctx, c, held)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
+			held = nil // claimed again before the next delivery: the lease may be lost
 			failures++
 			d.failed.WithLabelValues(c.Name).Inc()
 			pause := min(d.opts.MinBackoff<<min(failures-1, 20), d.opts.MaxBackoff)

@@ -176,3 +176,40 @@ func TestBell(t *testing.T) {
 	bell.Ring()
 	waitFor(t, "the event delivered", func() bool { return len(rec.got()) == 1 })
 }
+
+// An idle consumer renews its lease when a third of it has passed, not at every poll,
+// and never lets it lapse.
+func TestIdleLeaseRenewal(t *testing.T) {
+	s := openStore(t)
+	opts := fast
+	opts.Holder, opts.Lease = "only", 3*time.Second
+	d := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: &recorder{}}}, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go d.Run(ctx)
+	lease := func() time.Time {
+		t.Helper()
+		all, err := s.Consumers(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 1 {
+			return time.Time{}
+		}
+		if all[0].Holder != "only" {
+			t.Fatalf("consumer held by %q", all[0].Holder)
+		}
+		return all[0].LeaseUntil
+	}
+	waitFor(t, "the consumer claimed", func() bool { return !lease().IsZero() })
+	first := lease()
+	// 50 polls of 10 ms, well within the first third of the lease
+	time.Sleep(500 * time.Millisecond)
+	if got := lease(); !got.Equal(first) {
+		t.Fatalf("an idle consumer renewed its lease within a sixth of it: %v, then %v", first, got)
+	}
+	waitFor(t, "the lease renewed", func() bool { return lease().After(first) })
+	if renewed := lease(); !first.After(time.Now()) || renewed.Sub(first) > opts.Lease {
+		t.Errorf("lease until %v renewed to %v at %v: it ran out before, or was renewed too late", first, renewed, time.Now())
+	}
+}
