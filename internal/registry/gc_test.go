@@ -267,9 +267,9 @@ func testGCRules(t *testing.T, r *Registry, keepOrphans bool) {
 
 func ptr[T any](v T) *T { return &v }
 
-// TestGCStress pushes images with attached artifacts from 16 goroutines, moves tags,
-// deletes images and pushes shared layers again, while garbage collection runs in a
-// loop. Afterwards every manifest that is tagged or reachable pulls completely, and a
+// TestGCStress pushes images with attached artifacts from 16 goroutines (30 rounds each,
+// 6 with -short), moves tags, deletes images and pushes shared layers again, while
+// garbage collection runs in a loop. Afterwards every manifest that is tagged or reachable pulls completely, and a
 // last collection leaves nothing unreachable.
 func TestGCStress(t *testing.T) {
 	for _, dep := range deployments(t) {
@@ -279,10 +279,11 @@ func TestGCStress(t *testing.T) {
 
 func testGCStress(t *testing.T, r *Registry) {
 	ctx := t.Context()
-	const (
-		pushers = 16
-		rounds  = 30
-	)
+	const pushers = 16
+	rounds := 30
+	if testing.Short() {
+		rounds = 6 // the races, not their number: a quick run of the package
+	}
 	// The grace period is counted in collections, not in time, so that the test races
 	// the same way on a fast machine and on a slow one: a collection keeps what was
 	// linked or pushed since the collection two before it began. A push that takes
