@@ -189,10 +189,17 @@ measure() { # KIND LABEL ARGS...
   shift 2
   start "$kind"
   echo "# $kind $label: $*"
-  local t0 t1
+  local t0 t1 rec=
+  # GRAFT_BENCH_PERF=1 records where the graft processes spend their CPU, with
+  # perf(1), into KIND-LABEL.perf beside the results (perf report -i FILE).
+  if [ -n "${GRAFT_BENCH_PERF:-}" ] && [ ${#grafts[@]} -gt 0 ]; then
+    perf record -q -F 999 -g -o "$out/$kind-$label.perf" -p "$(IFS=,; echo "${grafts[*]}")" 2>/dev/null &
+    rec=$!
+  fi
   t0=$(cpu_ticks "${grafts[@]}")
   "$R" -url "$url" -pid "$pid" -json "$out/$kind-$label.json" "$@" | sed "s/^/$kind  /"
   t1=$(cpu_ticks "${grafts[@]}")
+  if [ -n "$rec" ]; then kill -INT "$rec"; wait "$rec" || true; fi
   # The graft processes' CPU over the whole regbench run, untimed setup included:
   # regbench's srv_* columns see one process, and behind the proxy, the proxy.
   [ ${#grafts[@]} -eq 0 ] || echo "$kind  graft_cpu $(echo "scale=2; ($t1 - $t0) / $(getconf CLK_TCK)" | bc) s in ${#grafts[@]} process(es)"
