@@ -522,6 +522,41 @@ func TestCounterSlots(t *testing.T) {
 	}
 }
 
+// TestStatsInTheSessionSlot: the registry-wide counters are added to the slot the
+// writing session claimed, as a repository's are, not to one its backend pid names,
+// which two of 65 sessions share: their concurrent pushes would conflict on the row.
+func TestStatsInTheSessionSlot(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	// Slots 0…99 held elsewhere: the store's one writing session claims 100, which no
+	// backend pid modulo 64 names.
+	if _, err := connect(t, dbURL).Exec(ctx, `SELECT pg_advisory_lock(1735549301, n) FROM generate_series(0, 99) n`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, postgres.Options{URL: dbURL, MaxConns: 2}) // one writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.Update(ctx, func(tx metastore.Tx) error {
+		return tx.CreateUpload(ctx, &metastore.Upload{ID: "u1", Repo: "slots/r", Created: now, Modified: now, Owner: "test"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := connect(t, dbURL).Query(ctx, `SELECT slot FROM stats WHERE key = 'uploads' AND value <> 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(slots, []int32{100}) {
+		t.Errorf("the upload was counted in slots %v, want [100], the session's", slots)
+	}
+}
+
 // TestSweepBlobWaits runs a SweepBlob on one replica and, while its del runs, a
 // ClaimBlob and a LinkBlob of the same blob on another: both wait for the sweep to
 // return, and neither is lost to it.

@@ -224,7 +224,8 @@ var queries = sqlstore.Queries{
 		ON CONFLICT (repo_id, slot) DO UPDATE SET manifests = repo_stats.manifests + excluded.manifests,
 			tags = repo_stats.tags + excluded.tags, size = repo_stats.size + excluded.size, updated = excluded.updated`,
 	// The registry-wide counters, in slots as a repository's are.
-	AddStat: `INSERT INTO stats (key, slot, value) VALUES ($1, pg_backend_pid() % 64, $2)
+	AddStat: `INSERT INTO stats (key, slot, value)
+		VALUES ($1, coalesce(current_setting('graft.slot', true)::int, pg_backend_pid() % 64), $2)
 		ON CONFLICT (key, slot) DO UPDATE SET value = stats.value + excluded.value`,
 	Stats: `SELECT key, sum(value)::bigint FROM stats GROUP BY key`,
 	ShowRepository: `UPDATE repos SET hidden = false, created = $2, delete_enabled = true, write_enabled = true,
