@@ -196,6 +196,12 @@ measure() { # KIND LABEL ARGS...
     perf record -q -F 999 -g -o "$out/$kind-$label.perf" -p "$(IFS=,; echo "${grafts[*]}")" 2>/dev/null &
     rec=$!
   fi
+  if [ -n "${warmup:-}" ]; then
+    # The same load, untimed, first: a replica opens its database connections as the
+    # load asks for them, and each new one pays its login and the planning of every
+    # statement once; the measured figures are those of a deployment past that.
+    "$R" -url "$url" -scenario manifest-put -d "$warmup" >/dev/null
+  fi
   t0=$(cpu_ticks "${grafts[@]}")
   "$R" -url "$url" -pid "$pid" -json "$out/$kind-$label.json" "$@" | sed "s/^/$kind  /"
   t1=$(cpu_ticks "${grafts[@]}")
@@ -229,6 +235,10 @@ if [ "$what" = all ] || [ "$what" = blobs ]; then
   done
   uptime
 fi
+# Operation rates are of a deployment warmed by 5 s of pushes (GRAFT_BENCH_WARMUP=0 for
+# none), every kind alike.
+warmup=${GRAFT_BENCH_WARMUP:-5s}
+[ "$warmup" != 0 ] || warmup=
 if [ "$what" = all ] || [ "$what" = ops ]; then
   for kind in embedded s3x1 s3x1p s3x3 dist-s3; do
     measure "$kind" ops -scenario manifest-put,manifest-get -d 10s
@@ -242,6 +252,7 @@ if [ "$what" = cpu ]; then
     measure "$kind" get -scenario manifest-get -d 10s
   done
 fi
+warmup=
 if [ "$what" = all ] || [ "$what" = referrers ]; then
   measure s3x1 referrers -scenario referrers -filler 1000,10000,100000
 fi
