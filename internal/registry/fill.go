@@ -63,23 +63,25 @@ func (f *Filler) PutManifest(ctx context.Context, repo, tag, mediaType string, b
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		if err := tx.PutManifest(ctx, m); err != nil {
-			return err
-		}
 		var tags []string
 		previous := map[string]digest.Digest{}
 		if tag != "" {
-			mv, err := tx.MoveTag(ctx, repo, tag, d)
+			at, tagged, err := r.checkTagMove(ctx, tx, repo, tag, d)
 			if err != nil {
 				return err
 			}
-			if err := r.checkTagMove(repo, tag, d, mv); err != nil {
-				return err
-			}
-			if mv.Previous != "" {
-				previous[tag] = mv.Previous
+			if tagged {
+				previous[tag] = at
 			}
 			tags = []string{tag}
+		}
+		if err := tx.PutManifest(ctx, m); err != nil {
+			return err
+		}
+		if tag != "" {
+			if err := tx.SetTag(ctx, repo, tag, d); err != nil {
+				return err
+			}
 		}
 		// What a mirror fetched changes the registry as a push does: its consumers
 		// see it the same way.

@@ -15,10 +15,8 @@ func (t *tx) AppendEvent(ctx context.Context, e *metastore.Event) error {
 	if e.Time.IsZero() {
 		e.Time = t.s.now()
 	}
-	// Nothing is read back: the insert travels with the transaction's next statement,
-	// or its commit, which reports its error.
-	t.q.Defer(t.d.AppendEvent, e.Time, e.Type, e.Repo, e.Data)
-	return nil
+	_, err := t.q.Exec(ctx, t.d.AppendEvent, e.Time, e.Type, e.Repo, e.Data)
+	return wrap("append an event", err)
 }
 
 // SequenceEvents implements metastore.EventSequencer. Where the database places events

@@ -112,13 +112,12 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 func (s *Store) Update(ctx context.Context, fn func(metastore.Tx) error) error {
 	var t *tx
 	err := s.run.Update(ctx, func(q TxQuerier) error {
-		t = &tx{s: s, raw: q}
-		t.q = putFirst{TxQuerier: q, t: t}
-		t.reader = reader{d: s.d, q: t.q}
+		t = &tx{reader: reader{d: s.d, q: q}, s: s, q: q}
 		if err := fn(t); err != nil {
 			return err
 		}
-		return t.flush(ctx)
+		t.flush()
+		return nil
 	})
 	if err != nil {
 		return err
