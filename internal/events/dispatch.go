@@ -258,6 +258,16 @@ func (d *Dispatcher) deliver(ctx context.Context, c Consumer, held *metastore.Co
 	if err != nil || len(es) == 0 {
 		return 0, err
 	}
+	// A delivery starts on a fresh lease: an idle consumer renews its lease only when a
+	// third of it has passed, which would leave less than the renewal's period here.
+	fresh, err := d.claim(ctx, c.Name)
+	if err != nil {
+		return 0, err
+	}
+	if fresh == nil {
+		return 0, errors.New("another replica holds the consumer")
+	}
+	*held = *fresh
 	// The lease is renewed while the events go out; should it be lost (this process
 	// stalled, another took over), delivery stops.
 	lctx, cancel := context.WithCancelCause(ctx)
