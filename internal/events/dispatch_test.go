@@ -213,3 +213,47 @@ func TestIdleLeaseRenewal(t *testing.T) {
 		t.Errorf("lease until %v renewed to %v at %v: it ran out before, or was renewed too late", first, renewed, time.Now())
 	}
 }
+
+// A delivery starts on a fresh lease: events that come while an idle consumer's lease is
+// partly spent go out under a lease claimed anew, not under what is left of the old one.
+func TestDeliveryOnFreshLease(t *testing.T) {
+	s := openStore(t)
+	opts := fast
+	opts.Holder, opts.Lease = "only", 3*time.Second
+	leaseLeft := make(chan time.Duration, 1)
+	h := deliverFunc(func(ctx context.Context, e metastore.Event) error {
+		all, err := s.Consumers(ctx)
+		if err != nil || len(all) != 1 {
+			return fmt.Errorf("consumers: %v, %v", all, err)
+		}
+		select {
+		case leaseLeft <- time.Until(all[0].LeaseUntil):
+		default:
+		}
+		return nil
+	})
+	d := events.NewDispatcher(s, []events.Consumer{{Name: "c", Handler: h}}, opts)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor(t, "the consumer claimed", func() bool {
+		all, err := s.Consumers(t.Context())
+		return err == nil && len(all) == 1 && all[0].Holder == "only"
+	})
+	// A sixth of the lease spent: an idle consumer does not renew it yet.
+	time.Sleep(opts.Lease / 6)
+	appendEvents(t, s, 1, 1)
+	select {
+	case left := <-leaseLeft:
+		// 2.5 s of the old lease would be left at most; a fresh one has nearly 3.
+		if left < opts.Lease*9/10 {
+			t.Errorf("the event went out with %v of the lease left, want a fresh lease of %v", left, opts.Lease)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the event was not delivered within a minute")
+	}
+}
+
+type deliverFunc func(context.Context, metastore.Event) error
+
+func (f deliverFunc) Deliver(ctx context.Context, e metastore.Event) error { return f(ctx, e) }
