@@ -6,6 +6,9 @@
 #
 #   bench/ab.sh ROUNDS REV...        e.g. bench/ab.sh 3 main~5 main
 #
+# GRAFT_AB_SCENARIOS names other regbench scenarios, GRAFT_AB_DURATION each one's
+# duration (default 5s).
+#
 # Results: one regbench line per measurement on stdout, and JSON files in
 # ${BENCH_OUT:-bench/results/ab-<date>}.
 set -euo pipefail
@@ -13,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 shared=${GRAFT_SHARED:-$root/../shared}
-[ $# -ge 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 rounds=$1
 shift
 revs=("$@")
@@ -32,8 +35,8 @@ for i in "${!revs[@]}"; do
 done
 
 # run I ROUND: build I on a fresh data directory, on a port of its own choosing (read
-# back from its log: no race for a free one); the environment names the settings every
-# build since the first of this script's use understands.
+# back from its log: no race for a free one). The address and log format go by
+# environment, which older builds understand too, where flags came later.
 run() {
   local log=$work/graft-$1.log data=$work/data-$1-$2 pid url=""
   mkdir -p "$data"

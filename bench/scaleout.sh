@@ -191,7 +191,8 @@ measure() { # KIND LABEL ARGS...
   echo "# $kind $label: $*"
   local t0 t1 rec=
   # GRAFT_BENCH_PERF=1 records where the graft processes spend their CPU, with
-  # perf(1), into KIND-LABEL.perf beside the results (perf report -i FILE).
+  # perf(1) (Debian's linux-perf), into KIND-LABEL.perf beside the results
+  # (perf report -i FILE).
   if [ -n "${GRAFT_BENCH_PERF:-}" ] && [ ${#grafts[@]} -gt 0 ]; then
     perf record -q -F 999 -g -o "$out/$kind-$label.perf" -p "$(IFS=,; echo "${grafts[*]}")" 2>/dev/null &
     rec=$!
