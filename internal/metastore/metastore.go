@@ -85,7 +85,8 @@ type BlobSweeper interface {
 	// of d wait until SweepBlob returns, so that a blob an upload claimed before
 	// committing it to the blob store is never removed under it. del may run again
 	// after a failure, so it must accept bytes already gone. SweepBlob reports whether
-	// it removed d.
+	// it removed d. Before it looks at d it records t for ClaimHeld, so that a claim
+	// older than t is known to be lost even when the sweep fails half-way.
 	SweepBlob(ctx context.Context, d digest.Digest, t time.Time, del func(context.Context) error) (bool, error)
 }
 
@@ -279,8 +280,17 @@ type BlobWriter interface {
 	// ClaimBlob records that blob d, of size bytes, is about to be committed to the
 	// blob store: a SweepBlob that started before the claim has finished, and none
 	// with an earlier t will remove d. The size may be a guess (0 when unknown):
-	// LinkBlob records the real one.
-	ClaimBlob(ctx context.Context, d digest.Digest, size int64) error
+	// LinkBlob records the real one. It returns the time it records the claim at, for
+	// ClaimHeld; a claim never moves d's claim time back.
+	ClaimBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error)
+	// ClaimHeld reports whether a claim of blob d made at claimed is sure to have kept
+	// d from every SweepBlob since: none ran with a t after claimed. A claim is only as
+	// good as the grace period of the sweeps that follow it, and a commit that took
+	// longer than that (a stalled process, a grace period of zero) may find its bytes
+	// gone: its link must not say otherwise. Like LinkBlob it waits for a sweep of d
+	// under way. It may report false for a claim no sweep touched (the sweeps it
+	// counts are of any blob); the caller then looks for the bytes under a new claim.
+	ClaimHeld(ctx context.Context, d digest.Digest, claimed time.Time) (bool, error)
 	// UnlinkUnreferenced takes blob d from repo when no manifest of repo names it and
 	// its link was made or last released before t, and reports whether it did.
 	UnlinkUnreferenced(ctx context.Context, repo string, d digest.Digest, t time.Time) (bool, error)

@@ -100,7 +100,11 @@ func copyBlob(ctx context.Context, src, dst Stores, d digest.Digest) (int64, err
 	defer b.Close()
 	// Claimed first, so that a collector running on the destination leaves the bytes
 	// alone until the repositories link them.
-	if err := dst.Meta.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, b.Size) }); err != nil {
+	err = dst.Meta.Update(ctx, func(tx metastore.Tx) error {
+		_, err := tx.ClaimBlob(ctx, d, b.Size)
+		return err
+	})
+	if err != nil {
 		return 0, err
 	}
 	if p, ok := dst.Blobs.(blobstore.Putter); ok {

@@ -120,7 +120,8 @@ func (f *Filler) LinkBlob(ctx context.Context, repo string, d digest.Digest) (bo
 	}
 	// The claim keeps a garbage collection that finds d linked nowhere from removing
 	// the bytes between the look and the link, as an upload's claim does.
-	if err := r.claim(ctx, d, 0); err != nil {
+	claimed, err := r.claim(ctx, d, 0)
+	if err != nil {
 		return false, err
 	}
 	size, err := r.blobs.Stat(ctx, d)
@@ -130,7 +131,11 @@ func (f *Filler) LinkBlob(ctx context.Context, repo string, d digest.Digest) (bo
 	if err != nil {
 		return false, internal("stat blob", err)
 	}
-	return true, r.link(ctx, repo, d, size, "")
+	err = r.link(ctx, repo, d, size, "", claimed)
+	if errors.Is(err, errCollected) {
+		return false, nil // fetched again, as if never there
+	}
+	return err == nil, err
 }
 
 // HasBlob reports whether the blob store holds blob d, in whatever repository.

@@ -466,7 +466,9 @@ func stressRepo(p int) string { return fmt.Sprintf("stress/%d", p%4) } // four p
 // deletes an image it pushed earlier; every third round it waits for a collection to
 // pass, so that collections overtake it however fast either runs. A push that loses a
 // blob to the collector (the client saw it in the repository, and it went before the
-// manifest came) uploads it again, as clients do on MANIFEST_BLOB_UNKNOWN.
+// manifest came) uploads it again, as clients do on MANIFEST_BLOB_UNKNOWN; one that
+// a collection overtook between the commit of a blob and its link pushes the blob
+// again, as clients do on a server error.
 func push(ctx context.Context, r *Registry, p, rounds int, collected func(context.Context)) (map[string][]digest.Digest, error) {
 	repo := stressRepo(p)
 	rng := rand.New(rand.NewPCG(uint64(p), 7))
@@ -560,7 +562,13 @@ func pushImage(ctx context.Context, r *Registry, repo, tag string, subject *ocis
 					continue // the client sees it there and skips the upload
 				}
 			}
-			if _, err := r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))}); err != nil {
+			_, err := r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))})
+			for e := (*errcode.Error)(nil); errors.As(err, &e) && e.Code == errcode.Unavailable && time.Now().Before(deadline); {
+				// Collected between its commit and its link: pushed again, as clients
+				// retry a server error.
+				_, err = r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))})
+			}
+			if err != nil {
 				return ocispec.Descriptor{}, fmt.Errorf("put blob: %w", err)
 			}
 		}
@@ -787,7 +795,7 @@ func TestGCRechecks(t *testing.T) {
 					// An upload of the same blob claims it and commits it, finding its
 					// bytes there; it links the blob once the commit returns.
 					r.gcPaused = nil
-					if err := r.claim(ctx, claimed, 18); err != nil {
+					if _, err := r.claim(ctx, claimed, 18); err != nil {
 						t.Fatal(err)
 					}
 					commit()

@@ -285,7 +285,8 @@ func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d d
 	if c.Length >= 0 {
 		body = &exactReader{r: src, left: c.Length}
 	}
-	if err := r.claim(ctx, d, max(c.Length, 0)); err != nil {
+	claimed, err := r.claim(ctx, d, max(c.Length, 0))
+	if err != nil {
 		return err
 	}
 	size, err := p.Put(ctx, d, body)
@@ -304,17 +305,23 @@ func (r *Registry) put(ctx context.Context, p blobstore.Putter, repo string, d d
 	default:
 		return internal("put blob", err)
 	}
-	return r.link(ctx, repo, d, size, id)
+	return pushAgain(d, r.link(ctx, repo, d, size, id, claimed))
 }
 
 // claim tells a garbage collector that blob d is about to be committed, so that it
-// does not remove the bytes between the commit and the link.
-func (r *Registry) claim(ctx context.Context, d digest.Digest, size int64) error {
-	err := r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, size) })
+// does not remove the bytes between the commit and the link, and returns the time of
+// the claim.
+func (r *Registry) claim(ctx context.Context, d digest.Digest, size int64) (time.Time, error) {
+	var claimed time.Time
+	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
+		var err error
+		claimed, err = tx.ClaimBlob(ctx, d, size)
+		return err
+	})
 	if err != nil {
-		return internal("claim blob", err)
+		return time.Time{}, internal("claim blob", err)
 	}
-	return nil
+	return claimed, nil
 }
 
 func (r *Registry) forgetUpload(ctx context.Context, id string) {
@@ -323,29 +330,78 @@ func (r *Registry) forgetUpload(ctx context.Context, id string) {
 	}
 }
 
-// link lets repo read blob d, now in the blob store, and forgets session id (if any).
-func (r *Registry) link(ctx context.Context, repo string, d digest.Digest, size int64, id string) error {
-	err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-		if err := checkRepoWrite(ctx, tx, repo); err != nil {
-			return err
-		}
-		if id != "" {
-			if err := tx.DeleteUpload(ctx, id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+// link lets repo read blob d, now in the blob store under the claim made at claimed,
+// and forgets session id (if any). A claim that a collection may have outlived (see
+// metastore.BlobWriter.ClaimHeld) is made again, and the bytes looked for under it:
+// found, they are linked; gone, the push fails, and the client pushes again.
+func (r *Registry) link(ctx context.Context, repo string, d digest.Digest, size int64, id string, claimed time.Time) error {
+	for range maxReclaims {
+		err := r.meta.Update(ctx, func(tx metastore.Tx) error {
+			if err := checkRepoWrite(ctx, tx, repo); err != nil {
 				return err
 			}
+			held, err := tx.ClaimHeld(ctx, d, claimed)
+			if err != nil {
+				return err
+			}
+			if !held {
+				return errClaimLost
+			}
+			if id != "" {
+				if err := tx.DeleteUpload(ctx, id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+					return err
+				}
+			}
+			return tx.LinkBlob(ctx, repo, d, size)
+		})
+		if !errors.Is(err, errClaimLost) {
+			if err != nil {
+				return internal("commit upload", err)
+			}
+			return nil
 		}
-		return tx.LinkBlob(ctx, repo, d, size)
-	})
-	if err != nil {
-		return internal("commit upload", err)
+		r.log.Warn("a blob's claim may have been collected before its link; looking for its bytes again",
+			"repository", repo, "digest", d, "claimed", claimed)
+		if claimed, err = r.claim(ctx, d, size); err != nil {
+			return err
+		}
+		stored, err := r.blobs.Stat(ctx, d)
+		if errors.Is(err, blobstore.ErrNotFound) || err == nil && stored != size {
+			r.forgetUpload(ctx, id)
+			return errCollected
+		}
+		if err != nil {
+			return internal("commit upload", err)
+		}
 	}
-	return nil
+	return errCollected
 }
+
+var (
+	// errClaimLost ends a link whose claim a collection may have outlived.
+	errClaimLost = errors.New("registry: the claim may have been collected")
+	// errCollected is link's when the bytes it was to link are gone.
+	errCollected = errors.New("registry: collected before its link")
+)
+
+// pushAgain is err, or for errCollected, the error that asks the client to push blob d
+// again: the server lost it, so it is the server's error, and a client retries those.
+func pushAgain(d digest.Digest, err error) error {
+	if errors.Is(err, errCollected) {
+		return errcode.New(errcode.Unavailable, "blob %s was collected while it was being stored; push it again", d)
+	}
+	return err
+}
+
+// maxReclaims bounds the claims a commit makes: past the first, each follows a
+// collection that overtook the one before, which only a grace period near zero allows.
+const maxReclaims = 3
 
 // commit makes u blob d of repo and forgets session id (if any). A wrong digest
 // discards the upload: nothing of it is stored.
 func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, d digest.Digest, id string) error {
-	if err := r.claim(ctx, d, u.Size()); err != nil {
+	claimed, err := r.claim(ctx, d, u.Size())
+	if err != nil {
 		return err
 	}
 	size, err := u.Commit(ctx, d)
@@ -357,7 +413,7 @@ func (r *Registry) commit(ctx context.Context, u blobstore.Upload, repo string, 
 	if err != nil {
 		return internal("commit upload", err)
 	}
-	return r.link(ctx, repo, d, size, id)
+	return pushAgain(d, r.link(ctx, repo, d, size, id, claimed))
 }
 
 // CancelUpload discards upload id of repo.

@@ -503,7 +503,7 @@ func TestSweepBlobWaits(t *testing.T) {
 	dbURL := newDatabase(t)
 	a, b := open(t, dbURL), open(t, dbURL)
 	d := digest.FromString("swept")
-	if err := b.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, 7) }); err != nil {
+	if err := b.Update(ctx, func(tx metastore.Tx) error { _, err := tx.ClaimBlob(ctx, d, 7); return err }); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
@@ -532,7 +532,7 @@ func TestSweepBlobWaits(t *testing.T) {
 	<-deleting
 	claimIssued = time.Now()
 	wg.Go(func() {
-		claimErr = b.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, 7) })
+		claimErr = b.Update(ctx, func(tx metastore.Tx) error { _, err := tx.ClaimBlob(ctx, d, 7); return err })
 		claimDone.Store(true)
 	})
 	wg.Go(func() {
@@ -578,7 +578,7 @@ func TestLinkAfterSweep(t *testing.T) {
 	dbURL := newDatabase(t)
 	a, b := open(t, dbURL), open(t, dbURL)
 	d := digest.FromString("swept, then linked")
-	if err := a.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, 0) }); err != nil {
+	if err := a.Update(ctx, func(tx metastore.Tx) error { _, err := tx.ClaimBlob(ctx, d, 0); return err }); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
@@ -621,7 +621,7 @@ func TestClaimSizeGuess(t *testing.T) {
 	s := open(t, newDatabase(t))
 	d := digest.FromString("claimed, size unknown")
 	steps := []func(tx metastore.Tx) error{
-		func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, d, 0) },
+		func(tx metastore.Tx) error { _, err := tx.ClaimBlob(ctx, d, 0); return err },
 		func(tx metastore.Tx) error { return tx.LinkBlob(ctx, "r", d, 7) },
 		func(tx metastore.Tx) error { return tx.LinkBlob(ctx, "other", d, 7) },
 	}

@@ -154,7 +154,7 @@ var queries = sqlstore.Queries{
 	// Update, else insert: an update of a row that a sweep deleted after this
 	// transaction's snapshot fails as a serialization failure, and the claim is retried.
 	ClaimBlob: `WITH
-		up AS (UPDATE blobs SET created = $3 WHERE digest = $1 RETURNING 1)
+		up AS (UPDATE blobs SET created = greatest(created, $3) WHERE digest = $1 RETURNING 1)
 		INSERT INTO blobs (digest, size, created) SELECT $1, $2::bigint, $3 WHERE NOT EXISTS (SELECT 1 FROM up)
 		ON CONFLICT (digest) DO NOTHING`,
 	UnlinkBlob: `WITH
@@ -166,6 +166,9 @@ var queries = sqlstore.Queries{
 		SELECT repo_id, COALESCE((SELECT size FROM blobs WHERE digest = $2 LIMIT 1), 0) FROM gone`,
 	BlobState:  `SELECT EXISTS (SELECT 1 FROM repo_blobs WHERE digest = $1), (SELECT created FROM blobs WHERE digest = $1)`,
 	ForgetBlob: `DELETE FROM blobs WHERE digest = $1`,
+	RecordSweep: `INSERT INTO blob_sweeps (id, cutoff) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET cutoff = excluded.cutoff WHERE blob_sweeps.cutoff < excluded.cutoff`,
+	SweepCutoff: `SELECT cutoff FROM blob_sweeps WHERE id = 1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = $2, write_enabled = $3, read_enabled = $4,
 		list_enabled = $5 WHERE name = $1 AND NOT hidden`,

@@ -211,6 +211,13 @@ ALTER TABLE uploads ADD COLUMN owner text NOT NULL DEFAULT '';
 CREATE INDEX uploads_by_repo ON uploads (repo);
 CREATE INDEX uploads_by_owner ON uploads (owner);
 CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
+`, `
+-- version 6: the latest t of a blob sweep, which tells a commit whether its claim may
+-- have been swept (metastore.BlobWriter.ClaimHeld). One row.
+CREATE TABLE blob_sweeps (
+	id integer PRIMARY KEY CHECK (id = 1),
+	cutoff timestamptz NOT NULL
+);
 `}
 
 // migrationLock is the key of the session advisory lock that one graft at a time holds

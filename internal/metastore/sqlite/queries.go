@@ -131,7 +131,7 @@ var queries = sqlstore.Queries{
 	HoldBlob:  "",
 	SweepHold: "",
 	ClaimBlob: `INSERT INTO blobs (digest, size, created) VALUES (?1, ?2, ?3)
-		ON CONFLICT (digest) DO UPDATE SET created = excluded.created`,
+		ON CONFLICT (digest) DO UPDATE SET created = max(created, excluded.created)`,
 	UnlinkBlob: `DELETE FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ?2
 		RETURNING repo_id, COALESCE((SELECT size FROM blobs WHERE digest = ?2), 0)`,
 	UnlinkUnreferenced: `DELETE FROM repo_blobs AS rb WHERE rb.repo_id = ` + repoID + ` AND rb.digest = ?2
@@ -139,6 +139,9 @@ var queries = sqlstore.Queries{
 		RETURNING repo_id, COALESCE((SELECT size FROM blobs WHERE digest = ?2), 0)`,
 	BlobState:  `SELECT EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ?1), (SELECT created FROM blobs WHERE digest = ?1)`,
 	ForgetBlob: `DELETE FROM blobs WHERE digest = ?1`,
+	RecordSweep: `INSERT INTO blob_sweeps (id, cutoff) VALUES (1, ?1)
+		ON CONFLICT (id) DO UPDATE SET cutoff = excluded.cutoff WHERE cutoff < excluded.cutoff`,
+	SweepCutoff: `SELECT cutoff FROM blob_sweeps WHERE id = 1`,
 
 	SetRepositoryAttributes: `UPDATE repos SET delete_enabled = ?2, write_enabled = ?3, read_enabled = ?4,
 		list_enabled = ?5 WHERE name = ?1 AND hidden = 0`,

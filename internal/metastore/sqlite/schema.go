@@ -204,4 +204,11 @@ ALTER TABLE uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 CREATE INDEX uploads_by_repo ON uploads (repo);
 CREATE INDEX uploads_by_owner ON uploads (owner);
 CREATE INDEX uploads_empty ON uploads (created) WHERE modified = created;
+`, `
+-- version 7: the latest t of a blob sweep, which tells a commit whether its claim may
+-- have been swept (metastore.BlobWriter.ClaimHeld). One row.
+CREATE TABLE blob_sweeps (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	cutoff INTEGER NOT NULL
+);
 `}

@@ -126,8 +126,12 @@ type Queries struct {
 	// SweepHold is its exclusive side, deferred before a sweep's check. A database
 	// whose writer is alone needs neither.
 	HoldBlob, SweepHold string
-	// ClaimBlob: $1 digest, $2 size (a guess), $3 time.
+	// ClaimBlob: $1 digest, $2 size (a guess), $3 time, which replaces a claim time
+	// only when later.
 	ClaimBlob string
+	// RecordSweep: $1 the t of a sweep, kept when later than every one recorded.
+	// SweepCutoff: no arguments; one column, the latest t recorded, or no row.
+	RecordSweep, SweepCutoff string
 	// UnlinkBlob: $1 repository, $2 digest. UnlinkUnreferenced also: $3 time, before
 	// which the link must have been made or released, and no manifest of the repository
 	// may name the blob. Both return the repository's id and the blob's size, and no

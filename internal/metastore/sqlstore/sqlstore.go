@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -94,6 +95,8 @@ type Store struct {
 	repos sync.Map // string → int64
 	// now is the clock the store dates what it writes by.
 	now func() time.Time
+	// sweptTo is the latest sweep t this store recorded, in Unix nanoseconds.
+	sweptTo atomic.Int64
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -132,6 +135,9 @@ func (s *Store) Update(ctx context.Context, fn func(metastore.Tx) error) error {
 // from its check to its commit, so that links and claims of d wait for it, and it for
 // them.
 func (s *Store) SweepBlob(ctx context.Context, d digest.Digest, t time.Time, del func(context.Context) error) (bool, error) {
+	if err := s.recordSweep(ctx, t); err != nil {
+		return false, err
+	}
 	swept, err := s.run.Sweep(ctx, func(q TxQuerier) (bool, error) {
 		if s.d.SweepHold != "" {
 			q.Defer(s.d.SweepHold, d.String())
@@ -156,6 +162,33 @@ func (s *Store) SweepBlob(ctx context.Context, d digest.Digest, t time.Time, del
 		return true, nil
 	})
 	return swept && err == nil, err
+}
+
+// recordSweep records t as a sweep's, in a transaction of its own, committed before
+// the sweep looks at a blob (see metastore.BlobWriter.ClaimHeld). A collection sweeps
+// many blobs with one t: only the first of its sweeps writes. A t is a grace period
+// before now; one after now (a test's clock) is recorded as now, so that the claims made
+// after the collection still hold.
+func (s *Store) recordSweep(ctx context.Context, t time.Time) error {
+	if now := s.now(); t.After(now) {
+		t = now
+	}
+	if t.UnixNano() <= s.sweptTo.Load() {
+		return nil
+	}
+	err := s.run.Update(ctx, func(q TxQuerier) error {
+		_, err := q.Exec(ctx, s.d.RecordSweep, t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("metastore: record a sweep: %w", err)
+	}
+	for {
+		cur := s.sweptTo.Load()
+		if t.UnixNano() <= cur || s.sweptTo.CompareAndSwap(cur, t.UnixNano()) {
+			return nil
+		}
+	}
 }
 
 // Close implements metastore.Store.

@@ -223,12 +223,32 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 	return nil
 }
 
-func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) error {
+func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error) {
 	if t.d.HoldBlob != "" {
 		t.q.Defer(t.d.HoldBlob, d.String())
 	}
-	_, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, t.s.now())
-	return wrap("claim "+d.String(), err)
+	now := t.s.now()
+	if _, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, now); err != nil {
+		return time.Time{}, wrap("claim "+d.String(), err)
+	}
+	return now, nil
+}
+
+func (t *tx) ClaimHeld(ctx context.Context, d digest.Digest, claimed time.Time) (bool, error) {
+	if t.d.HoldBlob != "" {
+		t.q.Defer(t.d.HoldBlob, d.String())
+	}
+	var cutoff time.Time
+	err := t.q.QueryRow(ctx, t.d.SweepCutoff).Scan(&cutoff)
+	if errors.Is(err, ErrNoRows) {
+		return true, nil // nothing was ever swept
+	}
+	if err != nil {
+		return false, wrap("check the claim of "+d.String(), err)
+	}
+	// A sweep removes a blob claimed before its t; a claim never moves back. The
+	// microsecond spares the rounding of a database that keeps no finer time.
+	return !claimed.Before(cutoff.Add(time.Microsecond)), nil
 }
 
 func (t *tx) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {

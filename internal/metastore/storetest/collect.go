@@ -230,12 +230,8 @@ func testSweepBlob(t *testing.T, s metastore.Store) {
 	x, y, z, w := digest.FromString("x"), digest.FromString("y"), digest.FromString("z"), digest.FromString("w")
 	start := mark(t)
 	link(t, s, "r", 10, x)
-	update(t, s, func(tx metastore.Tx) error {
-		if err := tx.ClaimBlob(ctx, y, 10); err != nil {
-			return err
-		}
-		return tx.ClaimBlob(ctx, w, 10)
-	})
+	claim(t, s, y, 10)
+	claim(t, s, w, 10)
 	claimed := mark(t)
 	if got, want := unlinked(t, s), sorted(y, w); !slices.Equal(got, want) {
 		t.Errorf("UnlinkedBlobs = %v, want %v", got, want)
@@ -283,7 +279,10 @@ func testSweepBlob(t *testing.T, s metastore.Store) {
 	<-started
 	claimErr := make(chan error, 1)
 	go func() {
-		claimErr <- s.Update(ctx, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, w, 10) })
+		claimErr <- s.Update(ctx, func(tx metastore.Tx) error {
+			_, err := tx.ClaimBlob(ctx, w, 10)
+			return err
+		})
 		claimDone.Store(true)
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -302,6 +301,84 @@ func testSweepBlob(t *testing.T, s metastore.Store) {
 	}
 	if ok, calls, err := sweep(w, claimed, nil); ok || calls != 0 || err != nil {
 		t.Errorf("SweepBlob(a blob claimed again) = %v, %d calls, %v; want false, 0, nil", ok, calls, err)
+	}
+}
+
+// claim claims blob d, of size bytes, and returns the claim's time.
+func claim(t *testing.T, s metastore.Store, d digest.Digest, size int64) time.Time {
+	t.Helper()
+	var at time.Time
+	update(t, s, func(tx metastore.Tx) error {
+		var err error
+		at, err = tx.ClaimBlob(t.Context(), d, size)
+		return err
+	})
+	return at
+}
+
+// testClaimHeld: a claim holds until a sweep with a later t runs, of whatever blob, even
+// one that fails; a claim never moves a blob's claim time back, so that a later claim
+// of the same blob keeps its own hold.
+func testClaimHeld(t *testing.T, s metastore.Store) {
+	ctx := t.Context()
+	x, y := digest.FromString("held x"), digest.FromString("held y")
+	held := func(d digest.Digest, at time.Time) bool {
+		t.Helper()
+		var ok bool
+		update(t, s, func(tx metastore.Tx) error {
+			var err error
+			ok, err = tx.ClaimHeld(ctx, d, at)
+			return err
+		})
+		return ok
+	}
+	first := claim(t, s, x, 1)
+	if first.IsZero() {
+		t.Fatal("ClaimBlob returned the zero time")
+	}
+	if !held(x, first) {
+		t.Error("ClaimHeld = false for a claim no sweep followed")
+	}
+	before := mark(t)
+	later := claim(t, s, x, 1)
+	if !later.After(before) {
+		t.Fatalf("a claim after %v returned %v", before, later)
+	}
+	// A sweep of another blob, with a t between the two claims, that fails: the
+	// first claim may have been swept by it, the second not.
+	boom := errors.New("boom")
+	if _, err := s.SweepBlob(ctx, y, before, func(context.Context) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("SweepBlob with a failing del: %v", err)
+	}
+	if held(x, first) {
+		t.Error("ClaimHeld = true for a claim made before the t of a sweep")
+	}
+	if !held(x, later) {
+		t.Error("ClaimHeld = false for a claim made after the t of every sweep")
+	}
+	// An earlier sweep changes nothing.
+	if _, err := s.SweepBlob(ctx, y, first, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !held(x, later) {
+		t.Error("ClaimHeld = false after a sweep with an earlier t")
+	}
+
+	// A claim dated before the blob's claim time (a replica whose clock is behind)
+	// leaves that time alone: the later claim's hold does not shrink.
+	c, ok := s.(interface{ SetClock(func() time.Time) })
+	if !ok {
+		return
+	}
+	_, stamped, err := s.BlobState(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetClock(func() time.Time { return first })
+	defer c.SetClock(time.Now)
+	claim(t, s, x, 1)
+	if _, got, err := s.BlobState(ctx, x); err != nil || !got.Equal(stamped) {
+		t.Errorf("after a claim dated %v, BlobState's claim time = %v, %v; want %v", first, got, err, stamped)
 	}
 }
 

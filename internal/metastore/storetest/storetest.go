@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"Nodes", testNodes},
 		{"UnreferencedBlobs", testUnreferencedBlobs},
 		{"SweepBlob", testSweepBlob},
+		{"ClaimHeld", testClaimHeld},
 		{"Tokens", testTokens},
 		{"RepositoryAttributes", testRepositoryAttributes},
 		{"TagEdges", testTagEdges},
@@ -466,7 +467,7 @@ func testSizes(t *testing.T, s metastore.Store) {
 	b1, b2, guessed := digest.FromString("blob 1"), digest.FromString("blob 2"), digest.FromString("guessed")
 	link(t, s, "a", 11, b1)
 	link(t, s, "b", 22, b2)
-	update(t, s, func(tx metastore.Tx) error { return tx.ClaimBlob(ctx, guessed, 0) })
+	claim(t, s, guessed, 0)
 	link(t, s, "a", 33, guessed)
 	m0, m1 := image("a", "0"), image("b", "1")
 	put(t, s, m0, m1)
