@@ -267,8 +267,22 @@ type ManifestWriter interface {
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// SetTag points tag at manifest d of repo, which must exist.
 	SetTag(ctx context.Context, repo, tag string, d digest.Digest) error
+	// MoveTag is SetTag that reports what the tag named before. The store learns it
+	// from the write itself, not from a read before it, so that concurrent pushes to
+	// distinct tags read nothing another writes; a caller that refuses the move it
+	// reports returns an error, and the transaction rolls back.
+	MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (TagMove, error)
 	// DeleteTag removes tag from repo, or returns ErrNotFound.
 	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
+// TagMove is what a tag named before MoveTag pointed it at a manifest.
+type TagMove struct {
+	// Previous is the manifest the tag named: "" for a new tag, the manifest itself
+	// when the tag named it already.
+	Previous digest.Digest
+	// Attributes are those of Previous, when it is another manifest.
+	Attributes Attributes
 }
 
 // BlobWriter records which blobs a repository may read.

@@ -63,25 +63,23 @@ func (f *Filler) PutManifest(ctx context.Context, repo, tag, mediaType string, b
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		var tags []string
-		previous := map[string]digest.Digest{}
-		if tag != "" {
-			at, tagged, err := r.checkTagMove(ctx, tx, repo, tag, d)
-			if err != nil {
-				return err
-			}
-			if tagged {
-				previous[tag] = at
-			}
-			tags = []string{tag}
-		}
 		if err := tx.PutManifest(ctx, m); err != nil {
 			return err
 		}
+		var tags []string
+		previous := map[string]digest.Digest{}
 		if tag != "" {
-			if err := tx.SetTag(ctx, repo, tag, d); err != nil {
+			mv, err := tx.MoveTag(ctx, repo, tag, d)
+			if err != nil {
 				return err
 			}
+			if err := r.checkTagMove(repo, tag, d, mv); err != nil {
+				return err
+			}
+			if mv.Previous != "" {
+				previous[tag] = mv.Previous
+			}
+			tags = []string{tag}
 		}
 		// What a mirror fetched changes the registry as a push does: its consumers
 		// see it the same way.

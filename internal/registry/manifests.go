@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -150,30 +151,30 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
-		previous := map[string]digest.Digest{}
-		for i, t := range tags {
-			at, tagged, err := r.checkTagMove(ctx, tx, repo, t, d)
-			if err != nil {
-				return err
-			}
-			if tagged {
-				previous[t] = at
-			}
-			if i == 0 && cond != Always {
-				if err := cond.check(t, at, tagged); err != nil {
-					return err
-				}
-			}
-		}
 		if err := checkReferences(ctx, tx, m); err != nil {
 			return err
 		}
 		if err := tx.PutManifest(ctx, m); err != nil {
 			return err
 		}
-		for _, t := range tags {
-			if err := tx.SetTag(ctx, repo, t, d); err != nil {
+		// The tags are checked as they move, against what each named: a read of them
+		// before would conflict with every concurrent push of a neighbouring tag.
+		previous := map[string]digest.Digest{}
+		for i, t := range tags {
+			mv, err := tx.MoveTag(ctx, repo, t, d)
+			if err != nil {
 				return err
+			}
+			if err := r.checkTagMove(repo, t, d, mv); err != nil {
+				return err
+			}
+			if i == 0 && cond != Always {
+				if err := cond.check(t, mv.Previous, mv.Previous != ""); err != nil {
+					return err
+				}
+			}
+			if mv.Previous != "" {
+				previous[t] = mv.Previous
 			}
 		}
 		return r.publishPush(ctx, tx, m, tags, previous)
@@ -185,23 +186,19 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 	return &Pushed{Digest: d, Subject: m.Subject, Tags: tags}, nil
 }
 
-// checkTagMove refuses to move tag of repo to manifest d when the tag is locked or
-// immutable, and returns what it names now, if anything.
-func (r *Registry) checkTagMove(ctx context.Context, tx metastore.Tx, repo, tag string, d digest.Digest) (digest.Digest, bool, error) {
-	cur, err := tx.Tag(ctx, repo, tag)
-	if errors.Is(err, metastore.ErrNotFound) {
-		return "", false, nil
+// checkTagMove refuses a move of tag off a manifest locked for writes, or off any
+// manifest when the tag is immutable.
+func (r *Registry) checkTagMove(repo, tag string, d digest.Digest, mv metastore.TagMove) error {
+	if mv.Previous == "" || mv.Previous == d {
+		return nil
 	}
-	if err != nil {
-		return "", false, err
+	if !mv.Attributes.WriteEnabled {
+		return errDenied("tag %s names manifest %s, which is locked for writes", tag, mv.Previous)
 	}
-	if cur.Digest != d && !cur.Attributes.WriteEnabled {
-		return "", false, errDenied("tag %s names manifest %s, which is locked for writes", tag, cur.Digest)
+	if r.immutable(repo, tag) {
+		return errDenied("tag %s is immutable: it names manifest %s", tag, mv.Previous)
 	}
-	if cur.Digest != d && r.immutable(repo, tag) {
-		return "", false, errDenied("tag %s is immutable: it names manifest %s", tag, cur.Digest)
-	}
-	return cur.Digest, true, nil
+	return nil
 }
 
 // sizeReader looks up what a manifest names, with sizes.
@@ -304,6 +301,9 @@ func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *oc
 	if config.Size > maxConfigRead {
 		return nil
 	}
+	if p, ok := r.platforms.get(config.Digest); ok {
+		return p
+	}
 	b, err := r.blobs.Open(ctx, config.Digest)
 	if err != nil {
 		return nil
@@ -311,10 +311,51 @@ func (r *Registry) platform(ctx context.Context, config *ocispec.Descriptor) *oc
 	defer b.Close()
 	// An image config names its platform with the fields and JSON keys of a platform.
 	var p ocispec.Platform
-	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil || p.OS == "" && p.Architecture == "" {
+	if err := json.NewDecoder(io.LimitReader(b, maxConfigRead)).Decode(&p); err != nil {
 		return nil
 	}
+	if p.OS == "" && p.Architecture == "" {
+		r.platforms.put(config.Digest, nil)
+		return nil
+	}
+	r.platforms.put(config.Digest, &p)
 	return &p
+}
+
+// platformCache remembers the platforms of the image configs the registry read: a
+// config is named by its digest, so what it says never changes, and the pushes of one
+// image under many tags, or of many images on one config, read it from the blob store
+// (an S3 request in the scale-out deployment) once.
+type platformCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]*ocispec.Platform
+}
+
+// maxPlatforms bounds the cache; a full cache starts again empty.
+const maxPlatforms = 4096
+
+func (c *platformCache) get(d digest.Digest) (*ocispec.Platform, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[d]
+	if p != nil {
+		cp := *p // the caller's to keep: a manifest record holds it
+		p = &cp
+	}
+	return p, ok
+}
+
+func (c *platformCache) put(d digest.Digest, p *ocispec.Platform) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxPlatforms {
+		c.m = map[digest.Digest]*ocispec.Platform{}
+	}
+	if p != nil {
+		cp := *p
+		p = &cp
+	}
+	c.m[d] = p
 }
 
 // Page is a page of a listing.

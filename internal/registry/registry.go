@@ -68,6 +68,8 @@ type Registry struct {
 	now   func() time.Time
 	gcm   *gcMetrics
 	pulls pulls
+	// platforms are the platforms of image configs read before (platform).
+	platforms platformCache
 	// gcPaused, when set, runs between a collection's mark and its sweep of each phase
 	// (manifests, links, blobs), so that tests can race it deterministically.
 	gcPaused func(phase, repo string)

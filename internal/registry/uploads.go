@@ -88,32 +88,38 @@ func (r *Registry) checkOpenUploads(ctx context.Context, repo, owner string) err
 // resume opens upload id of repo; to write to it when write is set, which a write lock
 // on repo refuses.
 func (r *Registry) resume(ctx context.Context, repo, id string, write bool) (blobstore.Upload, error) {
+	u, _, err := r.resumeRecord(ctx, repo, id, write)
+	return u, err
+}
+
+// resumeRecord is resume, returning the session's record too.
+func (r *Registry) resumeRecord(ctx context.Context, repo, id string, write bool) (blobstore.Upload, *metastore.Upload, error) {
 	if err := checkName(repo); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if write {
 		if err := r.checkClientChange(repo); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := checkRepoWrite(ctx, r.meta, repo); err != nil {
-			return nil, internal("resume upload", err)
+			return nil, nil, internal("resume upload", err)
 		}
 	}
 	rec, err := r.meta.Upload(ctx, id)
 	if errors.Is(err, metastore.ErrNotFound) || err == nil && rec.Repo != repo {
-		return nil, errUploadUnknown()
+		return nil, nil, errUploadUnknown()
 	}
 	if err != nil {
-		return nil, internal("resume upload", err)
+		return nil, nil, internal("resume upload", err)
 	}
 	u, err := r.blobs.Resume(ctx, id)
 	if errors.Is(err, blobstore.ErrNotFound) || errors.Is(err, blobstore.ErrInvalidID) {
-		return nil, errUploadUnknown()
+		return nil, nil, errUploadUnknown()
 	}
 	if err != nil {
-		return nil, internal("resume upload", err)
+		return nil, nil, internal("resume upload", err)
 	}
-	return u, nil
+	return u, rec, nil
 }
 
 // UploadStatus returns the number of bytes upload id of repo holds.
@@ -128,7 +134,7 @@ func (r *Registry) UploadStatus(ctx context.Context, repo, id string) (int64, er
 
 // AppendUpload adds c to upload id of repo and returns the upload's size.
 func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int64, error) {
-	u, err := r.resume(ctx, repo, id, true)
+	u, rec, err := r.resumeRecord(ctx, repo, id, true)
 	if err != nil {
 		return 0, err
 	}
@@ -139,12 +145,23 @@ func (r *Registry) AppendUpload(ctx context.Context, repo, id string, c Chunk) (
 	if u.Size() == 0 {
 		return 0, nil // no write: an empty session stays one, and is reclaimed as one
 	}
-	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.TouchUpload(ctx, id, r.now()) })
+	now := r.now()
+	if now.Sub(rec.Modified) < r.opts.UploadTTL/touchSlack {
+		// Recorded as written lately enough: a chunked push would otherwise commit a
+		// write to the metadata store with each of its chunks.
+		return u.Size(), nil
+	}
+	err = r.meta.Update(ctx, func(tx metastore.Tx) error { return tx.TouchUpload(ctx, id, now) })
 	if err != nil && !errors.Is(err, metastore.ErrNotFound) {
 		return 0, internal("append upload", err)
 	}
 	return u.Size(), nil
 }
+
+// touchSlack: a session's record of its last write may lag behind it by a touchSlack-th
+// of the upload TTL (15 minutes of the default 24 hours), so that an abandoned session
+// is reclaimed once it went unwritten for between 99% and 100% of the TTL.
+const touchSlack = 100
 
 func (r *Registry) append(ctx context.Context, u blobstore.Upload, c Chunk) error {
 	if c.Start >= 0 && c.Start != u.Size() {

@@ -217,28 +217,107 @@ func countField(name string) func([]byte) int {
 	}
 }
 
-// BenchmarkBlobPush: a 64 MiB monolithic upload over loopback HTTP: hashing, writing,
-// fsync and rename.
+// BenchmarkBlobPush: a 64 MiB upload over loopback HTTP: hashing, writing, fsync and
+// rename; monolithic (one POST with the digest) and chunked (POST, 8 MiB PATCHes, PUT),
+// as regbench pushes.
 func BenchmarkBlobPush(b *testing.B) {
+	for _, chunk := range []int{0, 8 << 20} {
+		name := "monolithic"
+		if chunk > 0 {
+			name = fmt.Sprintf("chunked=%dMiB", chunk>>20)
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchServer(b)
+			ts := httptest.NewServer(s)
+			defer ts.Close()
+			blob := make([]byte, 64<<20)
+			rand.Read(blob)
+			b.SetBytes(int64(len(blob)))
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				blob[0] = byte(i) // a new blob each time: a known one would be deduplicated
+				blob[1] = byte(i >> 8)
+				pushOver(b, ts.URL, "bench/blob", blob, chunk)
+			}
+		})
+	}
+}
+
+// pushOver pushes blob to repo at url over HTTP: in one POST when chunk is 0, else in
+// PATCHes of chunk bytes and a PUT.
+func pushOver(b *testing.B, url, repo string, blob []byte, chunk int) {
+	d := digest.FromBytes(blob)
+	if chunk == 0 {
+		send(b, http.MethodPost, url+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), nil, blob, http.StatusCreated)
+		return
+	}
+	resp := send(b, http.MethodPost, url+"/v2/"+repo+"/blobs/uploads/", nil, nil, http.StatusAccepted)
+	loc := resp.Header.Get("Location")
+	for off := 0; off < len(blob); off += chunk {
+		end := min(off+chunk, len(blob))
+		hdr := http.Header{"Content-Range": {fmt.Sprintf("%d-%d", off, end-1)}}
+		loc = send(b, http.MethodPatch, url+loc, hdr, blob[off:end], http.StatusAccepted).Header.Get("Location")
+	}
+	send(b, http.MethodPut, url+loc+"?digest="+d.String(), nil, nil, http.StatusCreated)
+}
+
+func send(b *testing.B, method, url string, hdr http.Header, body []byte, want int) *http.Response {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Fatalf("%s %s: %s, want %d", method, url, resp.Status, want)
+	}
+	return resp
+}
+
+// BenchmarkBlobPull: GET of a 64 MiB blob over loopback HTTP, whole (sendfile from the
+// page cache) and as a 1 MiB range from its middle, with the repository's read checks.
+func BenchmarkBlobPull(b *testing.B) {
 	s := benchServer(b)
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	blob := make([]byte, 64<<20)
 	rand.Read(blob)
-	b.SetBytes(int64(len(blob)))
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		blob[0] = byte(i) // a new blob each time: a known one would be deduplicated
-		blob[1] = byte(i >> 8)
-		d := digest.FromBytes(blob)
-		resp, err := http.Post(ts.URL+"/v2/bench/blob/blobs/uploads/?digest="+d.String(), "application/octet-stream", bytes.NewReader(blob))
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			b.Fatalf("push: %s", resp.Status)
-		}
+	pushOver(b, ts.URL, "bench/blob", blob, 0)
+	url := ts.URL + "/v2/bench/blob/blobs/" + digest.FromBytes(blob).String()
+	buf := make([]byte, 1<<20)
+	for _, tt := range []struct {
+		name, rng string
+		size      int
+		status    int
+	}{
+		{"whole", "", len(blob), http.StatusOK},
+		{"range=1MiB", fmt.Sprintf("bytes=%d-%d", 32<<20, 33<<20-1), 1 << 20, http.StatusPartialContent},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.SetBytes(int64(tt.size))
+			for b.Loop() {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if tt.rng != "" {
+					req.Header.Set("Range", tt.rng)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.CopyBuffer(io.Discard, resp.Body, buf)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status || n != int64(tt.size) {
+					b.Fatalf("GET: %s with %d bytes, want %d with %d", resp.Status, n, tt.status, tt.size)
+				}
+			}
+		})
 	}
 }

@@ -15,6 +15,12 @@ func OpenWithHTTPClient(ctx context.Context, o Options, hc *http.Client) (*Store
 	return open(ctx, o, hc)
 }
 
+// OpenWithoutRetries opens a store whose requests go through hc and are never retried:
+// a request that fails is the end of the operation, as a crash would be.
+func OpenWithoutRetries(ctx context.Context, o Options, hc *http.Client) (*Store, error) {
+	return open(ctx, o, hc, func(so *s3api.Options) { so.RetryMaxAttempts = 1 })
+}
+
 // Client is the store's S3 client, to look at the bucket behind its back.
 func Client(s *Store) *s3api.Client { return s.c }
 

@@ -4,23 +4,23 @@
 // Layout under the prefix (no key is a directory-prefix of another, which file-backed
 // servers such as Versity's POSIX gateway cannot hold):
 //
-//	blobs/<algorithm>/<hex>         one object per blob
+//	blobs/<algorithm>/<hex>         a blob: its bytes, or an empty pointer to its data object
+//	data/<id>                       the bytes of a blob that upload session <id> made
 //	uploads/<id>/state              an upload session: its size, hash state, parts, lease
 //	uploads/<id>/tail-<hex>         bytes not yet in a part, in the order the state lists
-//	uploads/<id>/data               the key of the session's multipart upload
 //
 // A session keeps everything in the bucket, so a PATCH may land on any replica. Bytes
-// stream into a multipart upload, one part (Options.PartSize) at a time, hashed on the
-// way; what does not fill a part waits in tail objects until it does. An upload holds two
-// part buffers at most (one is read from the client while the other is sent), whatever
-// the blob's size. The state object is the session's single point of truth: an append
-// sends its parts and tail first and rewrites the state last, so an append that fails
-// leaves the session as it was, and the parts it sent, which no state records, are
-// overwritten by the next append under the same numbers. A blob has at most 10,000
-// parts: 156 GiB with the default part size; an append that ends with 5 MiB or more
-// left over sends it as a shorter part rather than rewrite it as tail, so a client that
-// pushes chunks of 5 MiB to a part's size gets parts of its chunk size, and that many
-// times 10,000 bytes at most.
+// stream into a multipart upload at data/<id>, one part (Options.PartSize) at a time,
+// hashed on the way; what does not fill a part waits in tail objects until it does. An
+// upload holds two part buffers at most (one is read from the client while the other is
+// sent), whatever the blob's size. The state object is the session's single point of
+// truth: an append sends its parts and tail first and rewrites the state last, so an
+// append that fails leaves the session as it was, and the parts it sent, which no state
+// records, are overwritten by the next append under the same numbers. A blob has at most
+// 10,000 parts: 156 GiB with the default part size; an append that ends with 5 MiB or
+// more left over sends it as a shorter part rather than rewrite it as tail, so a client
+// that pushes chunks of 5 MiB to a part's size gets parts of its chunk size, and that
+// many times 10,000 bytes at most.
 //
 // # Sessions across processes
 //
@@ -42,14 +42,30 @@
 // # Commits
 //
 // A commit verifies the digest from the saved sha256 state (other algorithms read the
-// content back), then makes the blob: a session still all in its tail is copied or put
-// in place with no multipart upload; a larger one completes its multipart upload at
-// uploads/<id>/data and is copied to blobs/ server-side, since the key of a multipart
-// upload is fixed before its digest is known. That copy is the price of a chunked push;
-// Put writes a blob whose digest is known up front straight into a multipart upload at
-// its final key, completed only once the digest matched, so a monolithic push writes its
-// bytes once. UploadPartCopy copies blobs over 5 GiB, and turns a session completed for a
-// read-back that did not match back into parts if it is appended to.
+// content back), then makes the blob without copying it: a session still all in its tail
+// is copied or put in place with no multipart upload (it is smaller than a part); a
+// larger one completes its multipart upload where it was written, at data/<id>, records
+// the digest in its state, and writes a pointer at the blob's key: an empty object whose
+// metadata (graft-data, graft-size) names the data object and its size. The pointer is
+// written only if the key is free (If-None-Match), and last, so the blob appears whole
+// and verified or not at all. Reads, stats, deletes, walks and presigned URLs follow the
+// pointer; a blob whose digest is known up front (Put, a monolithic push) is written
+// straight into a multipart upload at its own key, completed only once the digest
+// matched. Either way a push writes its bytes once.
+//
+// A session whose state records a digest is done but for its pointer: it refuses
+// appends, and whatever ends it (the commit again, a cancel, the janitor) writes the
+// pointer before it removes the session, for its bytes are whole and verified and a
+// pointer may still be on its way from a holder that was cut off. Its data object is
+// removed only when the blob is found stored otherwise; any other session's with it.
+// Deleting a pointer's blob removes the pointer first, then the data object; a crash
+// between the two leaves the data object unreferenced and unread.
+//
+// A session completed to read its content back, for a digest it then did not match, is
+// turned back into parts by UploadPartCopy if it is appended to. Sessions that stores
+// before this layout began (state version 1) have their multipart upload at
+// uploads/<id>/data; their commit still copies the completed object to the blob's key,
+// by UploadPartCopy beyond CopyObject's 5 GiB.
 //
 // A multipart upload orphaned by a crash (between its creation and the state write that
 // records it, or in the middle of a Put) is invisible and never read; a bucket lifecycle
@@ -57,12 +73,14 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	_ "crypto/sha512" // sha384 and sha512 digests
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -146,7 +164,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return open(ctx, o, nil)
 }
 
-func open(ctx context.Context, o Options, hc *http.Client) (*Store, error) {
+// open opens the store o describes; tests send its requests through hc, and change its
+// client's options with more.
+func open(ctx context.Context, o Options, hc *http.Client, more ...func(*s3api.Options)) (*Store, error) {
 	if o.Bucket == "" {
 		return nil, errors.New("blobstore: s3: no bucket given")
 	}
@@ -199,6 +219,9 @@ func open(ctx context.Context, o Options, hc *http.Client) (*Store, error) {
 		// digest.
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		for _, f := range more {
+			f(so)
+		}
 	})
 	s := &Store{
 		c:            c,
@@ -274,7 +297,11 @@ func (s *Store) sessionPrefix(id string) string { return s.uploadsPrefix() + id 
 
 func (s *Store) stateKey(id string) string { return s.sessionPrefix(id) + "state" }
 
-func (s *Store) dataKey(id string) string { return s.sessionPrefix(id) + "data" }
+// dataKey is where session id's multipart upload is, and the blob it makes stays.
+func (s *Store) dataKey(id string) string { return s.prefix + "data/" + id }
+
+// legacyDataKey is where the multipart upload of a session of state version 1 is.
+func (s *Store) legacyDataKey(id string) string { return s.sessionPrefix(id) + "data" }
 
 func (s *Store) tailKey(id, name string) string { return s.sessionPrefix(id) + "tail-" + name }
 
@@ -287,36 +314,107 @@ func (s *Store) copySource(key string) *string {
 	return aws.String(strings.Join(parts, "/"))
 }
 
+// The metadata of a pointer: the ID of the session whose data object holds the blob, and
+// the blob's size. S3 hands user metadata back with lowercase names.
+const (
+	metaData = "graft-data"
+	metaSize = "graft-size"
+)
+
+// location is where the bytes of a blob are: at its own key, or at the data object its
+// pointer names.
+type location struct {
+	key     string
+	size    int64
+	pointer bool
+}
+
+// locate finds blob d with one HEAD of its key.
+func (s *Store) locate(ctx context.Context, d digest.Digest) (location, error) {
+	if d.Validate() != nil {
+		return location{}, blobstore.ErrNotFound
+	}
+	key := s.blobKey(d)
+	out, err := s.c.HeadObject(ctx, &s3api.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return location{}, wrap(err, "stat blob %s", d)
+	}
+	return s.resolve(d, key, aws.ToInt64(out.ContentLength), out.Metadata)
+}
+
+// resolve reads the object at key, of size bytes with metadata md, as blob d.
+func (s *Store) resolve(d digest.Digest, key string, size int64, md map[string]string) (location, error) {
+	id, ok := md[metaData]
+	if !ok {
+		return location{key: key, size: size}, nil
+	}
+	n, err := strconv.ParseInt(md[metaSize], 10, 64)
+	if err != nil || n < 0 || size != 0 || !validID(id) {
+		return location{}, fmt.Errorf("blobstore: s3: blob %s: a pointer this store did not write (%s=%q, %s=%q, %d bytes)",
+			d, metaData, id, metaSize, md[metaSize], size)
+	}
+	return location{key: s.dataKey(id), size: n, pointer: true}, nil
+}
+
+// link writes the pointer that makes the data object of session id, size bytes, blob d,
+// if d's key is free. It reports whether d is that data object now: false when the blob
+// was stored otherwise.
+func (s *Store) link(ctx context.Context, d digest.Digest, id string, size int64) (bool, error) {
+	key := s.blobKey(d)
+	for range 3 {
+		_, err := s.c.PutObject(ctx, &s3api.PutObjectInput{
+			Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(nil), ContentLength: aws.Int64(0),
+			Metadata:    map[string]string{metaData: id, metaSize: strconv.FormatInt(size, 10)},
+			IfNoneMatch: aws.String("*"),
+		})
+		if err == nil {
+			return true, nil
+		}
+		if !isConflict(err) {
+			return false, wrap(err, "link blob %s", d)
+		}
+		// Stored meanwhile, or by a retry of this very write, whose answer was lost.
+		loc, err := s.locate(ctx, d)
+		switch {
+		case err == nil:
+			return loc.pointer && loc.key == s.dataKey(id), nil
+		case !errors.Is(err, blobstore.ErrNotFound):
+			return false, err
+		}
+		// deleted meanwhile: try again
+	}
+	return false, fmt.Errorf("blobstore: s3: link blob %s: its key keeps changing", d)
+}
+
 // Stat implements blobstore.Reader.
 func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
-	if d.Validate() != nil {
-		return 0, blobstore.ErrNotFound
-	}
-	out, err := s.c.HeadObject(ctx, &s3api.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.blobKey(d))})
-	if err != nil {
-		return 0, wrap(err, "stat blob %s", d)
-	}
-	return aws.ToInt64(out.ContentLength), nil
+	loc, err := s.locate(ctx, d)
+	return loc.size, err
 }
 
 // Open implements blobstore.Reader. The blob is fetched by ranged GETs as it is read,
 // under ctx: a Seek costs nothing until the next Read, and what is not read is not
 // downloaded.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (*blobstore.Blob, error) {
-	size, err := s.Stat(ctx, d)
+	loc, err := s.locate(ctx, d)
 	if err != nil {
 		return nil, err
 	}
-	return &blobstore.Blob{ReadSeekCloser: &reader{ctx: ctx, s: s, key: s.blobKey(d), size: size}, Size: size}, nil
+	return &blobstore.Blob{ReadSeekCloser: &reader{ctx: ctx, s: s, key: loc.key, size: loc.size}, Size: loc.size}, nil
 }
 
-// URL implements blobstore.Redirector: a presigned GET, computed without a request, so
-// it does not check that the blob exists.
+// URL implements blobstore.Redirector: a presigned GET of the object that holds the
+// blob's bytes, found with a HEAD. A blob that is missing gets the URL of its own key,
+// which answers 404.
 func (s *Store) URL(ctx context.Context, d digest.Digest, ttl time.Duration) (string, error) {
-	if d.Validate() != nil {
-		return "", blobstore.ErrNotFound
+	loc, err := s.locate(ctx, d)
+	switch {
+	case errors.Is(err, blobstore.ErrNotFound) && d.Validate() == nil:
+		loc.key = s.blobKey(d)
+	case err != nil:
+		return "", err
 	}
-	req, err := s.presign.PresignGetObject(ctx, &s3api.GetObjectInput{Bucket: &s.bucket, Key: aws.String(s.blobKey(d))},
+	req, err := s.presign.PresignGetObject(ctx, &s3api.GetObjectInput{Bucket: &s.bucket, Key: &loc.key},
 		s3api.WithPresignExpires(ttl))
 	if err != nil {
 		return "", fmt.Errorf("blobstore: s3: presign %s: %w", d, err)
@@ -324,17 +422,26 @@ func (s *Store) URL(ctx context.Context, d digest.Digest, ttl time.Duration) (st
 	return req.URL, nil
 }
 
-// Delete implements blobstore.Store.
+// Delete implements blobstore.Store: the blob's key first, so that it is gone at once,
+// then the data object a pointer named.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
 	// S3 deletes a missing key without complaint: ask first.
-	if _, err := s.Stat(ctx, d); err != nil {
+	loc, err := s.locate(ctx, d)
+	if err != nil {
 		return err
 	}
-	_, err := s.c.DeleteObject(ctx, &s3api.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.blobKey(d))})
-	return wrap(err, "delete blob %s", d)
+	if _, err := s.c.DeleteObject(ctx, &s3api.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.blobKey(d))}); err != nil {
+		return wrap(err, "delete blob %s", d)
+	}
+	if loc.pointer {
+		_, err := s.c.DeleteObject(ctx, &s3api.DeleteObjectInput{Bucket: &s.bucket, Key: &loc.key})
+		return wrap(err, "delete the data of blob %s", d)
+	}
+	return nil
 }
 
-// Walk implements blobstore.Store.
+// Walk implements blobstore.Store. A listing does not show metadata: an empty object,
+// which may be a pointer, is looked at with a HEAD for its blob's size.
 func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) error {
 	prefix := s.blobsPrefix()
 	pages := s3api.NewListObjectsV2Paginator(s.c, &s3api.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
@@ -352,7 +459,18 @@ func (s *Store) Walk(ctx context.Context, fn func(digest.Digest, int64) error) e
 			if d.Validate() != nil {
 				continue // not a blob
 			}
-			if err := fn(d, aws.ToInt64(o.Size)); err != nil {
+			size := aws.ToInt64(o.Size)
+			if size == 0 {
+				loc, err := s.locate(ctx, d)
+				if errors.Is(err, blobstore.ErrNotFound) {
+					continue // deleted meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				size = loc.size
+			}
+			if err := fn(d, size); err != nil {
 				return err
 			}
 		}

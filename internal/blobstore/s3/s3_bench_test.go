@@ -16,7 +16,7 @@ import (
 
 // The benchmarks push the same 256 MiB three ways, with the default part size, so that
 // what the store adds to a plain multipart upload (hashing, the session state, and for
-// an upload session the server-side copy of its commit) shows as a ratio.
+// an upload session the commit's pointer) shows as a ratio.
 const benchSize = 256 * mib
 
 // BenchmarkPlainMultipart is the baseline: the S3 client alone, one part after another,
@@ -109,7 +109,7 @@ func BenchmarkUpload(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(b.N)*benchSize/mib/b.Elapsed().Seconds(), "MiB/s")
-			// The appends alone, and the commit (its complete and server-side copy).
+			// The appends alone, and the commit (its complete and pointer).
 			b.ReportMetric(float64(b.N)*benchSize/mib/appending.Seconds(), "append-MiB/s")
 			b.ReportMetric(committing.Seconds()/float64(b.N), "commit-s/op")
 		})

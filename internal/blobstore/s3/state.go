@@ -15,14 +15,16 @@ import (
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/opencontainers/go-digest"
 )
 
-// stateVersion is the format of the state object; a store refuses states of another.
-const stateVersion = 1
+// stateVersion is the format of the state objects this store writes. It reads those of
+// version 1 too, whose multipart upload is at legacyDataKey, and refuses any other.
+const stateVersion = 2
 
 // state is what the state object of a session holds, as JSON. The session's content is,
-// in order: the object at dataKey when Staged, else the parts of the multipart upload
-// UploadID; then the tail objects.
+// in order: the object at its data key when Staged, else the parts of the multipart
+// upload UploadID; then the tail objects.
 type state struct {
 	Version int `json:"version"`
 	// PartSize is the session's part size, whichever replica appends to it.
@@ -35,9 +37,13 @@ type state struct {
 	UploadID string    `json:"uploadId,omitempty"`
 	Parts    []part    `json:"parts,omitempty"`
 	Tail     []segment `json:"tail,omitempty"`
-	// Staged is true once the multipart upload was completed into the object at
-	// dataKey (a commit that had to read the content back, then failed to match).
+	// Staged is true once the multipart upload was completed into the object at the
+	// data key (by a commit, or by one that had to read the content back, then failed
+	// to match).
 	Staged bool `json:"staged,omitempty"`
+	// Blob is the digest a commit verified the staged content as: the session is done
+	// but for the pointer that makes its data object that blob.
+	Blob digest.Digest `json:"blob,omitempty"`
 	// Holder is the token of whoever has the session open, or empty.
 	Holder string `json:"holder,omitempty"`
 	// Beat changes with every write, so that no two writes leave the same ETag.
@@ -82,8 +88,11 @@ func (st *state) nextPart() int32 {
 // check refuses a state this store could not have written: a session is never used on
 // the strength of a state whose sizes do not add up.
 func (st *state) check() error {
-	if st.Version != stateVersion {
+	if st.Version != stateVersion && st.Version != 1 {
 		return fmt.Errorf("state version %d, not %d", st.Version, stateVersion)
+	}
+	if st.Blob != "" && (st.Version == 1 || !st.Staged || st.Blob.Validate() != nil) {
+		return fmt.Errorf("blob %q recorded in a state of version %d, staged %v", st.Blob, st.Version, st.Staged)
 	}
 	if st.PartSize < MinPartSize || st.PartSize > maxPartSize {
 		return fmt.Errorf("part size %d", st.PartSize)

@@ -246,6 +246,14 @@ func (u *upload) state() *state {
 	return u.st
 }
 
+// dataKey is where the session's multipart upload is, and its completed object.
+func (u *upload) dataKey() string {
+	if u.state().Version == 1 {
+		return u.s.legacyDataKey(u.id)
+	}
+	return u.s.dataKey(u.id)
+}
+
 func (u *upload) setRenewed(t time.Time) { u.renewed.Store(int64(t.Sub(u.epoch))) }
 
 // leaseHeld reports whether this holder may still write: its lease was renewed recently
@@ -351,6 +359,9 @@ func (u *upload) Append(ctx context.Context, r io.Reader) (int64, error) {
 		return 0, err
 	}
 	st := u.state()
+	if st.Blob != "" {
+		return 0, fmt.Errorf("blobstore: s3: upload %s was committed as %s: only the end of the session is left", u.id, st.Blob)
+	}
 	var saved []byte
 	if u.hashed {
 		saved, _ = u.h.(encoding.BinaryMarshaler).MarshalBinary()
@@ -394,7 +405,7 @@ func (u *upload) Append(ctx context.Context, r io.Reader) (int64, error) {
 			}
 			cur := u.state()
 			num = cur.nextPart()
-			p = u.s.newPipe(ctx, u.s.dataKey(u.id), cur.UploadID, buf, u.leaseHeld)
+			p = u.s.newPipe(ctx, u.dataKey(), cur.UploadID, buf, u.leaseHeld)
 		}
 		if last {
 			// Big enough to be a part of its own, shorter than the others: chunks of
@@ -529,7 +540,7 @@ func (u *upload) ensureMultipart(ctx context.Context) error {
 	if err := u.leaseHeld(); err != nil {
 		return err
 	}
-	key := u.s.dataKey(u.id)
+	key := u.dataKey()
 	out, err := u.s.c.CreateMultipartUpload(ctx, &s3api.CreateMultipartUploadInput{Bucket: &u.s.bucket, Key: &key})
 	if err != nil {
 		return wrap(err, "start multipart upload of %s", u.id)
@@ -556,15 +567,15 @@ func (u *upload) ensureMultipart(ctx context.Context) error {
 }
 
 // stage completes the session's multipart upload, with the tail as its last part, into
-// the object at dataKey: to be copied to its blob, or read back to check a digest other
-// than sha256.
-func (u *upload) stage(ctx context.Context) error {
+// the object at its data key, and records blob as the digest it was verified as, if it
+// was: to be linked as that blob, or read back to check a digest other than sha256.
+func (u *upload) stage(ctx context.Context, blob digest.Digest) error {
 	cur := u.state()
 	if err := u.complete(ctx, cur); err != nil {
 		return err
 	}
 	next := cur.clone()
-	next.Staged, next.UploadID, next.Parts, next.Tail = true, "", nil, nil
+	next.Staged, next.UploadID, next.Parts, next.Tail, next.Blob = true, "", nil, nil, blob
 	if err := u.save(ctx, next); err != nil {
 		return err
 	}
@@ -574,12 +585,13 @@ func (u *upload) stage(ctx context.Context) error {
 
 // complete completes the multipart upload of cur, with its tail as the last part. An
 // upload that is gone was completed already, by a commit that stopped before its state
-// said so, if the object at dataKey has the session's size: nothing else writes there.
+// said so, if the object at the data key has the session's size: nothing else writes
+// there.
 func (u *upload) complete(ctx context.Context, cur *state) error {
 	if err := u.leaseHeld(); err != nil {
 		return err
 	}
-	key := u.s.dataKey(u.id)
+	key := u.dataKey()
 	parts := cur.Parts
 	if tail := cur.tailSize(); tail > 0 {
 		buf := u.s.buffer(cur.PartSize)
@@ -610,13 +622,23 @@ func (u *upload) complete(ctx context.Context, cur *state) error {
 	return wrap(err, "complete upload %s", u.id)
 }
 
-// Commit implements blobstore.Upload.
+// Commit implements blobstore.Upload. A session in parts ends where its bytes are: its
+// multipart upload is completed at its data key, and a pointer at the blob's key names
+// it (see end).
 func (u *upload) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 	if err := u.usable(); err != nil {
 		return 0, err
 	}
 	if d.Validate() != nil {
 		return 0, blobstore.ErrDigestMismatch
+	}
+	cur := u.state()
+	if cur.Blob != "" {
+		// A commit verified the content as cur.Blob and stopped before its end.
+		if d != cur.Blob {
+			return 0, blobstore.ErrDigestMismatch
+		}
+		return u.endCommit(ctx, cur.Size, nil)
 	}
 	verified := false
 	if d.Algorithm() == digest.SHA256 && u.hashed {
@@ -625,16 +647,49 @@ func (u *upload) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 		}
 		verified = true
 	}
-	cur := u.state()
 	if !cur.Staged && len(cur.Parts) == 0 {
 		return u.commitTail(ctx, d, verified)
 	}
+	if cur.Version == 1 {
+		return u.commitCopy(ctx, d, verified)
+	}
+	if verified {
+		if exists, err := u.s.exists(ctx, u.s.blobKey(d)); err != nil || exists {
+			return u.endCommit(ctx, cur.Size, err) // stored once: this upload is not needed
+		}
+	}
 	if !cur.Staged {
-		if err := u.stage(ctx); err != nil {
+		var blob digest.Digest
+		if verified {
+			blob = d
+		}
+		if err := u.stage(ctx, blob); err != nil {
 			return 0, err
 		}
 	}
-	key := u.s.dataKey(u.id)
+	if !verified {
+		if err := u.s.checkObject(ctx, u.dataKey(), d); err != nil {
+			return 0, err
+		}
+		next := u.state().clone()
+		next.Blob = d
+		if err := u.save(ctx, next); err != nil {
+			return 0, err
+		}
+	}
+	return u.endCommit(ctx, cur.Size, nil)
+}
+
+// commitCopy commits a session of state version 1, whose bytes are under the session's
+// prefix, by copying them to the blob's key in the server.
+func (u *upload) commitCopy(ctx context.Context, d digest.Digest, verified bool) (int64, error) {
+	cur := u.state()
+	if !cur.Staged {
+		if err := u.stage(ctx, ""); err != nil {
+			return 0, err
+		}
+	}
+	key := u.dataKey()
 	if !verified {
 		if err := u.s.checkObject(ctx, key, d); err != nil {
 			return 0, err
@@ -708,20 +763,17 @@ func (u *upload) Cancel(ctx context.Context) error {
 	return u.end(ctx)
 }
 
-// end removes the session: its multipart upload, every object under its prefix (those
-// of failed appends too), and the state last, so that a session half removed is still
-// listed and resumable, and removed again.
+// end removes the session: its multipart upload, its data object unless it became a
+// blob, every object under its prefix (those of failed appends too), and the state last,
+// so that a session half removed is still listed and resumable, and removed again.
 func (u *upload) end(ctx context.Context) error {
 	u.stopRenewal()
 	defer u.finish()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	cur := u.state()
-	if cur.UploadID != "" {
-		if err := u.s.abort(ctx, u.s.dataKey(u.id), cur.UploadID); err != nil {
-			u.release(ctx)
-			return err
-		}
+	if err := u.settle(ctx); err != nil {
+		u.release(ctx)
+		return err
 	}
 	var keys []string
 	prefix := u.s.sessionPrefix(u.id)
@@ -747,6 +799,38 @@ func (u *upload) end(ctx context.Context) error {
 		return fmt.Errorf("blobstore: s3: remove upload %s: %w", u.id, err)
 	}
 	return nil
+}
+
+// settle decides what becomes of the session's bytes outside its prefix as it ends. Its
+// multipart upload is aborted. A data object verified as a blob is linked as that blob,
+// whether a commit or a cancel ends the session: it is whole and checked, and a holder
+// cut off after its check may yet have its pointer in flight; it goes only when the blob
+// turns out stored otherwise. Any other data object goes (one a commit completed before
+// it could record so, too).
+func (u *upload) settle(ctx context.Context) error {
+	cur := u.state()
+	key := u.dataKey()
+	if cur.UploadID != "" {
+		if err := u.s.abort(ctx, key, cur.UploadID); err != nil {
+			return err
+		}
+	}
+	if cur.Version == 1 {
+		return nil // under the session's prefix: removed with it
+	}
+	if cur.Blob != "" {
+		if err := u.leaseHeld(); err != nil {
+			return err
+		}
+		linked, err := u.s.link(ctx, cur.Blob, u.id, cur.Size)
+		if err != nil || linked {
+			return err
+		}
+	}
+	if cur.UploadID == "" && !cur.Staged {
+		return nil // no multipart upload was ever recorded: no data object either
+	}
+	return u.s.deleteKeys(ctx, []string{key})
 }
 
 // Close implements blobstore.Upload: the state is written without a holder, so that

@@ -21,18 +21,14 @@ var (
 	PutManifestStatement        = putManifest
 	SetTagStatement             = setTag
 	SetTagWrittenStatement      = setTagWritten
+	PutTaggedStatement          = putTagged
+	ClaimSlotStatement          = claimSlot
 	DeleteManifestStatement     = deleteManifest
 	EventsQuery                 = queries.Events
 	SequenceEventsStatement     = queries.SequenceEvents
 	BacklogQuery                = queries.Backlog
 	PruneEventsStatement        = queries.PruneEvents
 )
-
-// Retries returns how many Update attempts the store retried after a conflict.
-func (s *Store) Retries() int64 { return s.run.retries.Load() }
-
-// Escalations returns how many Update attempts ran alone.
-func (s *Store) Escalations() int64 { return s.run.escalations.Load() }
 
 // SetAttempts sets after how many conflicts an Update runs alone, and how many
 // attempts it makes at most.

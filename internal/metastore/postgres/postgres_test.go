@@ -400,6 +400,13 @@ func TestStatementPlans(t *testing.T) {
 		// looked up by digest.
 		{"SetTagWritten", postgres.SetTagWrittenStatement, "bigint, text, text, timestamptz, tid",
 			fmt.Sprintf("1, '%s', 'v9', now(), '(0,1)'", d), []string{"manifests_pkey"}, true},
+		// A push's manifest and tag in one statement: only the tag's previous target is
+		// looked up by digest, and the manifest's row when it is stored already.
+		{"PutTagged", postgres.PutTaggedStatement,
+			"bigint, text, text, bigint, text, text, text, text, text, text, text, text, text[], timestamptz, timestamptz, bytea, timestamptz, text[], bigint[], bigint[], boolean[], text, text, timestamptz",
+			fmt.Sprintf(`1, '%s', 'm', 5, 'a', 'c', NULL, NULL, '', '', '', '', NULL, now(), now(), 'x', now(), '{%s, %s}', '{1, 2}', '{1, 2}', '{false, true}', 'image', 'v9', now()`,
+				digest.FromString("new"), blob, d),
+			[]string{"manifests_pkey", "blobs_pkey"}, false},
 		{"DeleteManifest", postgres.DeleteManifestStatement, "text, text, timestamptz", fmt.Sprintf("'%s', '%s', now()", repo, d),
 			[]string{"repos_name_key", "manifests_pkey", "tags_by_manifest", "manifest_refs_pkey", "repo_blobs_pkey",
 				"tag_edges_pkey", "tag_edges_by_artifact"}, false},
@@ -492,6 +499,61 @@ func checkPlan(t *testing.T, plan, index string, ordered bool) {
 	}
 	if !used {
 		t.Errorf("the plan does not scan index %s: %q", index, summary)
+	}
+}
+
+// TestCounterSlots: sessions that write hold counter slots of their own, so that their
+// concurrent pushes never update one repo_stats row. 65 sessions are one more than the
+// slots of pg_backend_pid() % 64.
+func TestCounterSlots(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	const sessions = 65
+	held := map[string]bool{}
+	for i := range sessions {
+		var slot string
+		if err := connect(t, dbURL).QueryRow(ctx, postgres.ClaimSlotStatement).Scan(&slot); err != nil {
+			t.Fatal(err)
+		}
+		if held[slot] {
+			t.Fatalf("session %d claimed slot %s, which another session holds", i, slot)
+		}
+		held[slot] = true
+	}
+}
+
+// TestStatsInTheSessionSlot: the registry-wide counters are added to the slot the
+// writing session claimed, as a repository's are, not to one its backend pid names,
+// which two of 65 sessions share: their concurrent pushes would conflict on the row.
+func TestStatsInTheSessionSlot(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	// Slots 0…99 held elsewhere: the store's one writing session claims 100, which no
+	// backend pid modulo 64 names.
+	if _, err := connect(t, dbURL).Exec(ctx, `SELECT pg_advisory_lock(1735549301, n) FROM generate_series(0, 99) n`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, postgres.Options{URL: dbURL, MaxConns: 2}) // one writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	if err := s.Update(ctx, func(tx metastore.Tx) error {
+		return tx.CreateUpload(ctx, &metastore.Upload{ID: "u1", Repo: "slots/r", Created: now, Modified: now, Owner: "test"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := connect(t, dbURL).Query(ctx, `SELECT slot FROM stats WHERE key = 'uploads' AND value <> 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(slots, []int32{100}) {
+		t.Errorf("the upload was counted in slots %v, want [100], the session's", slots)
 	}
 }
 
@@ -721,7 +783,7 @@ func TestReplicas(t *testing.T) {
 	wg.Wait()
 	var retries int64
 	for _, s := range stores {
-		retries += s.Retries()
+		retries += s.TxStats().Retries
 	}
 	t.Logf("%d updates, %d retried after a conflict", replicas*workers*ops, retries)
 
@@ -962,7 +1024,7 @@ func TestConflictingUpdatesCommit(t *testing.T) {
 	wg.Wait()
 	var escalations int64
 	for _, s := range stores {
-		escalations += s.Escalations()
+		escalations += s.TxStats().Alone
 	}
 	t.Logf("%d updates, %d attempts run alone", clients*updates, escalations)
 	rp, err := stores[0].Repository(ctx, "r")
@@ -1002,13 +1064,16 @@ func benchmarkPut(b *testing.B, asRegistry bool) {
 			}
 			storetest.BenchmarkPut(b, stores, asRegistry)
 			b.StopTimer()
-			var retries, alone int64
+			var retries, alone, trips, stmts int64
 			for _, s := range pgs {
-				retries += s.Retries()
-				alone += s.Escalations()
+				st := s.TxStats()
+				retries, alone, trips, stmts = retries+st.Retries, alone+st.Alone, trips+st.RoundTrips, stmts+st.Statements
 			}
 			b.ReportMetric(float64(retries)/float64(b.N), "retries/op")
 			b.ReportMetric(float64(alone)/float64(b.N), "alone/op")
+			// Setting up counts too: one transaction, for the whole run.
+			b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
+			b.ReportMetric(float64(stmts)/float64(b.N), "statements/op")
 		})
 	}
 }

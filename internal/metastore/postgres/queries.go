@@ -219,14 +219,16 @@ var queries = sqlstore.Queries{
 	PruneEvents: `DELETE FROM events WHERE seq <= coalesce((SELECT min(after) FROM event_consumers),
 		(SELECT max(seq) FROM events)) AND time < $1`,
 
-	// Each transaction adds to the row of the slot of its database session (see
-	// schema.go), so that concurrent pushes to one repository do not meet on one row.
+	// Each transaction adds to the row of the slot of its database session, which no
+	// other session holds (claimSlot), so that concurrent pushes to one repository do
+	// not meet on one row: two that did would conflict, and one of them retry.
 	AddCounters: `INSERT INTO repo_stats (repo_id, slot, manifests, tags, size, updated)
-		VALUES ($1, pg_backend_pid() % 64, $2, $3, $4, $5)
+		VALUES ($1, coalesce(current_setting('graft.slot', true)::int, pg_backend_pid() % 64), $2, $3, $4, $5)
 		ON CONFLICT (repo_id, slot) DO UPDATE SET manifests = repo_stats.manifests + excluded.manifests,
 			tags = repo_stats.tags + excluded.tags, size = repo_stats.size + excluded.size, updated = excluded.updated`,
 	// The registry-wide counters, in slots as a repository's are.
-	AddStat: `INSERT INTO stats (key, slot, value) VALUES ($1, pg_backend_pid() % 64, $2)
+	AddStat: `INSERT INTO stats (key, slot, value)
+		VALUES ($1, coalesce(current_setting('graft.slot', true)::int, pg_backend_pid() % 64), $2)
 		ON CONFLICT (key, slot) DO UPDATE SET value = stats.value + excluded.value`,
 	Stats: `SELECT key, sum(value)::bigint FROM stats GROUP BY key`,
 	ShowRepository: `UPDATE repos SET hidden = false, created = $2, delete_enabled = true, write_enabled = true,

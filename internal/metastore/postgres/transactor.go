@@ -25,6 +25,8 @@ type transactor struct {
 
 	retries     atomic.Int64 // attempts retried after a conflict, for benchmarks
 	escalations atomic.Int64 // attempts run alone
+	roundTrips  atomic.Int64 // batches sent to the database by Updates and Sweeps
+	statements  atomic.Int64 // statements in them
 
 	escalateAfter, maxAttempts int
 	// timeout bounds each round trip (see unavailable.go).
@@ -111,7 +113,9 @@ func (r *transactor) attempt(ctx context.Context, fn func(sqlstore.TxQuerier) er
 	}
 	defer c.Release()
 	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginSerializable}, {sql: lockUpdateShared}}}
+	defer r.count(tc)
 	if alone {
+		tc.trips, tc.stmts = tc.trips+2, tc.stmts+2 // the lock, and its unlock
 		lctx, cancel := r.bounded(ctx)
 		_, err := c.Exec(lctx, lockUpdateAlone)
 		cancel()
@@ -165,6 +169,7 @@ func (r *transactor) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (boo
 	}
 	defer c.Release()
 	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginReadCommitted}}}
+	defer r.count(tc)
 	done := context.WithoutCancel(ctx)
 	var swept bool
 	err = run(func() error {
@@ -180,6 +185,29 @@ func (r *transactor) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (boo
 		return false, fmt.Errorf("metastore: sweep: %w", err)
 	}
 	return true, nil
+}
+
+// TxStats are counts of what a Store's transactions did since it opened.
+type TxStats struct {
+	// Retries are the attempts retried after a conflict (a serialization failure or
+	// a deadlock), and Alone those that ran alone after too many (escalateAfter).
+	Retries, Alone int64
+	// RoundTrips are the batches of statements sent, and Statements the statements in
+	// them, BEGIN and COMMIT included.
+	RoundTrips, Statements int64
+}
+
+// TxStats returns what the Store's transactions did since it opened.
+func (s *Store) TxStats() TxStats {
+	r := s.run
+	return TxStats{Retries: r.retries.Load(), Alone: r.escalations.Load(),
+		RoundTrips: r.roundTrips.Load(), Statements: r.statements.Load()}
+}
+
+// count adds what tc sent to the totals.
+func (r *transactor) count(tc *txConn) {
+	r.roundTrips.Add(tc.trips)
+	r.statements.Add(tc.stmts)
 }
 
 // Close implements sqlstore.Transactor: it waits for the connections in use, then
@@ -208,6 +236,8 @@ type txConn struct {
 	deferred bool // a statement was deferred
 	conflict bool
 	failed   error
+
+	trips, stmts int64 // round trips and statements sent
 }
 
 var _ sqlstore.TxQuerier = (*txConn)(nil)
@@ -252,6 +282,7 @@ func (tc *txConn) send(ctx context.Context, sql string, args []any) (br pgx.Batc
 	bctx, done := context.WithTimeout(ctx, tc.timeout)
 	br = tc.c.SendBatch(bctx, b)
 	tc.begun = true
+	tc.trips, tc.stmts = tc.trips+1, tc.stmts+int64(b.Len())
 	for range pre {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
@@ -332,6 +363,7 @@ func (tc *txConn) commit(ctx context.Context) error {
 // an unknown state: the pool discards a connection still in a transaction.
 func (tc *txConn) rollback(ctx context.Context) {
 	if tc.begun {
+		tc.trips, tc.stmts = tc.trips+1, tc.stmts+1
 		ctx, cancel := context.WithTimeout(ctx, tc.timeout)
 		defer cancel()
 		tc.c.Exec(ctx, `ROLLBACK`)

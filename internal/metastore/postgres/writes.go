@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/sqlstore"
 )
 
@@ -97,6 +98,75 @@ func (writes) PutManifest(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore
 	return inserted, located(tid), nil
 }
 
+// putTagged is putManifest and setTag in one statement, for a push: tag $23 of
+// repository $1 is pointed at the manifest at $24, and the manifest's row, inserted or
+// found, takes the tag's count and time in the same write (a row cannot be written twice
+// in one statement). The tag's upsert goes first: the manifest's write reads its result.
+const putTagged = `WITH
+	refs AS (SELECT * FROM unnest($18::text[], $19::bigint[], $20::bigint[], $21::boolean[])
+		AS r(digest, size, declared, is_manifest)),
+	up AS (INSERT INTO tags AS t (repo_id, name, manifest, prev, updated) VALUES ($1, $23, $2, NULL, $24)
+		ON CONFLICT (repo_id, name) DO UPDATE SET manifest = excluded.manifest, prev = t.manifest, updated = excluded.updated
+		WHERE t.manifest <> excluded.manifest
+		RETURNING prev),
+	ins AS (INSERT INTO manifests (repo_id, digest, media_type, size, total_size, artifact_type,
+			config_media_type, subject, annotations, platform_os, platform_architecture, platform_variant,
+			platform_os_version, platform_os_features, created, updated, content, kind, tag_count)
+		VALUES ($1, $2, $3, $4, $4::bigint + COALESCE((SELECT sum(COALESCE(CASE WHEN r.is_manifest
+				THEN (SELECT c.total_size FROM manifests c WHERE c.repo_id = $1 AND c.digest = r.digest)
+				ELSE (SELECT b.size FROM blobs b WHERE b.digest = r.digest LIMIT 1) END, r.declared)) FROM refs r), 0)::bigint,
+			$5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+			CASE WHEN EXISTS (SELECT 1 FROM up) THEN $24 ELSE $15 END, $16, $22,
+			(SELECT count(*) FROM up))
+		ON CONFLICT (repo_id, digest) DO NOTHING
+		RETURNING ctid),
+	ins_refs AS (INSERT INTO manifest_refs (repo_id, manifest, digest, size, is_manifest)
+		SELECT $1, $2, r.digest, r.size, r.is_manifest FROM refs r WHERE EXISTS (SELECT 1 FROM ins)),
+	again AS (UPDATE manifests SET updated = CASE WHEN EXISTS (SELECT 1 FROM up) THEN $24 ELSE $17 END,
+			tag_count = tag_count + (SELECT count(*) FROM up)
+		WHERE repo_id = $1 AND digest = $2 AND NOT EXISTS (SELECT 1 FROM ins)
+		RETURNING ctid),
+	released AS (UPDATE manifests m SET tag_count = m.tag_count - 1, updated = $24
+		WHERE m.repo_id = $1 AND m.digest = (SELECT prev FROM up)
+		RETURNING delete_enabled, write_enabled, read_enabled, list_enabled)
+SELECT EXISTS (SELECT 1 FROM ins), COALESCE((SELECT ctid FROM ins), (SELECT ctid FROM again)),
+	EXISTS (SELECT 1 FROM up), (SELECT prev FROM up), ` + releasedAttributes + `
+FROM (SELECT 1) one LEFT JOIN released ON true`
+
+// PutTagged locates the row by its tuple id.
+func (writes) PutTagged(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore.ManifestRow, tag string, now time.Time) (bool, sqlstore.TagMove, error) {
+	var (
+		inserted               bool
+		mv                     = sqlstore.TagMove{Found: true}
+		tid                    pgtype.TID
+		prev                   *string
+		del, write, read, list *bool
+	)
+	err := q.QueryRow(ctx, putTagged,
+		m.Repo, m.Digest, m.MediaType, m.Size, m.ArtifactType, m.ConfigMediaType, m.Subject, m.Annotations,
+		m.OS, m.Architecture, m.Variant, m.OSVersion, m.OSFeatures, m.Created, m.Updated, m.Content, m.Updated,
+		m.RefDigests, m.RefSizes, m.RefDeclared, m.RefManifest, m.Kind, tag, now).
+		Scan(&inserted, &tid, &mv.Changed, &prev, &del, &write, &read, &list)
+	if err != nil {
+		return false, mv, err
+	}
+	mv.At = located(tid)
+	moved(&mv, prev, del, write, read, list)
+	return inserted, mv, nil
+}
+
+// moved records in mv the manifest a tag left, prev, with its attributes, when it left
+// one.
+func moved(mv *sqlstore.TagMove, prev *string, del, write, read, list *bool) {
+	if prev == nil {
+		return
+	}
+	mv.Moved, mv.Previous, mv.Attributes = true, *prev, metastore.Enabled
+	if del != nil {
+		mv.Attributes = metastore.Attributes{DeleteEnabled: *del, WriteEnabled: *write, ReadEnabled: *read, ListEnabled: *list}
+	}
+}
+
 // located is tid as a locator: nil when not valid.
 func located(tid pgtype.TID) any {
 	if !tid.Valid {
@@ -169,8 +239,8 @@ const setTag = `WITH
 		WHERE m.repo_id = $1 AND m.digest = $2 AND EXISTS (SELECT 1 FROM up)
 		RETURNING ctid),
 	` + releaseTag + `
-SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM up WHERE prev IS NOT NULL),
-	(SELECT ctid FROM counts)`
+SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM up), (SELECT prev FROM up),
+	(SELECT ctid FROM counts), ` + releasedAttributes + ` FROM (SELECT 1) one LEFT JOIN released ON true`
 
 // setTagWritten is setTag for a manifest this transaction wrote, at tuple id $5: a
 // push's own manifest. It is reached by its tuple id, which locks that tuple only (none
@@ -183,8 +253,8 @@ const setTagWritten = `WITH
 		WHERE m.ctid = $5::tid AND m.repo_id = $1 AND m.digest = $2 AND EXISTS (SELECT 1 FROM up)
 		RETURNING ctid),
 	` + releaseTag + `
-SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM up WHERE prev IS NOT NULL),
-	(SELECT ctid FROM counts)`
+SELECT EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM up), (SELECT prev FROM up),
+	(SELECT ctid FROM counts), ` + releasedAttributes + ` FROM (SELECT 1) one LEFT JOIN released ON true`
 
 const (
 	upsertTag = `INSERT INTO tags AS t (repo_id, name, manifest, prev, updated)
@@ -195,27 +265,35 @@ const (
 	// releaseTag takes the moved tag from its previous target. With no previous target
 	// the condition compares with NULL, and the index is not even read.
 	releaseTag = `released AS (UPDATE manifests m SET tag_count = m.tag_count - 1, updated = $4
-		WHERE m.repo_id = $1 AND m.digest = (SELECT prev FROM up))`
+		WHERE m.repo_id = $1 AND m.digest = (SELECT prev FROM up)
+		RETURNING delete_enabled, write_enabled, read_enabled, list_enabled)`
+	// releasedAttributes are the attributes of the manifest the tag left, NULL when it
+	// left none.
+	releasedAttributes = `released.delete_enabled, released.write_enabled, released.read_enabled, released.list_enabled`
 )
 
 func (writes) SetTag(ctx context.Context, q sqlstore.TxQuerier, repo int64, tag, d string, at any, now time.Time) (sqlstore.TagMove, error) {
 	var (
-		mv  sqlstore.TagMove
-		tid pgtype.TID
+		mv                     sqlstore.TagMove
+		tid                    pgtype.TID
+		prev                   *string
+		del, write, read, list *bool
 	)
+	scan := func(r sqlstore.Row) error {
+		return r.Scan(&mv.Found, &mv.Changed, &prev, &tid, &del, &write, &read, &list)
+	}
 	if at != nil {
-		err := q.QueryRow(ctx, setTagWritten, repo, d, tag, now, at).Scan(&mv.Found, &mv.Changed, &mv.Moved, &tid)
-		if err != nil {
+		if err := scan(q.QueryRow(ctx, setTagWritten, repo, d, tag, now, at)); err != nil {
 			return mv, err
 		}
 	}
 	if !mv.Found { // not written here, or no longer at that tuple id
-		err := q.QueryRow(ctx, setTag, repo, d, tag, now).Scan(&mv.Found, &mv.Changed, &mv.Moved, &tid)
-		if err != nil {
+		if err := scan(q.QueryRow(ctx, setTag, repo, d, tag, now)); err != nil {
 			return mv, err
 		}
 	}
 	mv.At = located(tid)
+	moved(&mv, prev, del, write, read, list)
 	return mv, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/graft-registry/graft/internal/metastore"
 	"github.com/graft-registry/graft/internal/metastore/sqlstore"
 )
 
@@ -146,14 +147,31 @@ func (writes) RecountStats(ctx context.Context, q sqlstore.TxQuerier) error {
 	return err
 }
 
+// PutTagged writes the manifest, then the tag: SQLite has no round trips to save.
+func (w writes) PutTagged(ctx context.Context, q sqlstore.TxQuerier, m *sqlstore.ManifestRow, tag string, now time.Time) (bool, sqlstore.TagMove, error) {
+	inserted, at, err := w.PutManifest(ctx, q, m)
+	if err != nil {
+		return false, sqlstore.TagMove{}, err
+	}
+	mv, err := w.SetTag(ctx, q, m.Repo, tag, m.Digest, at, now)
+	return inserted, mv, err
+}
+
 func (writes) SetTag(ctx context.Context, q sqlstore.TxQuerier, repo int64, tag, d string, _ any, now time.Time) (sqlstore.TagMove, error) {
 	var (
-		mv  sqlstore.TagMove
-		id  int64
-		old sql.NullInt64
+		mv                     sqlstore.TagMove
+		id                     int64
+		old                    sql.NullInt64
+		prev                   sql.NullString
+		del, write, read, list sql.NullBool
 	)
-	err := q.QueryRow(ctx, `SELECT m.id, (SELECT t.manifest_id FROM tags t WHERE t.repo_id = ?1 AND t.name = ?3)
-		FROM manifests m WHERE m.repo_id = ?1 AND m.digest = ?2`, repo, d, tag).Scan(&id, &old)
+	// SQLite's one writer at a time has no conflicts to avoid: the tag is read first.
+	err := q.QueryRow(ctx, `SELECT m.id, t.manifest_id, o.digest,
+			o.delete_enabled, o.write_enabled, o.read_enabled, o.list_enabled
+		FROM manifests m
+		LEFT JOIN tags t ON t.repo_id = ?1 AND t.name = ?3
+		LEFT JOIN manifests o ON o.id = t.manifest_id
+		WHERE m.repo_id = ?1 AND m.digest = ?2`, repo, d, tag).Scan(&id, &old, &prev, &del, &write, &read, &list)
 	if errors.Is(err, sqlstore.ErrNoRows) {
 		return mv, nil
 	}
@@ -163,6 +181,11 @@ func (writes) SetTag(ctx context.Context, q sqlstore.TxQuerier, repo int64, tag,
 	mv.Found = true
 	if old.Valid && old.Int64 == id {
 		return mv, nil
+	}
+	if old.Valid {
+		mv.Previous = prev.String
+		mv.Attributes = metastore.Attributes{DeleteEnabled: del.Bool, WriteEnabled: write.Bool,
+			ReadEnabled: read.Bool, ListEnabled: list.Bool}
 	}
 	if _, err := q.Exec(ctx, `INSERT INTO tags (repo_id, name, manifest_id, updated) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (repo_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated = excluded.updated`,

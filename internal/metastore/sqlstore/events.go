@@ -15,8 +15,10 @@ func (t *tx) AppendEvent(ctx context.Context, e *metastore.Event) error {
 	if e.Time.IsZero() {
 		e.Time = t.s.now()
 	}
-	_, err := t.q.Exec(ctx, t.d.AppendEvent, e.Time, e.Type, e.Repo, e.Data)
-	return wrap("append an event", err)
+	// Nothing is read back: the insert travels with the transaction's next statement,
+	// or its commit, which reports its error.
+	t.q.Defer(t.d.AppendEvent, e.Time, e.Type, e.Repo, e.Data)
+	return nil
 }
 
 // SequenceEvents implements metastore.EventSequencer. Where the database places events

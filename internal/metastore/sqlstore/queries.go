@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"time"
+
+	"github.com/graft-registry/graft/internal/metastore"
 )
 
 // Queries are the statements of a dialect. Each names its arguments ($1, $2, …) and
@@ -265,6 +267,9 @@ type Writes interface {
 	// PutManifest inserts m, or when repository and digest are stored already, moves
 	// its updated time only; inserted reports which. at locates the row.
 	PutManifest(ctx context.Context, q TxQuerier, m *ManifestRow) (inserted bool, at any, err error)
+	// PutTagged is PutManifest of m, then SetTag of tag at it, at now: a push's two
+	// writes, in one statement where the database allows.
+	PutTagged(ctx context.Context, q TxQuerier, m *ManifestRow, tag string, now time.Time) (inserted bool, mv TagMove, err error)
 	// DeleteManifest deletes manifest d of repository name with its tags, its
 	// references and the tag-schema edges it is an end of (those of its tags, and those
 	// that make it an artifact), and moves the links of the blobs it named to now. It
@@ -278,7 +283,8 @@ type Writes interface {
 	// they count: once, when a migration adds them.
 	RecountStats(ctx context.Context, q TxQuerier) error
 	// SetTag points tag of repository repo at manifest d (at at, when not nil), and
-	// moves the tag counts of the manifests it leaves and names.
+	// moves the tag counts of the manifests it leaves and names. It learns what the tag
+	// named from the write: it reads no tag before it.
 	SetTag(ctx context.Context, q TxQuerier, repo int64, tag, d string, at any, now time.Time) (TagMove, error)
 	// DeleteTag deletes tag of repository name and moves its manifest's tag count. It
 	// returns the repository's id; ErrNoRows when there is no such tag.
@@ -302,6 +308,9 @@ type TagMove struct {
 	Changed bool
 	// Moved is set when the tag named another manifest before.
 	Moved bool
+	// Previous is that manifest, when Moved, and Attributes its attributes.
+	Previous   string
+	Attributes metastore.Attributes
 	// At locates the manifest's row after the change, or is nil.
 	At any
 }

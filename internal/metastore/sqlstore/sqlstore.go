@@ -115,12 +115,13 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 func (s *Store) Update(ctx context.Context, fn func(metastore.Tx) error) error {
 	var t *tx
 	err := s.run.Update(ctx, func(q TxQuerier) error {
-		t = &tx{reader: reader{d: s.d, q: q}, s: s, q: q}
+		t = &tx{s: s, raw: q}
+		t.q = putFirst{TxQuerier: q, t: t}
+		t.reader = reader{d: s.d, q: t.q}
 		if err := fn(t); err != nil {
 			return err
 		}
-		t.flush()
-		return nil
+		return t.flush(ctx)
 	})
 	if err != nil {
 		return err

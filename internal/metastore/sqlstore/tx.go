@@ -18,7 +18,14 @@ import (
 type tx struct {
 	reader
 	s *Store
-	q TxQuerier
+	// q runs the transaction's statements, after the pending manifest write; raw runs
+	// them as they come, for the Writes, which the tx sends that write before.
+	q, raw TxQuerier
+	// put is the manifest write PutManifest left for the transaction's next
+	// statement: when that is a SetTag of the manifest, the two go as one
+	// (Writes.PutTagged), one round trip. putErr is what sending it met.
+	put    *pendingPut
+	putErr error
 	// pending are the changes to repository counters, written by flush: once, when fn
 	// returns, however many rows the transaction wrote, and before the transaction
 	// reads a counter.
@@ -35,6 +42,86 @@ type tx struct {
 }
 
 type repoDelta struct{ manifests, tags, size int64 }
+
+type pendingPut struct {
+	ctx  context.Context
+	repo int64
+	row  *ManifestRow
+	size int64
+	kind string
+	name string
+}
+
+// sendPut sends the pending manifest write, if any.
+func (t *tx) sendPut(ctx context.Context) error {
+	if t.putErr != nil {
+		return t.putErr
+	}
+	p := t.put
+	if p == nil {
+		return nil
+	}
+	t.put = nil
+	inserted, at, err := t.d.Writes.PutManifest(ctx, t.raw, p.row)
+	if err != nil {
+		t.putErr = fmt.Errorf("metastore: put manifest %s in %s: %w", p.row.Digest, p.name, err)
+		return t.putErr
+	}
+	t.putDone(p, inserted, at)
+	return nil
+}
+
+// putDone records the manifest write p, which inserted a row or found it, at at.
+func (t *tx) putDone(p *pendingPut, inserted bool, at any) {
+	t.wrote(p.repo, p.row.Digest, at)
+	if inserted {
+		t.addToRepo(p.repo, 1, 0, p.size)
+		t.addStat(statManifests+p.kind, 1)
+	} else {
+		t.addToRepo(p.repo, 0, 0, 0)
+	}
+}
+
+// putFirst is the querier of a tx: it sends the pending manifest write before any
+// statement.
+type putFirst struct {
+	TxQuerier
+	t *tx
+}
+
+func (q putFirst) Query(ctx context.Context, sql string, args ...any) (Rows, error) {
+	if err := q.t.sendPut(ctx); err != nil {
+		return nil, err
+	}
+	return q.TxQuerier.Query(ctx, sql, args...)
+}
+
+func (q putFirst) QueryRow(ctx context.Context, sql string, args ...any) Row {
+	if err := q.t.sendPut(ctx); err != nil {
+		return errRow{err}
+	}
+	return q.TxQuerier.QueryRow(ctx, sql, args...)
+}
+
+func (q putFirst) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := q.t.sendPut(ctx); err != nil {
+		return 0, err
+	}
+	return q.TxQuerier.Exec(ctx, sql, args...)
+}
+
+// Defer sends the pending write with the context of the PutManifest that left it; its
+// error is the next statement's, or the commit's.
+func (q putFirst) Defer(sql string, args ...any) {
+	if p := q.t.put; p != nil {
+		q.t.sendPut(p.ctx)
+	}
+	q.TxQuerier.Defer(sql, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type manifestKey struct {
 	repo   int64
@@ -80,9 +167,13 @@ func (t *tx) addStat(name string, delta int64) {
 	t.stats[name] += delta
 }
 
-// flush defers the statements that write the pending counter changes. Repositories go
-// in id order, so that two transactions lock their rows in the same order.
-func (t *tx) flush() {
+// flush sends the pending manifest write, and defers the statements that write the
+// pending counter changes. Repositories go in id order, so that two transactions lock
+// their rows in the same order.
+func (t *tx) flush(ctx context.Context) error {
+	if err := t.sendPut(ctx); err != nil {
+		return err
+	}
 	now := t.s.now()
 	for _, id := range slices.Sorted(maps.Keys(t.pending)) {
 		d := t.pending[id]
@@ -95,17 +186,22 @@ func (t *tx) flush() {
 		}
 	}
 	t.stats = nil
+	return nil
 }
 
 // Repository reads the counters with this transaction's changes.
 func (t *tx) Repository(ctx context.Context, repo string) (*metastore.Repository, error) {
-	t.flush()
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	return t.reader.Repository(ctx, repo)
 }
 
 // RepositoryList reads the counters with this transaction's changes.
 func (t *tx) RepositoryList(ctx context.Context, after string, n int) ([]metastore.Repository, error) {
-	t.flush()
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	return t.reader.RepositoryList(ctx, after, n)
 }
 
@@ -121,7 +217,10 @@ func (t *tx) repoID(ctx context.Context, repo string, create bool) (int64, error
 	if id, ok := t.created[repo]; ok {
 		return id, nil
 	}
-	id, created, err := t.d.Writes.RepositoryID(ctx, t.q, repo, create, t.s.now())
+	if err := t.sendPut(ctx); err != nil {
+		return 0, err
+	}
+	id, created, err := t.d.Writes.RepositoryID(ctx, t.raw, repo, create, t.s.now())
 	if err != nil {
 		return 0, notFound("repository "+repo, err)
 	}
@@ -213,7 +312,10 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 	if t.d.HoldBlob != "" {
 		t.q.Defer(t.d.HoldBlob, d.String())
 	}
-	linked, err := t.d.Writes.LinkBlob(ctx, t.q, id, d.String(), size, t.s.now())
+	if err := t.sendPut(ctx); err != nil {
+		return err
+	}
+	linked, err := t.d.Writes.LinkBlob(ctx, t.raw, id, d.String(), size, t.s.now())
 	if err != nil {
 		return fmt.Errorf("metastore: link %s to %s: %w", d, repo, err)
 	}
@@ -282,17 +384,11 @@ func (t *tx) PutManifest(ctx context.Context, m *metastore.Manifest) error {
 	if err != nil {
 		return fmt.Errorf("metastore: put manifest %s in %s: %w", m.Digest, m.Repo, err)
 	}
-	inserted, at, err := t.d.Writes.PutManifest(ctx, t.q, row)
-	if err != nil {
-		return fmt.Errorf("metastore: put manifest %s in %s: %w", m.Digest, m.Repo, err)
+	// The write waits for the next statement (see tx.put).
+	if err := t.sendPut(ctx); err != nil {
+		return err
 	}
-	t.wrote(repo, row.Digest, at)
-	if inserted {
-		t.addToRepo(repo, 1, 0, m.Size)
-		t.addStat(statManifests+m.Kind, 1)
-	} else {
-		t.addToRepo(repo, 0, 0, 0)
-	}
+	t.put = &pendingPut{ctx: ctx, repo: repo, row: row, size: m.Size, kind: m.Kind, name: m.Repo}
 	return nil
 }
 
@@ -342,7 +438,10 @@ func manifestRow(repo int64, m *metastore.Manifest, now time.Time) (*ManifestRow
 }
 
 func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	del, err := t.d.Writes.DeleteManifest(ctx, t.q, repo, d.String(), t.s.now())
+	if err := t.sendPut(ctx); err != nil {
+		return err
+	}
+	del, err := t.d.Writes.DeleteManifest(ctx, t.raw, repo, d.String(), t.s.now())
 	if err != nil {
 		return notFound("delete manifest "+d.String(), err)
 	}
@@ -353,18 +452,41 @@ func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) e
 }
 
 func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) error {
+	_, err := t.MoveTag(ctx, repo, tag, d)
+	return err
+}
+
+func (t *tx) MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (metastore.TagMove, error) {
 	id, err := t.repoID(ctx, repo, false)
 	if err != nil {
-		return err
+		return metastore.TagMove{}, err
 	}
-	mv, err := t.d.Writes.SetTag(ctx, t.q, id, tag, d.String(), t.written[manifestKey{id, d.String()}], t.s.now())
+	var mv TagMove
+	if p := t.put; p != nil && p.repo == id && p.row.Digest == d.String() && t.putErr == nil {
+		t.put = nil
+		var inserted bool
+		inserted, mv, err = t.d.Writes.PutTagged(ctx, t.raw, p.row, tag, t.s.now())
+		if err != nil {
+			return metastore.TagMove{}, fmt.Errorf("metastore: put manifest %s in %s as %s: %w", d, repo, tag, err)
+		}
+		t.putDone(p, inserted, mv.At)
+	} else {
+		if err := t.sendPut(ctx); err != nil {
+			return metastore.TagMove{}, err
+		}
+		mv, err = t.d.Writes.SetTag(ctx, t.raw, id, tag, d.String(), t.written[manifestKey{id, d.String()}], t.s.now())
+	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
+		return metastore.TagMove{}, fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
 	case !mv.Found:
-		return metastore.ErrNotFound
+		return metastore.TagMove{}, metastore.ErrNotFound
 	case !mv.Changed:
-		return nil
+		return metastore.TagMove{Previous: d}, nil
+	}
+	moved := metastore.TagMove{}
+	if mv.Moved {
+		moved = metastore.TagMove{Previous: digest.Digest(mv.Previous), Attributes: mv.Attributes}
 	}
 	if mv.Moved {
 		t.moved(id)
@@ -378,14 +500,17 @@ func (t *tx) SetTag(ctx context.Context, repo, tag string, d digest.Digest) erro
 			t.q.Defer(t.d.DeleteTagEdges, id, tag)
 		}
 		if _, err := t.q.Exec(ctx, t.d.AddTagEdges, id, tag, d.String(), key, suffix == ""); err != nil {
-			return fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
+			return metastore.TagMove{}, fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
 		}
 	}
-	return nil
+	return moved, nil
 }
 
 func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
-	id, err := t.d.Writes.DeleteTag(ctx, t.q, repo, tag, t.s.now())
+	if err := t.sendPut(ctx); err != nil {
+		return err
+	}
+	id, err := t.d.Writes.DeleteTag(ctx, t.raw, repo, tag, t.s.now())
 	if err != nil {
 		return notFound("delete tag "+tag, err)
 	}
@@ -476,13 +601,13 @@ func (t *tx) DeleteToken(ctx context.Context, name string) error {
 	return affected("delete token "+name, n, err)
 }
 
+// RecordPull reads nothing back: its statements travel with the transaction's next one,
+// or its commit (a flush of pulls writes hundreds in one round trip), which reports
+// their errors.
 func (t *tx) RecordPull(ctx context.Context, p metastore.Pull) error {
-	if _, err := t.q.Exec(ctx, t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At); err != nil {
-		return wrap("record a pull of "+p.Digest.String(), err)
+	t.q.Defer(t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At)
+	if p.Tag != "" {
+		t.q.Defer(t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
 	}
-	if p.Tag == "" {
-		return nil
-	}
-	_, err := t.q.Exec(ctx, t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
-	return wrap("record a pull of "+p.Tag, err)
+	return nil
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) metastore.Store) {
 		{"ManifestsPerRepository", testManifestsPerRepository},
 		{"Tags", testTags},
 		{"TagOrder", testTagOrder},
+		{"MoveTag", testMoveTag},
 		{"Repositories", testRepositories},
 		{"RepositoryExists", testRepositoryExists},
 		{"Referrers", testReferrers},
