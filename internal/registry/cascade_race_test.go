@@ -23,6 +23,7 @@ import (
 // referrers tag schema. The next collection, its grace period passed, removes every
 // such orphan, and nothing else.
 func TestCascadeRacingAttach(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testCascadeRacingAttach(t, dep.open(t)) })
 	}

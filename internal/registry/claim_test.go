@@ -68,6 +68,7 @@ func (s stallingPutter) Put(ctx context.Context, d digest.Digest, r io.Reader) (
 // the next push stores them; when it did not, the push links them as if nothing
 // happened.
 func TestCommitOutlivedByCollection(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			for _, taken := range []bool{true, false} {

@@ -13,6 +13,7 @@ import (
 // TestDeletePlan: the plan of a delete names exactly what the delete then removes and
 // the locked manifests it stops at, and removes nothing itself.
 func TestDeletePlan(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testDeletePlan(t, dep.open(t)) })
 	}
@@ -118,6 +119,7 @@ func testDeletePlan(t *testing.T, r *Registry) {
 
 // TestDeletePlanWithoutCascade: a registry that does not cascade plans the root alone.
 func TestDeletePlanWithoutCascade(t *testing.T) {
+	t.Parallel()
 	r := openEmbedded(t)
 	r.opts.Cascade = false
 	g := &graph{t: t, r: r, ctx: t.Context()}

@@ -58,6 +58,7 @@ func wantCode(t *testing.T, what string, err error, code errcode.Code) {
 // TestFiller checks what a pull-through mirror writes: a manifest before its blobs,
 // blobs verified before they are readable, and nothing a client may write there.
 func TestFiller(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)
@@ -178,6 +179,7 @@ func TestFiller(t *testing.T) {
 // TestFillerKeepsLockedTags checks that a tag an immutable rule or a lock holds does
 // not move when upstream moves it.
 func TestFillerKeepsLockedTags(t *testing.T) {
+	t.Parallel()
 	r := openEmbedded(t)
 	r.opts.ReadOnly = mirrorOnly
 	repos, _ := pattern.Repositories([]string{"hub/**"})
@@ -201,6 +203,7 @@ func TestFillerKeepsLockedTags(t *testing.T) {
 // TestFillerPublishes checks that what a mirror fetches reaches the outbox as a push
 // does: a manifest with its tag, then the tag moved to another.
 func TestFillerPublishes(t *testing.T) {
+	t.Parallel()
 	r := openEmbedded(t)
 	r.opts.ReadOnly = mirrorOnly
 	r.opts.Events = true

@@ -119,6 +119,7 @@ func later(r *Registry, by time.Duration) {
 }
 
 func TestGC(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			for _, keep := range []bool{false, true} {
@@ -272,6 +273,7 @@ func ptr[T any](v T) *T { return &v }
 // garbage collection runs in a loop. Afterwards every manifest that is tagged or reachable pulls completely, and a
 // last collection leaves nothing unreachable.
 func TestGCStress(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testGCStress(t, dep.open(t)) })
 	}
@@ -718,6 +720,7 @@ func checkNoGarbage(t *testing.T, r *Registry) {
 // TestGCRechecks changes the graph between a collection's mark and its sweep: whatever
 // came to be reached meanwhile stays.
 func TestGCRechecks(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)
@@ -823,6 +826,7 @@ func (g *graph) content(repo string, d ocispec.Descriptor) []byte {
 // A dry run lists exactly what the run then removes, on a graph where removing
 // manifests frees links and, once no repository may read them, blobs.
 func TestGCDryRunIsTheRun(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			for _, delay := range []time.Duration{0, time.Hour} {

@@ -22,6 +22,7 @@ func mustPatterns(t *testing.T, compile func([]string) (pattern.Set, error), ps 
 }
 
 func TestImmutableTags(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)

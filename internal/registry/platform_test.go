@@ -11,6 +11,7 @@ import (
 // TestPlatformOfSharedConfig: images on one config each record its platform, the
 // second from what the first push read.
 func TestPlatformOfSharedConfig(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := openEmbedded(t)
 	const repo = "platform/shared"

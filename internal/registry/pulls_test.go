@@ -6,6 +6,7 @@ import (
 )
 
 func TestPulls(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testPulls(t, dep.open(t)) })
 	}

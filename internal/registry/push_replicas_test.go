@@ -20,6 +20,7 @@ import (
 // manifests to distinct tags of one repository at once never conflict, so never retry:
 // the push transaction reads nothing another push writes.
 func TestPushesToDistinctTagsDoNotConflict(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	c := scaletest.NewS3(t)
 	url := scaletest.NewPostgres(t)

@@ -77,6 +77,7 @@ func (rel release) all() []digest.Digest {
 }
 
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			for _, tc := range retentionCases {
@@ -288,6 +289,7 @@ func pullsCompletely(t *testing.T, r *Registry, repo, ref string) {
 }
 
 func TestRetentionDuringPushes(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testRetentionDuringPushes(t, dep.open(t)) })
 	}
@@ -370,6 +372,7 @@ func testRetentionDuringPushes(t *testing.T, r *Registry) {
 // its policy looks at from then, and still keeps what the grace period keeps by the
 // clock.
 func TestRetentionPolicyTime(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	r := openEmbedded(t)
 	c := setClock(t, r)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestDecideTags(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	day := 24 * time.Hour
 	tag := func(name string, age time.Duration) metastore.TagInfo {
@@ -98,6 +99,7 @@ func TestDecideTags(t *testing.T) {
 }
 
 func TestTagOrder(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	var tags []metastore.TagInfo
 	for i, name := range []string{"v1.9.0", "latest", "v1.10.0", "1.10.1", "v1.10.0-rc.1", "v2", "nightly"} {

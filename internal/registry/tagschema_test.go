@@ -69,6 +69,7 @@ func (g *graph) tagArtifacts(repo string, d digest.Digest) []digest.Digest {
 }
 
 func TestTagSchemaCascade(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testTagSchemaCascade(t, dep.open(t)) })
 	}
@@ -143,6 +144,7 @@ func testTagSchemaCascade(t *testing.T, r *Registry) {
 }
 
 func TestSharedTagArtifact(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testSharedTagArtifact(t, dep.open(t)) })
 	}
@@ -185,6 +187,7 @@ func testSharedTagArtifact(t *testing.T, r *Registry) {
 }
 
 func TestFallbackIndexStaysTrue(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testFallbackIndexStaysTrue(t, dep.open(t)) })
 	}
@@ -260,6 +263,7 @@ func testFallbackIndexStaysTrue(t *testing.T, r *Registry) {
 }
 
 func TestTagSchemaGC(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			for _, keep := range []bool{false, true} {
@@ -309,6 +313,7 @@ func testTagSchemaGC(t *testing.T, r *Registry, keepOrphans bool) {
 }
 
 func TestTagSchemaLocked(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testTagSchemaLocked(t, dep.open(t)) })
 	}
@@ -339,6 +344,7 @@ func testTagSchemaLocked(t *testing.T, r *Registry) {
 }
 
 func TestFallbackIndexConcurrency(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) { testFallbackIndexConcurrency(t, dep.open(t)) })
 	}

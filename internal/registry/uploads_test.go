@@ -18,6 +18,7 @@ import (
 // one more is TOOMANYREQUESTS; a session finished or cancelled makes room again. The
 // count is the metadata store's, so replicas share it.
 func TestUploadCaps(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)
@@ -87,6 +88,7 @@ func TestUploadCaps(t *testing.T) {
 // bucket holds an S3 session's state); a session with bytes stays until the upload TTL.
 // An empty PATCH writes nothing and keeps nothing.
 func TestExpireEmptyUploads(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)
@@ -162,6 +164,7 @@ func TestExpireEmptyUploads(t *testing.T) {
 // that a chunked push does not commit a metadata write per chunk; the janitor then still
 // finds a session abandoned for the TTL.
 func TestAppendRecordsWritesLazily(t *testing.T) {
+	t.Parallel()
 	for _, dep := range deployments(t) {
 		t.Run(dep.name, func(t *testing.T) {
 			r := dep.open(t)
