@@ -10,10 +10,8 @@ package mirror
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -150,28 +148,6 @@ func startMirror(t *testing.T, ttl time.Duration, mirrors ...string) *graftest.S
 		t.Fatal(err)
 	}
 	return graftest.Start(t, "--config", path)
-}
-
-// accessLine is a line of graft serve's access log.
-type accessLine struct {
-	Msg    string `json:"msg"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	Status int    `json:"status"`
-}
-
-// requests counts the requests of method for path in the access log of s.
-func requests(s *graftest.Server, method, path string) int {
-	n := 0
-	sc := bufio.NewScanner(strings.NewReader(s.Log()))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l accessLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "request" && l.Method == method && l.Path == path {
-			n++
-		}
-	}
-	return n
 }
 
 // distribution is a running CNCF distribution registry.

@@ -101,9 +101,9 @@ func TestMirrorOfGraft(t *testing.T) {
 		t.Errorf("oras discover through the mirror: %v, want the SBOM %s", got, sbom)
 	}
 	// Pulled once: the second pull asks upstream nothing (the tag TTL is an hour).
-	layers := requests(up, http.MethodGet, "/v2/library/app/manifests/v1")
+	layers := up.Requests(http.MethodGet, "/v2/library/app/manifests/v1")
 	pullThrough(t, u, ref, img)
-	if n := requests(up, http.MethodGet, "/v2/library/app/manifests/v1"); n != layers {
+	if n := up.Requests(http.MethodGet, "/v2/library/app/manifests/v1"); n != layers {
 		t.Errorf("the second pull asked upstream for the tag again")
 	}
 
@@ -199,7 +199,7 @@ func TestFiftyPullsOneFetch(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d clients pulled %d MiB each through the mirror in %s", clients, size>>20, time.Since(start).Round(time.Millisecond))
-	if n := requests(up, http.MethodGet, "/v2/library/big/blobs/"+d.String()); n != 1 {
+	if n := up.Requests(http.MethodGet, "/v2/library/big/blobs/"+d.String()); n != 1 {
 		t.Errorf("%d clients made %d upstream fetches of the blob, by its access log; want 1", clients, n)
 	}
 }
