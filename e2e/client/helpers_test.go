@@ -16,12 +16,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -165,77 +165,11 @@ func (n graphNode) shape() string {
 	return b.String()
 }
 
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clientsBin is the directory of the pinned real clients (oras, regctl, crane, and
-// registry: CNCF distribution): GRAFT_CLIENTS_BIN, or what the team's
-// install-clients.sh prints. There is no skipping: CI has them.
-func clientsBin(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if dir := os.Getenv("GRAFT_CLIENTS_BIN"); dir != "" {
-			clientsDir = dir
-			return
-		}
-		script, err := installScript()
-		if err != nil {
-			clientsErr = err
-			return
-		}
-		cmd := exec.Command("bash", script, "--no-cosign")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("%s: %v\n%s", script, err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatalf("installing the OCI clients: %v", clientsErr)
-	}
-	return clientsDir
-}
-
-// installScript finds shared/tools/install-clients.sh beside the module's root, or
-// under GRAFT_SHARED.
-func installScript() (string, error) {
-	shared := os.Getenv("GRAFT_SHARED")
-	if shared == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				return "", fmt.Errorf("no go.mod above the working directory")
-			}
-			dir = parent
-		}
-		shared = filepath.Join(dir, "..", "shared")
-	}
-	script := filepath.Join(shared, "tools", "install-clients.sh")
-	if _, err := os.Stat(script); err != nil {
-		return "", fmt.Errorf("set GRAFT_CLIENTS_BIN or GRAFT_SHARED: %w", err)
-	}
-	return script, nil
-}
-
 // tool returns an exec.Cmd of a pinned client, with the environment of g (its Docker
 // config), in g's working directory.
 func (g *graft) tool(name string, args ...string) *exec.Cmd {
 	g.t.Helper()
-	cmd := exec.Command(filepath.Join(clientsBin(g.t), name), args...)
+	cmd := clienttest.Command(g.t, name, args...)
 	cmd.Dir = g.Dir
 	cmd.Env = append(g.env(), "HOME="+g.Dir)
 	return cmd
@@ -273,7 +207,7 @@ type distributionOptions struct {
 // in a temporary directory.
 func startDistribution(t *testing.T, opts distributionOptions) *distribution {
 	t.Helper()
-	bin := filepath.Join(clientsBin(t), "registry")
+	bin := filepath.Join(clienttest.Dir(t), "registry")
 	dir := t.TempDir()
 	var authConfig, tlsConfig string
 	if opts.CertFile != "" {

@@ -20,47 +20,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
-
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clientsBin is the directory of the pinned clients and of distribution's registry.
-func clientsBin(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if dir := os.Getenv("GRAFT_CLIENTS_BIN"); dir != "" {
-			clientsDir = dir
-			return
-		}
-		shared := os.Getenv("GRAFT_SHARED")
-		if shared == "" {
-			shared = filepath.Join("..", "..", "..", "shared")
-		}
-		cmd := exec.Command("bash", filepath.Join(shared, "tools", "install-clients.sh"), "--no-cosign")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("install-clients.sh (set GRAFT_CLIENTS_BIN or GRAFT_SHARED): %v\n%s", err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatal(clientsErr)
-	}
-	return clientsDir
-}
 
 // user runs the clients as a user on a machine of their own: a home, a working
 // directory and a Docker config that no other test shares.
@@ -76,7 +41,7 @@ func newUser(t *testing.T) *user {
 // run runs a pinned client and returns its stdout, stderr and error.
 func (u *user) run(name string, args ...string) (string, string, error) {
 	u.t.Helper()
-	cmd := exec.Command(filepath.Join(clientsBin(u.t), name), args...)
+	cmd := clienttest.Command(u.t, name, args...)
 	cmd.Dir = u.wd
 	cmd.Env = append(os.Environ(), "HOME="+u.home, "DOCKER_CONFIG="+filepath.Join(u.home, ".docker"))
 	var stdout, stderr bytes.Buffer
@@ -160,7 +125,7 @@ type distribution struct {
 // a temporary directory.
 func startDistribution(t *testing.T) *distribution {
 	t.Helper()
-	bin := filepath.Join(clientsBin(t), "registry")
+	bin := filepath.Join(clienttest.Dir(t), "registry")
 	dir := t.TempDir()
 	// a port another process takes between the probe and the start makes the
 	// registry exit; try again with another
