@@ -13,11 +13,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,79 +109,4 @@ func startMirror(t *testing.T, ttl time.Duration, mirrors ...string) *graftest.S
 		t.Fatal(err)
 	}
 	return graftest.Start(t, "--config", path)
-}
-
-// distribution is a running CNCF distribution registry.
-type distribution struct {
-	Addr string
-	log  bytes.Buffer
-}
-
-// startDistribution starts CNCF distribution on a free loopback port, its storage in
-// a temporary directory.
-func startDistribution(t *testing.T) *distribution {
-	t.Helper()
-	bin := filepath.Join(clienttest.Dir(t), "registry")
-	dir := t.TempDir()
-	// a port another process takes between the probe and the start makes the
-	// registry exit; try again with another
-	for range 5 {
-		addr := freeAddr(t)
-		config := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-			filepath.Join(dir, "data"), addr)
-		path := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		d := &distribution{Addr: addr}
-		cmd := exec.Command(bin, "serve", path)
-		cmd.Stdout, cmd.Stderr = &d.log, &d.log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		if waitListening(addr, exited) {
-			t.Cleanup(func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return d
-		}
-		cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("distribution did not start")
-	return nil
-}
-
-func waitListening(addr string, exited <-chan struct{}) bool {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return true
-		}
-	}
-	return false
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -137,7 +138,7 @@ func TestMirrorOfGraft(t *testing.T) {
 // no referrers API: the mirror reads the referrers tag schema upstream and answers the
 // referrers API itself.
 func TestMirrorOfDistribution(t *testing.T) {
-	up := startDistribution(t)
+	up := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	m := startMirror(t, time.Hour, "dist/", "http://"+up.Addr)
 	u := newUser(t)
 	img, sbom := image(t, u, up.Addr+"/library/app:v1", "hello from distribution")

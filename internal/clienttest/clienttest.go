@@ -1,7 +1,8 @@
 // Package clienttest runs the real clients of a registry for end-to-end tests: the
 // team's pinned cosign, oras, crane, regctl and skopeo, the notation CLI, and graft's
 // own verbs, each test's in a home of its own, where they keep their keys,
-// certificates, trust policies and credentials.
+// certificates, trust policies and credentials. It also starts the pinned CNCF
+// distribution registry, a registry other than graft for the clients to talk to.
 //
 // The pinned clients are GRAFT_CLIENTS_BIN, else what ../shared/tools/install-clients.sh
 // prints (it builds them the first time, cosign for minutes). notation is not among
