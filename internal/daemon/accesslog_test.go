@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,29 +16,11 @@ import (
 	"github.com/graft-registry/graft/internal/registrytest"
 )
 
-// syncBuffer is a log the server writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // serve serves what graft serve serves, logging JSON, with the settings configure
 // makes, with access control on: alice may do anything.
-func serve(t *testing.T, configure func(*config.Config)) (string, *syncBuffer) {
+func serve(t *testing.T, configure func(*config.Config)) (string, *registrytest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &registrytest.LogBuffer{}
 	d := registrytest.StartDaemon(t, logs, registrytest.Admin("alice", "alice-pw"), func(cfg *config.Config) {
 		cfg.Log.Format = "json"
 		if configure != nil {
