@@ -7,19 +7,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/graft-registry/graft/internal/apitest"
-	"github.com/graft-registry/graft/internal/auth"
-	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
+	"github.com/graft-registry/graft/internal/registrytest"
 )
 
 // scrape serves what graft serve serves, with access control on, pushes an image,
@@ -27,38 +24,14 @@ import (
 // /metrics.
 func scrape(t *testing.T) []byte {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
-	cfg.Auth.Users = &[]config.AuthUser{{Name: "admin", Password: string(hash)}}
-	cfg.Auth.Admins = &[]string{"admin"}
-	log := daemon.NewLogger(io.Discard, &cfg)
-	st, err := daemon.Open(t.Context(), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	authn, err := auth.FromConfig(&cfg, st.Meta, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := daemon.NewRegistry(st, &cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := daemon.Handler(reg, &cfg, authn, log, daemon.Extras{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	c := apitest.NewClient(hs.URL)
+	d := registrytest.StartDaemon(t, io.Discard, registrytest.Admin("admin", "pw"))
+	c := apitest.NewClient(d.URL)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pw"))
 	im := apitest.NewImage(t, ocispec.Platform{OS: "linux", Architecture: "amd64"}, "layer")
 	c.PushImage(t, "dash/app", "v1", im, "Authorization", basic)
 	c.Want(t, http.StatusOK, http.MethodGet, "/v2/dash/app/blobs/"+im.Layers[0].Desc.Digest.String(), nil, "Authorization", basic)
 	c.Want(t, http.StatusUnauthorized, http.MethodGet, "/v2/", nil, "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("admin:wrong")))
-	if _, err := reg.GC(t.Context(), daemon.GCOptions(&cfg)); err != nil {
+	if _, err := d.Registry.GC(t.Context(), daemon.GCOptions(d.Config)); err != nil {
 		t.Fatal(err)
 	}
 	return c.Want(t, http.StatusOK, http.MethodGet, "/metrics", nil).Body

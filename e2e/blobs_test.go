@@ -157,7 +157,7 @@ func TestBlobUploads(t *testing.T) {
 		apitest.WantStatus(t, "first chunk", r, http.StatusAccepted)
 		loc = r.Header.Get("Location")
 
-		before := logged(srv, http.MethodPatch, loc)
+		before := srv.Requests(http.MethodPatch, loc)
 		conn, err := net.Dial("tcp", srv.Addr)
 		if err != nil {
 			t.Fatal(err)

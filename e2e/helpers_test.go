@@ -6,12 +6,10 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,24 +208,11 @@ var (
 	linuxARM64 = ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}
 )
 
-// logged counts the requests of method on path that srv has logged: the registry logs
-// each request once its handler returned.
-func logged(srv *graftest.Server, method, path string) int {
-	n := 0
-	for line := range strings.Lines(srv.Log()) {
-		var rec struct{ Msg, Method, Path string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Method == method && rec.Path == path {
-			n++
-		}
-	}
-	return n
-}
-
 // waitLogged waits until srv has logged n requests of method on path.
 func waitLogged(t *testing.T, srv *graftest.Server, method, path string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for logged(srv, method, path) < n {
+	for srv.Requests(method, path) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("the registry did not log %d requests %s %s within 60s", n, method, path)
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // teamPolicy: dev may pull and push team/**, anyone may pull public/*; admin (every
@@ -20,20 +22,9 @@ const teamPolicy = `  policies:
       anonymous-pull: true
 `
 
-// home is a home directory of the test's own for one client, so that each finds only
-// the credentials its login stored.
-func home(t *testing.T) string {
-	t.Helper()
-	h := t.TempDir()
-	for _, d := range []string{".docker", ".config", "run"} {
-		os.MkdirAll(filepath.Join(h, d), 0o700)
-	}
-	return h
-}
-
 func TestOras(t *testing.T) {
 	r := startRegistry(t, teamPolicy)
-	h := home(t)
+	h := clienttest.NewHome(t)
 	addr := r.srv.Addr
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "hello.txt"), "hello from oras\n")
@@ -84,7 +75,7 @@ func TestOras(t *testing.T) {
 
 func TestRegctl(t *testing.T) {
 	r := startRegistry(t, teamPolicy)
-	h := home(t)
+	h := clienttest.NewHome(t)
 	addr := r.srv.Addr
 	desc, _ := r.pushImage("team/app", "v1", nil)
 	mustClient(t, h, "", "regctl", "registry", "set", "--tls", "disabled", addr)
@@ -110,7 +101,7 @@ func TestRegctl(t *testing.T) {
 
 func TestCrane(t *testing.T) {
 	r := startRegistry(t, teamPolicy)
-	h := home(t)
+	h := clienttest.NewHome(t)
 	addr := r.srv.Addr
 	r.pushImage("team/app", "v1", nil)
 	r.pushImage("secret/app", "v1", nil)
@@ -130,7 +121,7 @@ func TestCrane(t *testing.T) {
 
 func TestSkopeo(t *testing.T) {
 	r := startRegistry(t, teamPolicy)
-	h := home(t)
+	h := clienttest.NewHome(t)
 	addr := r.srv.Addr
 	r.pushImage("team/base", "v1", nil)
 	creds := "dev:" + passwords["dev"]
@@ -158,7 +149,7 @@ func TestSkopeo(t *testing.T) {
 // config, as CI does.
 func TestCosign(t *testing.T) {
 	r := startRegistry(t, teamPolicy)
-	h := home(t)
+	h := clienttest.NewHome(t)
 	addr := r.srv.Addr
 	desc, _ := r.pushImage("team/app", "v1", nil)
 	mustClient(t, h, passwords["dev"]+"\n", "crane", "auth", "login", addr, "-u", "dev", "--password-stdin")
@@ -179,7 +170,7 @@ func TestCosign(t *testing.T) {
 		t.Errorf("referrers after cosign sign: %s", resp)
 	}
 	// without the credentials, cosign cannot sign
-	if out, err := run(t, home(t), work, env, "", "cosign", "sign", "-y", "--key", "cosign.key", "--tlog-upload=false",
+	if out, err := run(t, clienttest.NewHome(t), work, env, "", "cosign", "sign", "-y", "--key", "cosign.key", "--tlog-upload=false",
 		"--registry-referrers-mode=oci-1-1", "--allow-insecure-registry", ref); err == nil {
 		t.Errorf("cosign signed without credentials:\n%s", out)
 	}
@@ -204,7 +195,7 @@ func TestRepositoryTokenWithClients(t *testing.T) {
 		t.Errorf("a token named like a user: %v %s", err, errOut)
 	}
 
-	h := home(t)
+	h := clienttest.NewHome(t)
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "f.txt"), "pushed with a token\n")
 	mustClient(t, h, secret+"\n", "oras", "login", "--plain-http", "-u", "ci", "--password-stdin", addr)
@@ -217,7 +208,7 @@ func TestRepositoryTokenWithClients(t *testing.T) {
 		t.Errorf("a pull,push token deleted:\n%s", out)
 	}
 	// graft's own client logs in with it too
-	gh := home(t)
+	gh := clienttest.NewHome(t)
 	_, errOut, err := graftCmd(t, secret+"\n", []string{"HOME=" + gh, "DOCKER_CONFIG=" + filepath.Join(gh, ".docker")},
 		"login", addr, "-u", "ci", "--password-stdin")
 	if err != nil {

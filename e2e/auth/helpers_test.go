@@ -19,15 +19,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -150,52 +149,6 @@ func (r *registry) pushImage(repo, tag string, subject *ocispec.Descriptor) (man
 
 var linuxAMD64 = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 
-// sharedDir is the team's shared directory: GRAFT_SHARED, else ../shared beside the
-// module.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("GRAFT_SHARED"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared")
-}
-
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clients returns the directory of the real client binaries: GRAFT_CLIENTS_BIN, else
-// what the team's install-clients.sh prints (it builds them the first time, which
-// takes minutes). A test that needs them fails when they cannot be had: it never
-// skips.
-func clients(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if d := os.Getenv("GRAFT_CLIENTS_BIN"); d != "" {
-			clientsDir = d
-			return
-		}
-		script := filepath.Join(sharedDir(t), "tools", "install-clients.sh")
-		var errOut bytes.Buffer
-		cmd := exec.Command(script)
-		cmd.Stderr = &errOut
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("%s: %v\n%s", script, err, errOut.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatalf("the real clients are needed and could not be installed (set GRAFT_CLIENTS_BIN to their directory): %v", clientsErr)
-	}
-	return clientsDir
-}
-
 // client runs one of the real clients with a home of the test's own; it returns its
 // combined output and error.
 func client(t *testing.T, home, stdin, name string, args ...string) (string, error) {
@@ -207,10 +160,9 @@ func client(t *testing.T, home, stdin, name string, args ...string) (string, err
 // crane, cosign, regctl and skopeo all keep their credentials, and env added.
 func run(t *testing.T, home, dir string, env []string, stdin, name string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), filepath.Join(clients(t), name), args...)
+	cmd := clienttest.Command(t, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_RUNTIME_DIR="+filepath.Join(home, "run"),
+	cmd.Env = append(append(append(os.Environ(), clienttest.HomeEnv(home)...),
 		"REGISTRY_AUTH_FILE="+filepath.Join(home, ".docker", "config.json")), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/graft-registry/graft/internal/apitest"
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // ca is a certificate authority of the test's own.
@@ -155,7 +156,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	// a real client over TLS, trusting the CA
-	h := home(t)
+	h := clienttest.NewHome(t)
 	mustClient(t, h, passwords["dev"]+"\n", "oras", "login", "--ca-file", caFile, "-u", "dev", "--password-stdin", r.srv.Addr)
 	work := t.TempDir()
 	writeFile(t, filepath.Join(work, "f.txt"), "over TLS\n")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -105,7 +106,7 @@ func TestCosignTagSchema(t *testing.T) {
 
 	for _, dst := range []struct{ name, addr string }{
 		{"graft", graftest.Start(t).Addr},
-		{"distribution", startDistribution(t, distributionOptions{}).Addr},
+		{"distribution", clienttest.StartDistribution(t, clienttest.DistributionOptions{}).Addr},
 	} {
 		t.Run(dst.name, func(t *testing.T) {
 			t.Parallel()
@@ -190,7 +191,7 @@ func TestCosignReferrersMode(t *testing.T) {
 	}{
 		{"graft", graftest.Start(t).Addr, []string{"v1"}},
 		// the fallback index for the signature, which is how cosign finds it there
-		{"distribution", startDistribution(t, distributionOptions{}).Addr, []string{schemaTag(d), "v1"}},
+		{"distribution", clienttest.StartDistribution(t, clienttest.DistributionOptions{}).Addr, []string{schemaTag(d), "v1"}},
 	} {
 		t.Run(dst.name, func(t *testing.T) {
 			t.Parallel()

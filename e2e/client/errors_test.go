@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -35,7 +36,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown tag", 3, []string{"discover", srv.Addr + "/codes/a:nope"}, "check the repository"},
 		{"unknown repository", 3, []string{"tag", "list", srv.Addr + "/codes/nope"}, "check the repository"},
 		{"not a layout", 1, []string{"discover", "oci:nowhere:v1"}, "not an OCI image layout"},
-		{"nothing listening", 5, []string{"discover", freeAddr(t) + "/x/y:v1"}, "is the registry running"},
+		{"nothing listening", 5, []string{"discover", clienttest.FreeAddr(t) + "/x/y:v1"}, "is the registry running"},
 		{"plain HTTP registry over HTTPS", 5, []string{"discover", "--plain-http=false", srv.Addr + "/codes/a:v1"}, "--plain-http"},
 		{"not confirmed", 6, []string{"delete", srv.Addr + "/codes/a:v1"}, "--yes"},
 	}

@@ -6,22 +6,15 @@ package client
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -165,77 +158,11 @@ func (n graphNode) shape() string {
 	return b.String()
 }
 
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clientsBin is the directory of the pinned real clients (oras, regctl, crane, and
-// registry: CNCF distribution): GRAFT_CLIENTS_BIN, or what the team's
-// install-clients.sh prints. There is no skipping: CI has them.
-func clientsBin(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if dir := os.Getenv("GRAFT_CLIENTS_BIN"); dir != "" {
-			clientsDir = dir
-			return
-		}
-		script, err := installScript()
-		if err != nil {
-			clientsErr = err
-			return
-		}
-		cmd := exec.Command("bash", script, "--no-cosign")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("%s: %v\n%s", script, err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatalf("installing the OCI clients: %v", clientsErr)
-	}
-	return clientsDir
-}
-
-// installScript finds shared/tools/install-clients.sh beside the module's root, or
-// under GRAFT_SHARED.
-func installScript() (string, error) {
-	shared := os.Getenv("GRAFT_SHARED")
-	if shared == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			return "", err
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				return "", fmt.Errorf("no go.mod above the working directory")
-			}
-			dir = parent
-		}
-		shared = filepath.Join(dir, "..", "shared")
-	}
-	script := filepath.Join(shared, "tools", "install-clients.sh")
-	if _, err := os.Stat(script); err != nil {
-		return "", fmt.Errorf("set GRAFT_CLIENTS_BIN or GRAFT_SHARED: %w", err)
-	}
-	return script, nil
-}
-
 // tool returns an exec.Cmd of a pinned client, with the environment of g (its Docker
 // config), in g's working directory.
 func (g *graft) tool(name string, args ...string) *exec.Cmd {
 	g.t.Helper()
-	cmd := exec.Command(filepath.Join(clientsBin(g.t), name), args...)
+	cmd := clienttest.Command(g.t, name, args...)
 	cmd.Dir = g.Dir
 	cmd.Env = append(g.env(), "HOME="+g.Dir)
 	return cmd
@@ -254,131 +181,6 @@ func (g *graft) mustTool(name string, args ...string) string {
 	return string(out)
 }
 
-// distribution is a running CNCF distribution registry.
-type distribution struct {
-	Addr string
-	log  bytes.Buffer
-}
-
-// distributionOptions configure a distribution registry.
-type distributionOptions struct {
-	// Users (name → password) makes it require basic auth against an htpasswd file
-	// of bcrypt hashes.
-	Users map[string]string
-	// CertFile and KeyFile make it serve HTTPS.
-	CertFile, KeyFile string
-}
-
-// startDistribution starts CNCF distribution on a free loopback port with its storage
-// in a temporary directory.
-func startDistribution(t *testing.T, opts distributionOptions) *distribution {
-	t.Helper()
-	bin := filepath.Join(clientsBin(t), "registry")
-	dir := t.TempDir()
-	var authConfig, tlsConfig string
-	if opts.CertFile != "" {
-		tlsConfig = fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", opts.CertFile, opts.KeyFile)
-	}
-	if len(opts.Users) > 0 {
-		var htpasswd strings.Builder
-		for name, password := range opts.Users {
-			hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&htpasswd, "%s:%s\n", name, hash)
-		}
-		path := filepath.Join(dir, "htpasswd")
-		if err := os.WriteFile(path, []byte(htpasswd.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		authConfig = fmt.Sprintf("auth:\n  htpasswd:\n    realm: graft-test\n    path: %s\n", path)
-	}
-	// a port another process takes between the probe and the start makes the
-	// registry exit; try again with another
-	for attempt := 0; attempt < 5; attempt++ {
-		addr := freeAddr(t)
-		config := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-%s%s`, filepath.Join(dir, "data"), addr, tlsConfig, authConfig)
-		path := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		d := &distribution{Addr: addr}
-		cmd := exec.Command(bin, "serve", path)
-		cmd.Stdout, cmd.Stderr = &d.log, &d.log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		if waitListening(addr, opts.CertFile != "", exited) {
-			t.Cleanup(func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return d
-		}
-		cmd.Process.Kill()
-		<-exited
-		t.Logf("distribution did not start on %s:\n%s", addr, d.log.String())
-	}
-	t.Fatal("distribution did not start")
-	return nil
-}
-
-// waitListening waits until /v2/ at addr answers, or the process exits.
-func waitListening(addr string, https bool, exited <-chan struct{}) bool {
-	url, c := "http://"+addr+"/v2/", http.DefaultClient
-	if https {
-		// only whether it listens matters here, not whom to trust
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-		url, c = "https://"+addr+"/v2/", &http.Client{Transport: tr}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		resp, err := c.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
-}
-
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // registryUnderTest is a registry the graph tests run against.
 type registryUnderTest struct {
 	name string
@@ -393,6 +195,6 @@ func registries(t *testing.T) []registryUnderTest {
 	t.Helper()
 	return []registryUnderTest{
 		{name: "graft", addr: graftest.Start(t).Addr, referrersAPI: true},
-		{name: "distribution", addr: startDistribution(t, distributionOptions{}).Addr, referrersAPI: false},
+		{name: "distribution", addr: clienttest.StartDistribution(t, clienttest.DistributionOptions{}).Addr, referrersAPI: false},
 	}
 }

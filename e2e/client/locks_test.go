@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -95,7 +96,7 @@ func TestLockUnlock(t *testing.T) {
 // TestLockWithoutMetadataAPI locks on CNCF distribution, which has no such API.
 func TestLockWithoutMetadataAPI(t *testing.T) {
 	t.Parallel()
-	reg := startDistribution(t, distributionOptions{})
+	reg := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	g := newGraft(t)
 	g.WriteFile("a.txt", "a\n")
 	g.Must("push", reg.Addr+"/locks/app:v1", "a.txt")

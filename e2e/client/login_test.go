@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // dockerConfig reads the auths of the Docker config file of g.
@@ -34,7 +36,7 @@ func dockerConfig(t *testing.T, g *graft) map[string]struct {
 // removes them.
 func TestLogin(t *testing.T) {
 	t.Parallel()
-	reg := startDistribution(t, distributionOptions{Users: map[string]string{"alice": "s3cret-pass"}})
+	reg := clienttest.StartDistribution(t, clienttest.DistributionOptions{Users: map[string]string{"alice": "s3cret-pass"}})
 	g := newGraft(t)
 	g.WriteFile("notes.txt", "notes\n")
 	repo := reg.Addr + "/team/notes"

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -58,7 +59,7 @@ func TestMessages(t *testing.T) {
 
 	t.Run("wrong password and missing credentials", func(t *testing.T) {
 		t.Parallel()
-		reg := startDistribution(t, distributionOptions{Users: map[string]string{"alice": "s3cret-pass"}})
+		reg := clienttest.StartDistribution(t, clienttest.DistributionOptions{Users: map[string]string{"alice": "s3cret-pass"}})
 		g := newGraft(t)
 		g.WriteFile("a.txt", "a\n")
 		msg := g.Fail(4, "push", reg.Addr+"/msg/app:v1", "a.txt")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/events"
 	"github.com/graft-registry/graft/internal/graftest"
 	"github.com/graft-registry/graft/internal/scaletest"
@@ -146,7 +147,7 @@ func TestReplication(t *testing.T) {
 func testReplication(t *testing.T, deployment string) {
 	g := newGraft(t)
 	replica := graftest.Start(t)
-	dist := startDistribution(t, distributionOptions{})
+	dist := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	hook := startReceiver(t, "s3cret")
 
 	configFile := filepath.Join(t.TempDir(), "graft.yaml")
@@ -342,7 +343,7 @@ func TestReplicateExisting(t *testing.T) {
 	t.Parallel()
 	g := newGraft(t)
 	source := graftest.Start(t)
-	dist := startDistribution(t, distributionOptions{})
+	dist := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	image := source.Addr + "/team/app"
 	d := digestOf(t, strings.TrimSpace(g.Must("copy", buildImage(t, g, "layout"), image+":v1")))
 	pushTagSchemaSignature(t, g, image, d, "team/app")

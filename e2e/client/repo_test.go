@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -65,7 +66,7 @@ func TestRepoDelete(t *testing.T) {
 // TestRepoDeleteWithoutMetadataAPI deletes on CNCF distribution, which has no such API.
 func TestRepoDeleteWithoutMetadataAPI(t *testing.T) {
 	t.Parallel()
-	reg := startDistribution(t, distributionOptions{})
+	reg := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	g := newGraft(t)
 	g.WriteFile("a.txt", "a\n")
 	g.Must("push", reg.Addr+"/gone/app:v1", "a.txt")

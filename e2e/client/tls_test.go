@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -62,7 +63,7 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string) {
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	certFile, keyFile := selfSignedCert(t)
-	reg := startDistribution(t, distributionOptions{CertFile: certFile, KeyFile: keyFile})
+	reg := clienttest.StartDistribution(t, clienttest.DistributionOptions{CertFile: certFile, KeyFile: keyFile})
 	g := newGraft(t)
 	g.WriteFile("a.txt", "over TLS\n")
 	ref := reg.Addr + "/tls/a:v1"

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -48,7 +49,7 @@ func TestWalkthrough(t *testing.T) {
 	t.Parallel()
 	commands, outputs := walkthrough(t)
 	first := graftest.Start(t).Addr
-	second := startDistribution(t, distributionOptions{}).Addr
+	second := clienttest.StartDistribution(t, clienttest.DistributionOptions{}).Addr
 
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")

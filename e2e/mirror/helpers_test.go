@@ -10,59 +10,18 @@ package mirror
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
-
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clientsBin is the directory of the pinned clients and of distribution's registry.
-func clientsBin(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if dir := os.Getenv("GRAFT_CLIENTS_BIN"); dir != "" {
-			clientsDir = dir
-			return
-		}
-		shared := os.Getenv("GRAFT_SHARED")
-		if shared == "" {
-			shared = filepath.Join("..", "..", "..", "shared")
-		}
-		cmd := exec.Command("bash", filepath.Join(shared, "tools", "install-clients.sh"), "--no-cosign")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("install-clients.sh (set GRAFT_CLIENTS_BIN or GRAFT_SHARED): %v\n%s", err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatal(clientsErr)
-	}
-	return clientsDir
-}
 
 // user runs the clients as a user on a machine of their own: a home, a working
 // directory and a Docker config that no other test shares.
@@ -78,7 +37,7 @@ func newUser(t *testing.T) *user {
 // run runs a pinned client and returns its stdout, stderr and error.
 func (u *user) run(name string, args ...string) (string, string, error) {
 	u.t.Helper()
-	cmd := exec.Command(filepath.Join(clientsBin(u.t), name), args...)
+	cmd := clienttest.Command(u.t, name, args...)
 	cmd.Dir = u.wd
 	cmd.Env = append(os.Environ(), "HOME="+u.home, "DOCKER_CONFIG="+filepath.Join(u.home, ".docker"))
 	var stdout, stderr bytes.Buffer
@@ -150,101 +109,4 @@ func startMirror(t *testing.T, ttl time.Duration, mirrors ...string) *graftest.S
 		t.Fatal(err)
 	}
 	return graftest.Start(t, "--config", path)
-}
-
-// accessLine is a line of graft serve's access log.
-type accessLine struct {
-	Msg    string `json:"msg"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	Status int    `json:"status"`
-}
-
-// requests counts the requests of method for path in the access log of s.
-func requests(s *graftest.Server, method, path string) int {
-	n := 0
-	sc := bufio.NewScanner(strings.NewReader(s.Log()))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l accessLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "request" && l.Method == method && l.Path == path {
-			n++
-		}
-	}
-	return n
-}
-
-// distribution is a running CNCF distribution registry.
-type distribution struct {
-	Addr string
-	log  bytes.Buffer
-}
-
-// startDistribution starts CNCF distribution on a free loopback port, its storage in
-// a temporary directory.
-func startDistribution(t *testing.T) *distribution {
-	t.Helper()
-	bin := filepath.Join(clientsBin(t), "registry")
-	dir := t.TempDir()
-	// a port another process takes between the probe and the start makes the
-	// registry exit; try again with another
-	for range 5 {
-		addr := freeAddr(t)
-		config := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-			filepath.Join(dir, "data"), addr)
-		path := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		d := &distribution{Addr: addr}
-		cmd := exec.Command(bin, "serve", path)
-		cmd.Stdout, cmd.Stderr = &d.log, &d.log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		if waitListening(addr, exited) {
-			t.Cleanup(func() {
-				cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-exited:
-				case <-time.After(10 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return d
-		}
-		cmd.Process.Kill()
-		<-exited
-	}
-	t.Fatal("distribution did not start")
-	return nil
-}
-
-func waitListening(addr string, exited <-chan struct{}) bool {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			return true
-		}
-	}
-	return false
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

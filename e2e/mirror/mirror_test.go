@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -101,9 +102,9 @@ func TestMirrorOfGraft(t *testing.T) {
 		t.Errorf("oras discover through the mirror: %v, want the SBOM %s", got, sbom)
 	}
 	// Pulled once: the second pull asks upstream nothing (the tag TTL is an hour).
-	layers := requests(up, http.MethodGet, "/v2/library/app/manifests/v1")
+	layers := up.Requests(http.MethodGet, "/v2/library/app/manifests/v1")
 	pullThrough(t, u, ref, img)
-	if n := requests(up, http.MethodGet, "/v2/library/app/manifests/v1"); n != layers {
+	if n := up.Requests(http.MethodGet, "/v2/library/app/manifests/v1"); n != layers {
 		t.Errorf("the second pull asked upstream for the tag again")
 	}
 
@@ -137,7 +138,7 @@ func TestMirrorOfGraft(t *testing.T) {
 // no referrers API: the mirror reads the referrers tag schema upstream and answers the
 // referrers API itself.
 func TestMirrorOfDistribution(t *testing.T) {
-	up := startDistribution(t)
+	up := clienttest.StartDistribution(t, clienttest.DistributionOptions{})
 	m := startMirror(t, time.Hour, "dist/", "http://"+up.Addr)
 	u := newUser(t)
 	img, sbom := image(t, u, up.Addr+"/library/app:v1", "hello from distribution")
@@ -199,7 +200,7 @@ func TestFiftyPullsOneFetch(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d clients pulled %d MiB each through the mirror in %s", clients, size>>20, time.Since(start).Round(time.Millisecond))
-	if n := requests(up, http.MethodGet, "/v2/library/big/blobs/"+d.String()); n != 1 {
+	if n := up.Requests(http.MethodGet, "/v2/library/big/blobs/"+d.String()); n != 1 {
 		t.Errorf("%d clients made %d upstream fetches of the blob, by its access log; want 1", clients, n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/graft-registry/graft/internal/clienttest"
 	"github.com/graft-registry/graft/internal/graftest"
 )
 
@@ -34,7 +35,7 @@ func pushDemo(t *testing.T, srv *graftest.Server) demo {
 	index := pushIndex(t, r, "v1", amd64, arm64)
 	d := demo{index: index.Digest, amd64: amd64.Digest, arm64: arm64.Digest}
 
-	home, work := t.TempDir(), t.TempDir()
+	home, work := clienttest.NewHome(t), t.TempDir()
 	if err := os.WriteFile(filepath.Join(work, "sbom.spdx.json"), []byte(`{"spdxVersion":"SPDX-2.3","name":"app"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}

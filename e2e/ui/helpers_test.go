@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +28,8 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/graft-registry/graft/internal/clienttest"
 )
 
 // chromiumPath is the browser the tests drive: GRAFT_CHROMIUM, else chromium on the
@@ -218,61 +219,13 @@ func (tb *tab) screenshot(name string) string {
 	return path
 }
 
-// sharedDir is the team's shared directory: GRAFT_SHARED, else ../shared beside the
-// module.
-func sharedDir() string {
-	if d := os.Getenv("GRAFT_SHARED"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared")
-}
-
-var (
-	clientsOnce sync.Once
-	clientsDir  string
-	clientsErr  error
-)
-
-// clients returns the directory of the real client binaries: GRAFT_CLIENTS_BIN, else
-// what the team's install-clients.sh prints. A test that needs them fails when they
-// cannot be had: it never skips.
-func clients(t *testing.T) string {
-	t.Helper()
-	clientsOnce.Do(func() {
-		if d := os.Getenv("GRAFT_CLIENTS_BIN"); d != "" {
-			clientsDir = d
-			return
-		}
-		script := filepath.Join(sharedDir(), "tools", "install-clients.sh")
-		var errOut bytes.Buffer
-		cmd := exec.Command(script)
-		cmd.Stderr = &errOut
-		out, err := cmd.Output()
-		if err != nil {
-			clientsErr = fmt.Errorf("%s: %v\n%s", script, err, errOut.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		clientsDir = lines[len(lines)-1]
-	})
-	if clientsErr != nil {
-		t.Fatalf("the real clients are needed and could not be installed (set GRAFT_CLIENTS_BIN to their directory): %v", clientsErr)
-	}
-	return clientsDir
-}
-
 // client runs a real client in dir with a home of the test's own, and returns what it
 // printed on standard output; it fails the test when the client fails.
 func client(t *testing.T, home, dir string, env []string, name string, args ...string) string {
 	t.Helper()
-	for _, d := range []string{".docker", ".config", "run"} {
-		os.MkdirAll(filepath.Join(home, d), 0o700)
-	}
-	cmd := exec.CommandContext(t.Context(), filepath.Join(clients(t), name), args...)
+	cmd := clienttest.Command(t, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"),
-		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_RUNTIME_DIR="+filepath.Join(home, "run")), env...)
+	cmd.Env = append(append(os.Environ(), clienttest.HomeEnv(home)...), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

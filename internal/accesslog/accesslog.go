@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/graft-registry/graft/internal/httpstatus"
 )
 
 // RequestIDHeader carries the id of a request in its answer, as the log line has it.
@@ -85,11 +87,11 @@ func Handler(next http.Handler, o Options) http.Handler {
 			body = &countingBody{ReadCloser: r.Body}
 			r.Body = body
 		}
-		rw := &responseWriter{ResponseWriter: w}
+		rw := &httpstatus.Writer{ResponseWriter: w}
 		defer func() {
 			// A handler that panics is answered by net/http (or the server's own
 			// recovery): the line is written either way.
-			status := rw.status
+			status := rw.Status()
 			if status == 0 {
 				status = http.StatusOK
 			}
@@ -104,7 +106,7 @@ func Handler(next http.Handler, o Options) http.Handler {
 				slog.String("path", r.URL.RequestURI()),
 				slog.Int("status", status),
 				slog.Int64("bytes_in", in),
-				slog.Int64("bytes_out", rw.written),
+				slog.Int64("bytes_out", rw.Written()),
 				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 				slog.String("user_agent", r.UserAgent()),
 				slog.String("request_id", e.id),
@@ -133,51 +135,3 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	return n, err
 }
-
-// responseWriter records the status and size of an answer. Like the server's own, it
-// passes ReadFrom through, so that net/http's copy path (sendfile) still serves blobs.
-type responseWriter struct {
-	http.ResponseWriter
-	status  int
-	written int64
-}
-
-func (w *responseWriter) WriteHeader(status int) {
-	if w.status == 0 && status >= 200 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
-	return n, err
-}
-
-func (w *responseWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	var (
-		n   int64
-		err error
-	)
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(w.ResponseWriter, r)
-	}
-	w.written += n
-	return n, err
-}
-
-// Flush passes a flush through, for answers streamed as they are made.
-func (w *responseWriter) Flush() {
-	http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,7 +1,8 @@
 // Package clienttest runs the real clients of a registry for end-to-end tests: the
 // team's pinned cosign, oras, crane, regctl and skopeo, the notation CLI, and graft's
 // own verbs, each test's in a home of its own, where they keep their keys,
-// certificates, trust policies and credentials.
+// certificates, trust policies and credentials. It also starts the pinned CNCF
+// distribution registry, a registry other than graft for the clients to talk to.
 //
 // The pinned clients are GRAFT_CLIENTS_BIN, else what ../shared/tools/install-clients.sh
 // prints (it builds them the first time, cosign for minutes). notation is not among
@@ -38,21 +39,46 @@ type Tools struct {
 // New returns the clients of t, in a fresh home.
 func New(t testing.TB) *Tools {
 	t.Helper()
+	h := NewHome(t)
+	return &Tools{t: t, home: h, env: append(HomeEnv(h),
+		"XDG_CACHE_HOME="+filepath.Join(h, ".cache"),
+		// cosign: keys without a password; no TUF root from the network
+		"COSIGN_PASSWORD=", "TUF_MIRROR=http://127.0.0.1:1",
+		// graft: no configuration but the flags
+		"GRAFT_CONFIG=",
+	)}
+}
+
+// NewHome is a fresh home for the clients, removed when the test ends, with the
+// directories HomeEnv names (and .cache) made.
+func NewHome(t testing.TB) string {
+	t.Helper()
 	h := t.TempDir()
 	for _, d := range []string{".docker", ".config", ".cache", "run"} {
 		if err := os.MkdirAll(filepath.Join(h, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &Tools{t: t, home: h, env: []string{
-		"HOME=" + h, "DOCKER_CONFIG=" + filepath.Join(h, ".docker"),
-		"XDG_CONFIG_HOME=" + filepath.Join(h, ".config"), "XDG_CACHE_HOME=" + filepath.Join(h, ".cache"),
-		"XDG_RUNTIME_DIR=" + filepath.Join(h, "run"),
-		// cosign: keys without a password; no TUF root from the network
-		"COSIGN_PASSWORD=", "TUF_MIRROR=http://127.0.0.1:1",
-		// graft: no configuration but the flags
-		"GRAFT_CONFIG=",
-	}}
+	return h
+}
+
+// HomeEnv is the environment that gives the clients home as theirs, where they keep
+// their credentials and configuration: Docker's config.json (oras, crane, regctl,
+// cosign), the XDG configuration directory and the runtime directory (skopeo's
+// auth.json).
+func HomeEnv(home string) []string {
+	return []string{
+		"HOME=" + home, "DOCKER_CONFIG=" + filepath.Join(home, ".docker"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"), "XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
+	}
+}
+
+// Command is a command of the pinned client name (cosign, oras, crane, regctl or
+// skopeo) with args, killed if it still runs when the test ends. Its environment and
+// working directory are the caller's to set.
+func Command(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	return exec.CommandContext(t.Context(), filepath.Join(Dir(t), name), args...)
 }
 
 // Path is the file name in the home.

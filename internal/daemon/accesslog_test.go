@@ -5,73 +5,29 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
+	"github.com/graft-registry/graft/internal/registrytest"
 )
 
-// syncBuffer is a log the server writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// serve serves what graft serve serves, on the stores and with the settings of cfg
-// (after configure), with access control on: alice may do anything.
-func serve(t *testing.T, configure func(*config.Config)) (string, *syncBuffer) {
+// serve serves what graft serve serves, logging JSON, with the settings configure
+// makes, with access control on: alice may do anything.
+func serve(t *testing.T, configure func(*config.Config)) (string, *registrytest.LogBuffer) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Log.Format = "json"
-	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
-	cfg.Auth.Users = &[]config.AuthUser{{Name: "alice", Password: string(hash)}}
-	cfg.Auth.Admins = &[]string{"alice"}
-	if configure != nil {
-		configure(&cfg)
-	}
-	logs := &syncBuffer{}
-	log := daemon.NewLogger(logs, &cfg)
-	st, err := daemon.Open(t.Context(), &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	authn, err := auth.FromConfig(&cfg, st.Meta, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := daemon.NewRegistry(st, &cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := daemon.Handler(reg, &cfg, authn, log, daemon.Extras{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(h)
-	t.Cleanup(hs.Close)
-	return hs.URL, logs
+	logs := &registrytest.LogBuffer{}
+	d := registrytest.StartDaemon(t, logs, registrytest.Admin("alice", "alice-pw"), func(cfg *config.Config) {
+		cfg.Log.Format = "json"
+		if configure != nil {
+			configure(cfg)
+		}
+	})
+	return d.URL, logs
 }
 
 func send(t *testing.T, method, url string, body []byte, header ...string) *http.Response {

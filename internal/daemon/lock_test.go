@@ -14,6 +14,7 @@ import (
 	"github.com/graft-registry/graft/internal/config"
 	"github.com/graft-registry/graft/internal/daemon"
 	"github.com/graft-registry/graft/internal/metastore"
+	"github.com/graft-registry/graft/internal/registrytest"
 )
 
 // A second graft serve on a data directory one serves fails at once and names the
@@ -23,7 +24,7 @@ func TestDataDirLock(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Log.Format = "json"
-	logs := &syncBuffer{}
+	logs := &registrytest.LogBuffer{}
 	ctx, stop := context.WithCancel(t.Context())
 	first := make(chan error, 1)
 	go func() { first <- daemon.Run(ctx, &cfg, daemon.NewLogger(logs, &cfg)) }()
@@ -40,7 +41,7 @@ func TestDataDirLock(t *testing.T) {
 	sctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	second := cfg
-	err := daemon.Run(sctx, &second, daemon.NewLogger(&syncBuffer{}, &second))
+	err := daemon.Run(sctx, &second, daemon.NewLogger(&registrytest.LogBuffer{}, &second))
 	if !errors.Is(err, daemon.ErrDataDirInUse) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
 		t.Errorf("a second server on the data directory: %v, want it in use by pid %d", err, os.Getpid())
 	}
@@ -72,7 +73,7 @@ func TestDataDirLock(t *testing.T) {
 	// Once it stopped, the directory is free.
 	ctx2, stop2 := context.WithCancel(t.Context())
 	again := make(chan error, 1)
-	logs2 := &syncBuffer{}
+	logs2 := &registrytest.LogBuffer{}
 	go func() { again <- daemon.Run(ctx2, &cfg, daemon.NewLogger(logs2, &cfg)) }()
 	for !strings.Contains(logs2.String(), "graft registry listening") {
 		select {

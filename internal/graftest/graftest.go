@@ -190,6 +190,20 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
+// Requests counts the requests of method on path (with its query, as the client sent
+// it) in the server's access log so far. The server logs a request once its handler
+// returned.
+func (s *Server) Requests(method, path string) int {
+	n := 0
+	for line := range strings.Lines(s.Log()) {
+		var rec struct{ Msg, Method, Path string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Method == method && rec.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
 // PID is the server's process ID.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 

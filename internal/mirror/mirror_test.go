@@ -144,7 +144,7 @@ func (c *cutting) Write(p []byte) (int, error) {
 // hour, fresh/ with one that is always over.
 type mirrorServer struct {
 	*apitest.Client
-	log *logBuffer
+	log *registrytest.LogBuffer
 	// spool is the directory of the blobs being fetched.
 	spool string
 }
@@ -177,7 +177,7 @@ func startMirror(t testing.TB, store registrytest.Store, up *upstream) *mirrorSe
 		{Prefix: "hub/", Upstream: up.hs.URL, TagTTL: time.Hour},
 		{Prefix: "fresh/", Upstream: up.hs.URL, TagTTL: time.Nanosecond},
 	}
-	logs := &logBuffer{}
+	logs := &registrytest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := daemon.Open(t.Context(), &cfg)
 	if err != nil {
@@ -205,23 +205,6 @@ func startMirror(t testing.TB, store registrytest.Store, up *upstream) *mirrorSe
 		}
 	})
 	return &mirrorServer{Client: apitest.NewClient(hs.URL), log: logs, spool: daemon.SpoolDir(&cfg)}
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // pull pulls ref of repo from c as a client does, checking every byte against its

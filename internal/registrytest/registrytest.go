@@ -48,7 +48,7 @@ type Server struct {
 	Stores *daemon.Stores
 	// Config is the configuration the server was opened with.
 	Config *config.Config
-	log    *logBuffer
+	log    *LogBuffer
 }
 
 // Start serves a registry on store until the test ends, with the default
@@ -63,7 +63,7 @@ func Start(t testing.TB, store Store, configure ...func(*config.Config)) *Server
 	for _, f := range configure {
 		f(&cfg)
 	}
-	logs := &logBuffer{}
+	logs := &LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := daemon.Open(t.Context(), &cfg)
 	if err != nil {
@@ -101,19 +101,19 @@ func Each(t *testing.T, test func(t *testing.T, srv *Server), configure ...func(
 // Log is what the registry logged so far, as JSON lines.
 func (s *Server) Log() string { return s.log.String() }
 
-// logBuffer keeps a log that requests in flight write to while a test reads it.
-type logBuffer struct {
+// LogBuffer keeps a log that requests in flight write to while a test reads it.
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+func (b *LogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

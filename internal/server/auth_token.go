@@ -9,6 +9,7 @@ import (
 	"github.com/graft-registry/graft/internal/accesslog"
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
+	"github.com/graft-registry/graft/internal/httpstatus"
 )
 
 // The token endpoint of the Docker/OCI token flow, on the registry's own listener:
@@ -32,7 +33,7 @@ type tokenResponse struct {
 const maxTokenForm = 64 << 10
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	start := time.Now()
 	var err error
 	h := sw.Header()
@@ -52,7 +53,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(sw, r, err)
 	}
 	// the query and body hold credentials and are never logged
-	s.log.Debug("token request", "method", r.Method, "status", sw.status, "duration", time.Since(start))
+	s.log.Debug("token request", "method", r.Method, "status", sw.Status(), "duration", time.Since(start))
 }
 
 func (s *Server) tokenGet(w http.ResponseWriter, r *http.Request) error {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/graft-registry/graft/internal/httpstatus"
 )
 
 // graft_blob_bytes_total counts the bytes of blobs through the API: the bodies of
@@ -23,19 +25,19 @@ func newBlobBytes() *prometheus.CounterVec {
 
 // blobBytesOf starts counting the blob bytes of request r, of route rt: it wraps an
 // upload's body. The function it returns adds them up once the answer is written.
-func (m *metrics) blobBytesOf(rt route, r *http.Request) func(*statusWriter) {
+func (m *metrics) blobBytesOf(rt route, r *http.Request) func(*httpstatus.Writer) {
 	var in *countingReader
 	if (rt.kind == routeUploads || rt.kind == routeUpload) && r.Body != nil && r.Body != http.NoBody {
 		in = &countingReader{ReadCloser: r.Body}
 		r.Body = in
 	}
 	pull := rt.kind == routeBlob && r.Method == http.MethodGet
-	return func(sw *statusWriter) {
+	return func(sw *httpstatus.Writer) {
 		if in != nil {
 			m.blobBytes.WithLabelValues("in").Add(float64(in.n))
 		}
-		if pull && sw.status/100 == 2 {
-			m.blobBytes.WithLabelValues("out").Add(float64(sw.written))
+		if pull && sw.Status()/100 == 2 {
+			m.blobBytes.WithLabelValues("out").Add(float64(sw.Written()))
 		}
 	}
 }

@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/graft-registry/graft/internal/auth"
 	"github.com/graft-registry/graft/internal/errcode"
 	"github.com/graft-registry/graft/internal/events"
+	"github.com/graft-registry/graft/internal/httpstatus"
 	"github.com/graft-registry/graft/internal/registry"
 )
 
@@ -165,7 +165,7 @@ func (s *Server) endpoints() [len(kindNames)]endpoint {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rt := parseRoute(r.URL.Path)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	countBlobBytes := s.metrics.blobBytesOf(rt, r)
 	defer func() {
 		if p := recover(); p != nil {
@@ -173,12 +173,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p)
-			if sw.status == 0 {
+			if sw.Status() == 0 {
 				s.writeError(sw, r, errcode.New(errcode.Unknown, "internal server error"))
 			}
 		}
 		// the line of the request is the access log's (internal/accesslog)
-		s.metrics.observe(rt.kind, r.Method, sw.status, time.Since(start))
+		s.metrics.observe(rt.kind, r.Method, sw.Status(), time.Since(start))
 		countBlobBytes(sw)
 	}()
 	sw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
@@ -209,53 +209,6 @@ func (s *Server) base(w http.ResponseWriter, r *http.Request, _ route) error {
 	s.writeJSON(w, r, http.StatusOK, "application/json", struct{}{})
 	return nil
 }
-
-// statusWriter records the status and size of an answer. It passes ReadFrom through
-// when the writer it wraps has one, so that net/http's own copy path serves blobs;
-// behind a writer without one (a wrapping middleware, httptest.ResponseRecorder) it
-// copies.
-type statusWriter struct {
-	http.ResponseWriter
-	status  int
-	written int64
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	var (
-		n   int64
-		err error
-	)
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		// io.Copy would find this ReadFrom again on w; on the wrapped writer it
-		// finds none.
-		n, err = io.Copy(w.ResponseWriter, r)
-	}
-	w.written += n
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type metrics struct {
 	requests  *prometheus.CounterVec
