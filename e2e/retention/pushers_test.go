@@ -64,7 +64,8 @@ func testGCAmongPushers(t *testing.T, r *registry) {
 		pushers = 16
 		repos   = 4
 		// Each pusher pushes at least minEach releases, and goes on until minRuns
-		// collections have ended while it pushed.
+		// collections have ended while it pushed and each server collected once: pushes
+		// fast enough end before the servers' first periodic collection otherwise.
 		minEach, minRuns, maxEach = 4, 2, 100
 	)
 	c := clienttest.New(t)
@@ -118,7 +119,7 @@ func testGCAmongPushers(t *testing.T, r *registry) {
 			}
 			repo.PlainHTTP = true
 			start := runs.Load()
-			for i := 0; i < maxEach && (i < minEach || runs.Load() < start+minRuns && !gcEnded.Load()); i++ {
+			for i := 0; i < maxEach && (i < minEach || (runs.Load() < start+minRuns || !r.collected()) && !gcEnded.Load()); i++ {
 				kind := "keep"
 				if i%2 == 1 {
 					kind = "drop"
@@ -149,7 +150,7 @@ func testGCAmongPushers(t *testing.T, r *registry) {
 		wantRelease(t, r, rel)
 	}
 	for _, s := range r.servers {
-		if log := s.Log(); strings.Contains(log, "garbage collection failed") || !strings.Contains(log, `"msg":"garbage collection"`) {
+		if log := s.Log(); strings.Contains(log, "garbage collection failed") || !strings.Contains(log, collectionLogged) {
 			t.Errorf("the server's collections did not all run and succeed:\n%s", log)
 		}
 	}
@@ -262,4 +263,17 @@ func pushArtifact(ctx context.Context, repo *remote.Repository, tag, artifactTyp
 		return desc, push(desc, b)
 	}
 	return desc, repo.PushReference(ctx, desc, bytes.NewReader(b), tag)
+}
+
+// collectionLogged is what a server logs when a periodic collection ends.
+const collectionLogged = `"msg":"garbage collection"`
+
+// collected reports whether every server of r logged the end of a periodic collection.
+func (r *registry) collected() bool {
+	for _, s := range r.servers {
+		if !strings.Contains(s.Log(), collectionLogged) {
+			return false
+		}
+	}
+	return true
 }
