@@ -461,6 +461,15 @@ func (t *tx) MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (me
 	if err != nil {
 		return metastore.TagMove{}, err
 	}
+	key, suffix, schema := reference.SchemaKey(tag)
+	if schema {
+		// A tag-schema tag's edges go before its row is written, in the order a
+		// delete that cascades through them takes the two (edges, then the tag of the
+		// fallback index it writes again): the other order deadlocked an attach with
+		// a concurrent delete of a signature. They are added back below. Queued on the
+		// raw querier, so that a pending manifest write still joins the tag's.
+		t.raw.Defer(t.d.DeleteTagEdges, id, tag)
+	}
 	var mv TagMove
 	if p := t.put; p != nil && p.repo == id && p.row.Digest == d.String() && t.putErr == nil {
 		t.put = nil
@@ -482,6 +491,11 @@ func (t *tx) MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (me
 	case !mv.Found:
 		return metastore.TagMove{}, metastore.ErrNotFound
 	case !mv.Changed:
+		if schema {
+			if err := t.addTagEdges(ctx, id, tag, d, key, suffix); err != nil {
+				return metastore.TagMove{}, fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
+			}
+		}
 		return metastore.TagMove{Previous: d}, nil
 	}
 	moved := metastore.TagMove{}
@@ -495,20 +509,31 @@ func (t *tx) MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (me
 		t.addToRepo(id, 0, 1, 0)
 	}
 	t.wrote(id, d.String(), mv.At)
-	if key, suffix, ok := reference.SchemaKey(tag); ok {
-		if mv.Moved {
-			t.q.Defer(t.d.DeleteTagEdges, id, tag)
-		}
-		if _, err := t.q.Exec(ctx, t.d.AddTagEdges, id, tag, d.String(), key, suffix == ""); err != nil {
+	if schema {
+		if err := t.addTagEdges(ctx, id, tag, d, key, suffix); err != nil {
 			return metastore.TagMove{}, fmt.Errorf("metastore: tag %s:%s: %w", repo, tag, err)
 		}
 	}
 	return moved, nil
 }
 
+// addTagEdges records the edges of tag-schema tag of repository id, now naming d.
+func (t *tx) addTagEdges(ctx context.Context, id int64, tag string, d digest.Digest, key, suffix string) error {
+	_, err := t.q.Exec(ctx, t.d.AddTagEdges, id, tag, d.String(), key, suffix == "")
+	return err
+}
+
 func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
 	if err := t.sendPut(ctx); err != nil {
 		return err
+	}
+	if _, _, ok := reference.SchemaKey(tag); ok {
+		// The edges first, as MoveTag takes them.
+		rid, err := t.repoID(ctx, repo, false)
+		if err != nil {
+			return notFound("delete tag "+tag, err)
+		}
+		t.q.Defer(t.d.DeleteTagEdges, rid, tag)
 	}
 	id, err := t.d.Writes.DeleteTag(ctx, t.raw, repo, tag, t.s.now())
 	if err != nil {
@@ -516,9 +541,6 @@ func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
 	}
 	t.moved(id)
 	t.addToRepo(id, 0, -1, 0)
-	if _, _, ok := reference.SchemaKey(tag); ok {
-		t.q.Defer(t.d.DeleteTagEdges, id, tag)
-	}
 	return nil
 }
 
