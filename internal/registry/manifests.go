@@ -151,6 +151,23 @@ func (r *Registry) PutManifestIf(ctx context.Context, repo, ref, contentType str
 		if err := checkRepoWrite(ctx, tx, repo); err != nil {
 			return err
 		}
+		if cond != Always {
+			// A conditional push is a compare-and-swap of its tag, which clients race
+			// for (the fallback index of a subject): one that lost fails here, before
+			// it writes. The move checks again.
+			cur, err := tx.Tag(ctx, repo, tags[0])
+			tagged := err == nil
+			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+				return err
+			}
+			var at digest.Digest
+			if tagged {
+				at = cur.Digest
+			}
+			if err := cond.check(tags[0], at, tagged); err != nil {
+				return err
+			}
+		}
 		if err := checkReferences(ctx, tx, m); err != nil {
 			return err
 		}
