@@ -27,6 +27,9 @@ import (
 // first column a query constrains, and might look a manifest up by scanning the
 // repository's whole range of another index; a prepared statement would keep that plan
 // (TestStatementPlans).
+// SchemaVersion is the version of the schema Open migrates a database to.
+var SchemaVersion = len(migrations)
+
 var migrations = []string{`
 CREATE TABLE repos (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
