@@ -84,8 +84,8 @@ func TestSoak(t *testing.T) {
 		t.Errorf("no garbage collection ran after the warm-up (%d, %d)", before.gcRuns, after.gcRuns)
 	}
 	if after.rssAnon > allowed(before, after) {
-		t.Errorf("anonymous memory grew from %d KiB to %d KiB, more than 10%% and the database's growth from %d KiB to %d KiB",
-			before.rssAnon, after.rssAnon, before.db, after.db)
+		t.Errorf("anonymous memory grew from %d KiB to %d KiB, more than 10%% and the page cache of a database of %d KiB",
+			before.rssAnon, after.rssAnon, after.db)
 	}
 	if after.fds > before.fds*11/10 {
 		t.Errorf("open files grew from %d to %d, more than 10%%", before.fds, after.fds)
@@ -383,10 +383,12 @@ type reading struct {
 const writerCache = 16 << 10
 
 // allowed is how much anonymous memory a server that read before may hold at after and
-// leak nothing: 10% more, and the part of the database's growth its writer's page cache
-// may have taken in.
+// leak nothing: 10% more, and what its writer's page cache may have taken in since. That
+// cache fills with the pages the writes touch, up to the database's size or its cap,
+// and how full it was at the first reading is not known: a leak smaller than the
+// database passes a short run, and shows in a longer one (GRAFT_SOAK=10m).
 func allowed(before, after reading) int64 {
-	return before.rssAnon*11/10 + min(max(after.db-before.db, 0), writerCache)
+	return before.rssAnon*11/10 + min(after.db, writerCache)
 }
 
 // quiet lets the server settle with no load, the same way each time, and reads its
