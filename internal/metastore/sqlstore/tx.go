@@ -35,6 +35,8 @@ type tx struct {
 	created map[string]int64
 	// written locate the manifest rows this attempt wrote last, for SetTag.
 	written map[manifestKey]any
+	// held are the blobs this attempt holds against a sweep (hold).
+	held map[digest.Digest]bool
 	// stats are the changes to the registry-wide counters, written by flush.
 	stats map[string]int64
 	// shown are the repositories this attempt made sure are not deleted.
@@ -309,9 +311,7 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 	if err != nil {
 		return err
 	}
-	if t.d.HoldBlob != "" {
-		t.q.Defer(t.d.HoldBlob, d.String())
-	}
+	t.hold(d)
 	if err := t.sendPut(ctx); err != nil {
 		return err
 	}
@@ -325,10 +325,21 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 	return nil
 }
 
-func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error) {
-	if t.d.HoldBlob != "" {
-		t.q.Defer(t.d.HoldBlob, d.String())
+// hold holds blob d against a sweep until the transaction ends (Queries.HoldBlob), once
+// per transaction: a link checks its claim, then links, under one hold.
+func (t *tx) hold(d digest.Digest) {
+	if t.d.HoldBlob == "" || t.held[d] {
+		return
 	}
+	if t.held == nil {
+		t.held = map[digest.Digest]bool{}
+	}
+	t.held[d] = true
+	t.q.Defer(t.d.HoldBlob, d.String())
+}
+
+func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) (time.Time, error) {
+	t.hold(d)
 	now := t.s.now()
 	if _, err := t.q.Exec(ctx, t.d.ClaimBlob, d.String(), size, now); err != nil {
 		return time.Time{}, wrap("claim "+d.String(), err)
@@ -337,9 +348,7 @@ func (t *tx) ClaimBlob(ctx context.Context, d digest.Digest, size int64) (time.T
 }
 
 func (t *tx) ClaimHeld(ctx context.Context, d digest.Digest, claimed time.Time) (bool, error) {
-	if t.d.HoldBlob != "" {
-		t.q.Defer(t.d.HoldBlob, d.String())
-	}
+	t.hold(d)
 	var cutoff time.Time
 	err := t.q.QueryRow(ctx, t.d.SweepCutoff).Scan(&cutoff)
 	if errors.Is(err, ErrNoRows) {
