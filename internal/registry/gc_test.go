@@ -564,14 +564,15 @@ func pushImage(ctx context.Context, r *Registry, repo, tag string, subject *ocis
 					continue // the client sees it there and skips the upload
 				}
 			}
-			_, err := r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))})
-			for e := (*errcode.Error)(nil); errors.As(err, &e) && e.Code == errcode.Unavailable && time.Now().Before(deadline); {
-				// Collected between its commit and its link: pushed again, as clients
-				// retry a server error.
-				_, err = r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))})
-			}
-			if err != nil {
-				return ocispec.Descriptor{}, fmt.Errorf("put blob: %w", err)
+			for {
+				_, err := r.PutBlob(ctx, repo, bd.String(), Chunk{Body: bytes.NewReader([]byte(c)), Start: -1, Length: int64(len(c))})
+				if isCode(err, errcode.Unavailable) && time.Now().Before(deadline) {
+					continue // collected between its commit and its link: a client retries a server error
+				}
+				if err != nil {
+					return ocispec.Descriptor{}, fmt.Errorf("put blob: %w", err)
+				}
+				break
 			}
 		}
 		_, err := r.PutManifest(ctx, repo, ref, ocispec.MediaTypeImageManifest, b, nil)
