@@ -12,6 +12,11 @@
 # Prints one line per pull and the medians. curl writes to /dev/null and hashes nothing:
 # the figures are the servers' alone, which makes the mirror's overhead as visible as it
 # can be.
+#
+# UPSTREAM_RATE=1gbit (a tc rate; needs root and tc's htb) sends what the upstream sends
+# through a link of that rate, as a remote upstream's pulls are: the direct pull and the
+# mirror's fetch are held to it, the mirror's answers to its clients are not. Without it
+# every transfer runs at the speed of loopback, which measures the servers' CPU alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +25,9 @@ rounds=${1:-5}
 mib=${2:-256}
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-mirror-bench.XXXXXX")
 pids=()
+shaped=
 cleanup() {
+  [ -n "$shaped" ] && tc qdisc del dev lo root 2>/dev/null
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -47,6 +54,13 @@ serve() {
 
 serve upstream
 up=$addr
+if [ -n "${UPSTREAM_RATE:-}" ]; then
+  # unclassified traffic (htb without a default class) passes unshaped
+  tc qdisc add dev lo root handle 1: htb
+  shaped=1
+  tc class add dev lo parent 1: classid 1:1 htb rate "$UPSTREAM_RATE" ceil "$UPSTREAM_RATE"
+  tc filter add dev lo protocol ip parent 1: prio 1 u32 match ip sport "${up##*:}" 0xffff flowid 1:1
+fi
 cat >"$work/mirror.yaml" <<YML
 mirrors:
   - prefix: hub/
@@ -77,7 +91,7 @@ stored() {
 
 rate() { awk -v s="$1" -v m="$mib" 'BEGIN { printf "%.0f", m / s }'; }
 
-echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3); blob ${mib} MiB"
+echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3); blob ${mib} MiB; upstream link ${UPSTREAM_RATE:-loopback}"
 printf '%-6s %-16s %8s %10s\n' round pull seconds MiB/s
 direct=() first=() second=()
 for r in $(seq "$rounds"); do

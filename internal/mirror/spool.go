@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"runtime"
@@ -57,10 +56,29 @@ func newSpool(dir string, d digest.Digest, size int64) (*spool, error) {
 // fill writes what body yields into the spool, hashing it, until the blob's size is
 // reached; it fails, as the spool's readers then do, when body fails, or holds other
 // content or another size than the blob's.
+//
+// The hash runs beside the copy, on each buffer once it is written: a fetch then takes
+// the longer of the two, not their sum, and the readers, who may see the bytes once
+// written, are not held back by the hash (sha256 is the slowest stage of a fetch from a
+// fast upstream).
 func (sp *spool) fill(body io.Reader) error {
 	h := sp.d.Algorithm().Hash()
-	buf := make([]byte, spoolBuffer)
-	err := sp.copy(body, h, buf)
+	free := make(chan []byte, spoolBuffers)
+	for range spoolBuffers {
+		free <- make([]byte, spoolBuffer)
+	}
+	written := make(chan []byte, spoolBuffers)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range written {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	err := sp.copy(body, free, written)
+	close(written)
+	<-hashed
 	if err == nil && digest.NewDigest(sp.d.Algorithm(), h) != sp.d {
 		err = errMismatch
 	}
@@ -75,12 +93,19 @@ func (sp *spool) fill(body io.Reader) error {
 	return err
 }
 
-// spoolBuffer is the size of the reads from the upstream.
-const spoolBuffer = 256 << 10
+// spoolBuffer is the size of the reads from the upstream; spoolBuffers how many the
+// copy and the hash share.
+const (
+	spoolBuffer  = 256 << 10
+	spoolBuffers = 4
+)
 
-func (sp *spool) copy(body io.Reader, h hash.Hash, buf []byte) error {
+// copy reads body into the buffers free yields, writes each to the spool, and hands it
+// to the hash on written.
+func (sp *spool) copy(body io.Reader, free chan []byte, written chan<- []byte) error {
 	var off int64
 	for {
+		buf := <-free
 		n, err := body.Read(buf)
 		if int64(n) > sp.size-off {
 			return fmt.Errorf("%w: more than %d bytes", errMismatch, sp.size)
@@ -89,12 +114,14 @@ func (sp *spool) copy(body io.Reader, h hash.Hash, buf []byte) error {
 			if _, werr := sp.f.WriteAt(buf[:n], off); werr != nil {
 				return fmt.Errorf("writing the spool: %w", werr)
 			}
-			h.Write(buf[:n])
+			written <- buf[:n]
 			off += int64(n)
 			sp.mu.Lock()
 			sp.written = off
 			sp.notify()
 			sp.mu.Unlock()
+		} else {
+			free <- buf
 		}
 		switch {
 		case err == io.EOF && off < sp.size:
