@@ -20,7 +20,7 @@ only=${2:-}
 out=${BENCH_OUT:-$here/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-bench.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 (cd "$root" && go build -trimpath -o "$work/graft" ./cmd/graft)

@@ -12,6 +12,7 @@
 # PostgreSQL, distribution on the same S3, and the Go benchmarks of the S3 store in
 # process, among them the plain multipart copy the blob figures compare with:
 #   go test -run '^$' -bench . -benchtime 3x ./internal/blobstore/s3
+# REPLICA_GOMAXPROCS sets GOMAXPROCS for each of the three replicas.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -121,7 +122,7 @@ start() {
     s3x3)
       fresh_scaleout
       for i in 1 2 3; do
-        serve "s3x3-$i" --config "$conf"
+        GOMAXPROCS=${REPLICA_GOMAXPROCS:-} serve "s3x3-$i" --config "$conf"
         urls+=("$url")
       done
       proxy "${urls[@]}"
@@ -193,7 +194,11 @@ measure() { # KIND LABEL ARGS...
   # GRAFT_BENCH_PERF=1 records where the graft processes spend their CPU, with
   # perf(1) (Debian's linux-perf), into KIND-LABEL.perf beside the results
   # (perf report -i FILE).
-  if [ -n "${GRAFT_BENCH_PERF:-}" ] && [ ${#grafts[@]} -gt 0 ]; then
+  # GRAFT_BENCH_PERF=stat counts their system calls and context switches instead.
+  if [ "${GRAFT_BENCH_PERF:-}" = stat ] && [ ${#grafts[@]} -gt 0 ]; then
+    perf stat -e raw_syscalls:sys_enter,context-switches -o "$out/$kind-$label.stat" -p "$(IFS=,; echo "${grafts[*]}")" &
+    rec=$!
+  elif [ -n "${GRAFT_BENCH_PERF:-}" ] && [ ${#grafts[@]} -gt 0 ]; then
     perf record -q -F 999 -g -o "$out/$kind-$label.perf" -p "$(IFS=,; echo "${grafts[*]}")" 2>/dev/null &
     rec=$!
   fi
