@@ -149,6 +149,10 @@ var queries = sqlstore.Queries{
 	Token:  `SELECT ` + tokenColumns + ` FROM tokens WHERE name = $1`,
 	Tokens: `SELECT ` + tokenColumns + ` FROM tokens ORDER BY name`,
 
+	// one key per repository (ids past 2^31 share keys, which only makes two
+	// repositories' writers wait for each other)
+	LockTagEdges: `SELECT pg_advisory_xact_lock(1735549302, ($1::bigint % 2147483647)::integer)`,
+
 	HoldBlob:  lockDigestShared,
 	SweepHold: lockDigest,
 	// Update, else insert: an update of a row that a sweep deleted after this

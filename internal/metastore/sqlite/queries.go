@@ -127,9 +127,11 @@ var queries = sqlstore.Queries{
 	Token:  `SELECT name, hash, repositories, actions, created, NULLIF(expires, 0) FROM tokens WHERE name = ?1`,
 	Tokens: `SELECT name, hash, repositories, actions, created, NULLIF(expires, 0) FROM tokens ORDER BY name`,
 
-	// The writer is alone: a sweep, a link and a claim never run at once.
-	HoldBlob:  "",
-	SweepHold: "",
+	// The writer is alone: a sweep, a link and a claim never run at once, nor two
+	// writers of tag-schema edges.
+	LockTagEdges: "",
+	HoldBlob:     "",
+	SweepHold:    "",
 	ClaimBlob: `INSERT INTO blobs (digest, size, created) VALUES (?1, ?2, ?3)
 		ON CONFLICT (digest) DO UPDATE SET created = max(created, excluded.created)`,
 	UnlinkBlob: `DELETE FROM repo_blobs WHERE repo_id = ` + repoID + ` AND digest = ?2

@@ -78,6 +78,13 @@ type Queries struct {
 	Artifacts string
 	// DeleteTagEdges: $1 repository id, $2 tag; forgets the edges the tag made.
 	DeleteTagEdges string
+	// LockTagEdges, when not empty, is deferred before a transaction's first write of
+	// repository $1's tag-schema edges, and holds them until it ends. Writers take
+	// those rows in orders no index can keep the same (a tag's edges at once; a
+	// deleted manifest's across the tags that list it, then the fallback index's
+	// tag written again), and rows locked in two orders deadlock. A database whose
+	// writer is alone needs none.
+	LockTagEdges string
 	// AddTagEdges: $1 repository id, $2 tag, $3 the digest of the manifest it names,
 	// $4 the key it is named after, $5 whether the manifests it lists are artifacts too
 	// (a fallback index). Records the edges the tag makes: a tag of the referrers tag

@@ -300,10 +300,15 @@ func (s *Store) backfillTagEdges(ctx context.Context) error {
 			return err
 		}
 		err = s.run.Update(ctx, func(q TxQuerier) error {
+			locked := map[int64]bool{}
 			for _, r := range rows {
 				key, suffix, ok := reference.SchemaKey(r.tag)
 				if !ok {
 					continue
+				}
+				if s.d.LockTagEdges != "" && !locked[r.repo] {
+					locked[r.repo] = true
+					q.Defer(s.d.LockTagEdges, r.repo)
 				}
 				q.Defer(s.d.DeleteTagEdges, r.repo, r.tag)
 				if _, err := q.Exec(ctx, s.d.AddTagEdges, r.repo, r.tag, r.d, key, suffix == ""); err != nil {

@@ -37,6 +37,9 @@ type tx struct {
 	written map[manifestKey]any
 	// held are the blobs this attempt holds against a sweep (hold).
 	held map[digest.Digest]bool
+	// edgesHeld are the repositories whose tag-schema edges this attempt holds
+	// (holdTagEdges).
+	edgesHeld map[int64]bool
 	// stats are the changes to the registry-wide counters, written by flush.
 	stats map[string]int64
 	// shown are the repositories this attempt made sure are not deleted.
@@ -268,6 +271,7 @@ func (t *tx) DeleteRepository(ctx context.Context, repo string) error {
 	if err != nil {
 		return err
 	}
+	t.holdTagEdges(t.q, id)
 	kinds, err := t.d.Writes.DeleteRepository(ctx, t.q, id)
 	if err != nil {
 		return wrap("delete repository "+repo, err)
@@ -323,6 +327,20 @@ func (t *tx) LinkBlob(ctx context.Context, repo string, d digest.Digest, size in
 		t.addToRepo(id, 0, 0, size)
 	}
 	return nil
+}
+
+// holdTagEdges takes the lock on repository id's tag-schema edges
+// (Queries.LockTagEdges), once per attempt, before the first statement that writes
+// them: on q, the querier that statement goes on.
+func (t *tx) holdTagEdges(q TxQuerier, id int64) {
+	if t.d.LockTagEdges == "" || t.edgesHeld[id] {
+		return
+	}
+	if t.edgesHeld == nil {
+		t.edgesHeld = map[int64]bool{}
+	}
+	t.edgesHeld[id] = true
+	q.Defer(t.d.LockTagEdges, id)
 }
 
 // hold holds blob d against a sweep until the transaction ends (Queries.HoldBlob), once
@@ -450,6 +468,14 @@ func (t *tx) DeleteManifest(ctx context.Context, repo string, d digest.Digest) e
 	if err := t.sendPut(ctx); err != nil {
 		return err
 	}
+	if t.d.LockTagEdges != "" {
+		// the delete takes the manifest's tag-schema edges with it
+		id, err := t.repoID(ctx, repo, false)
+		if err != nil {
+			return notFound("delete manifest "+d.String(), err)
+		}
+		t.holdTagEdges(t.raw, id)
+	}
 	del, err := t.d.Writes.DeleteManifest(ctx, t.raw, repo, d.String(), t.s.now())
 	if err != nil {
 		return notFound("delete manifest "+d.String(), err)
@@ -477,6 +503,7 @@ func (t *tx) MoveTag(ctx context.Context, repo, tag string, d digest.Digest) (me
 		// fallback index it writes again): the other order deadlocked an attach with
 		// a concurrent delete of a signature. They are added back below. Queued on the
 		// raw querier, so that a pending manifest write still joins the tag's.
+		t.holdTagEdges(t.raw, id)
 		t.raw.Defer(t.d.DeleteTagEdges, id, tag)
 	}
 	var mv TagMove
@@ -542,6 +569,7 @@ func (t *tx) DeleteTag(ctx context.Context, repo, tag string) error {
 		if err != nil {
 			return notFound("delete tag "+tag, err)
 		}
+		t.holdTagEdges(t.q, rid)
 		t.q.Defer(t.d.DeleteTagEdges, rid, tag)
 	}
 	id, err := t.d.Writes.DeleteTag(ctx, t.raw, repo, tag, t.s.now())
