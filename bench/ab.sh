@@ -23,8 +23,9 @@ revs=("$@")
 out=${BENCH_OUT:-$here/results/ab-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-ab.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 R=$shared/tools/regbench.sh
+. "$here/lib.sh"
 scenarios=${GRAFT_AB_SCENARIOS:-manifest-put,manifest-get,referrers}
 
 for i in "${!revs[@]}"; do
@@ -34,19 +35,11 @@ for i in "${!revs[@]}"; do
   echo "# build $i: $(git -C "$root" log -1 --format='%h %s' "${revs[$i]}")"
 done
 
-# run I ROUND: build I on a fresh data directory, on a port of its own choosing (read
-# back from its log: no race for a free one). The address and log format go by
-# environment, which older builds understand too, where flags came later.
+# run I ROUND: build I on a fresh data directory
 run() {
-  local log=$work/graft-$1.log data=$work/data-$1-$2 pid url=""
+  local data=$work/data-$1-$2 pid url
   mkdir -p "$data"
-  GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$work/graft-$1" serve --data-dir "$data" 2>"$log" &
-  pid=$!
-  while [ -z "$url" ]; do
-    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
-    sleep 0.1
-    url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
-  done
+  serve_graft "$work/graft-$1" "$work/graft-$1.log" --data-dir "$data"
   "$R" -url "$url" -pid "$pid" -scenario "$scenarios" -d "${GRAFT_AB_DURATION:-5s}" -filler 1000 \
     -json "$out/build$1-$2.json" | grep -v '^ \|^regbench' | sed "s/^/build$1  /"
   kill "$pid"

@@ -25,71 +25,16 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXI
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 (cd "$root" && go build -trimpath -o "$work/graft" ./cmd/graft)
 R=$shared/tools/regbench.sh
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
+. "$here/lib.sh"
 
 # start NAME: starts a fresh server; sets pid and url
 start() {
-  local data=$work/$1-data port log=$work/$1.log
+  local data=$work/$1-data
   rm -rf "$data"; mkdir -p "$data"; sync; sleep 3
   case $1 in
-    graft)
-      # on a port of its own choosing, read back from its log: no race for a free one
-      : >"$log"
-      "$work/graft" serve --addr 127.0.0.1:0 --data-dir "$data" --log-format json --log-access=false 2>"$log" &
-      pid=$!
-      url=""
-      while [ -z "$url" ]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
-        sleep 0.1
-        url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
-      done
-      ;;
-    dist)
-      while :; do
-        port=$(free_port)
-        cat >"$work/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $data
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-  secret: regbench-anchor
-health:
-  storagedriver:
-    enabled: false
-YML
-        "$bin/registry" serve "$work/dist.yml" >"$log" 2>&1 &
-        pid=$!
-        url=http://127.0.0.1:$port
-        until curl -sf -o /dev/null "$url/v2/"; do
-          kill -0 "$pid" 2>/dev/null || break
-          sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && break
-        wait "$pid" 2>/dev/null || true # another process took the port meanwhile: another one
-      done
-      ;;
+    graft) serve_graft "$work/graft" "$work/$1.log" --data-dir "$data" --log-access=false ;;
+    dist) serve_distribution "$bin/registry" "$work" "  filesystem:
+    rootdirectory: $data" ;;
   esac
 }
 

@@ -35,21 +35,15 @@ cleanup() {
 trap cleanup EXIT
 
 (cd "$root" && go build -trimpath -o "$work/graft" ./cmd/graft)
+. "$here/lib.sh"
 
 # serve NAME [ARGS]: starts graft serve on a free port; sets addr
 serve() {
-  local name=$1 log=$work/$1.log
+  local name=$1
   shift
-  "$work/graft" serve --addr 127.0.0.1:0 --data-dir "$work/$name" --log-format json --log-level info --log-access=false "$@" 2>"$log" &
-  pids+=($!)
-  for _ in $(seq 100); do
-    addr=$(grep -o '"addr":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-    [ -n "$addr" ] && return
-    sleep 0.1
-  done
-  echo "graft serve $name did not start:" >&2
-  cat "$log" >&2
-  exit 1
+  serve_graft "$work/graft" "$work/$name.log" --data-dir "$work/$name" --log-level info --log-access=false "$@" || exit 1
+  pids+=("$pid")
+  addr=${url#http://}
 }
 
 serve upstream

@@ -20,10 +20,11 @@ rev_a=$1 rev_b=$2 rounds=${3:-5}
 out=${BENCH_OUT:-$here/results/pull-ab-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-pull-ab.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 R=$shared/tools/regbench.sh
+. "$here/lib.sh"
 for v in a b; do
   rev=$rev_a
   [ $v = b ] && rev=$rev_b
@@ -34,70 +35,17 @@ for v in a b; do
 done
 seed=$(date +%s)
 
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-
 # start NAME: starts a server on NAME's data (graft-a and graft-b share one); sets pid, url
 start() {
-  local port log=$work/$1.log
   case $1 in
     graft-a | graft-b)
-      # on a port of its own choosing, read back from its log: no race for a free one
       mkdir -p "$work/graft-data"
-      : >"$log"
-      "$work/$1" serve --addr 127.0.0.1:0 --data-dir "$work/graft-data" --log-format json --log-access=false 2>"$log" &
-      pid=$!
-      url=""
-      while [ -z "$url" ]; do
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
-        sleep 0.1
-        url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
-      done
+      serve_graft "$work/$1" "$work/$1.log" --data-dir "$work/graft-data" --log-access=false
       ;;
     dist)
       mkdir -p "$work/dist-data"
-      while :; do
-        port=$(free_port)
-        sed "s/@PORT@/$port/; s|@DATA@|$work/dist-data|" >"$work/dist.yml" <<'YML'
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: @DATA@
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:@PORT@
-  secret: regbench-anchor
-health:
-  storagedriver:
-    enabled: false
-YML
-        "$bin/registry" serve "$work/dist.yml" >"$log" 2>&1 &
-        pid=$!
-        url=http://127.0.0.1:$port
-        until curl -sf -o /dev/null "$url/v2/"; do
-          kill -0 "$pid" 2>/dev/null || break
-          sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && break
-        wait "$pid" 2>/dev/null || true # another process took the port meanwhile: another one
-      done
+      serve_distribution "$bin/registry" "$work" "  filesystem:
+    rootdirectory: $work/dist-data"
       ;;
   esac
 }

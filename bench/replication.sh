@@ -16,26 +16,19 @@ root=$(cd "$here/.." && pwd)
 rounds=${1:-3}
 size=${2:-256}
 work=$(mktemp -d "${TMPDIR:-/tmp}/graft-repl-bench.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 (cd "$root" && go build -trimpath -o "$work/graft" ./cmd/graft)
 g=$work/graft
+. "$here/lib.sh"
 
 # start NAME [ARGS...]: starts graft serve on a free port and sets addr to where it
-# listens (not run as $(...): the server would be the subshell's, out of the trap's reach)
+# listens
 start() {
   local name=$1
   shift
   mkdir -p "$work/$name"
-  "$g" serve --addr 127.0.0.1:0 --data-dir "$work/$name" --log-level info --log-format json "$@" >"$work/$name.log" 2>&1 &
-  addr=""
-  for _ in $(seq 100); do
-    addr=$(grep -o '"addr":"[^"]*"' "$work/$name.log" | head -1 | cut -d'"' -f4 || true)
-    [ -n "$addr" ] && return 0
-    sleep 0.1
-  done
-  echo "graft serve $name did not start" >&2
-  cat "$work/$name.log" >&2
-  exit 1
+  serve_graft "$g" "$work/$name.log" --data-dir "$work/$name" --log-level info "$@" || exit 1
+  addr=${url#http://}
 }
 
 start replica

@@ -42,22 +42,14 @@ bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 (cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy)
 (cd "$root" && go test -c -o "$work/s3.test" ./internal/blobstore/s3)
 R=$shared/tools/regbench.sh
+. "$here/lib.sh"
 
-# serve NAME LOG ARGS...: starts graft serve on a free port; sets pid and url
+# serve NAME ARGS...: starts graft serve; sets pid and url
 serve() {
-  local log=$work/$1.log
+  local name=$1
   shift
-  : >"$log"
-  GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$work/graft" serve "$@" 2>"$log" &
-  pid=$!
+  serve_graft "$work/graft" "$work/$name.log" "$@" || return 1
   grafts+=("$pid")
-  for _ in $(seq 1 300); do
-    url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
-    [ -n "$url" ] && return 0
-    sleep 0.1
-  done
-  cat "$log" >&2
-  return 1
 }
 
 # fresh_scaleout: a configuration file of a fresh scale-out deployment; sets conf, db
@@ -128,14 +120,7 @@ start() {
       proxy "${urls[@]}"
       ;;
     dist-s3)
-      cat >"$work/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  s3:
+      serve_distribution "$bin/registry" "$work" "  s3:
     regionendpoint: $GRAFT_TEST_S3_ENDPOINT
     region: $GRAFT_TEST_S3_REGION
     bucket: $GRAFT_TEST_S3_BUCKET
@@ -143,39 +128,7 @@ storage:
     accesskey: $AWS_ACCESS_KEY_ID
     secretkey: $AWS_SECRET_ACCESS_KEY
     forcepathstyle: true
-    secure: false
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:0
-  secret: regbench-anchor
-health:
-  storagedriver:
-    enabled: false
-YML
-      local port
-      cp "$work/dist.yml" "$work/dist.yml.in"
-      while :; do
-        port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-        sed "s/addr: 127.0.0.1:0/addr: 127.0.0.1:$port/" "$work/dist.yml.in" >"$work/dist.yml"
-        "$bin/registry" serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
-        pid=$!
-        url=http://127.0.0.1:$port
-        until curl -sf -o /dev/null "$url/v2/"; do
-          kill -0 "$pid" 2>/dev/null || break
-          sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && break
-        wait "$pid" 2>/dev/null || true # another process took the port meanwhile: another one
-      done
+    secure: false"
       ;;
   esac
 }

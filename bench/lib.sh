@@ -1,0 +1,70 @@
+# What the benchmark scripts share: starting the servers they measure. Sourced, not run.
+# Both functions set pid and url; neither is run as $(...), which would make the server
+# the subshell's, out of reach of the caller's trap.
+
+# serve_graft BIN LOG ARGS...: starts BIN serve with ARGS on a loopback port of its own
+# choosing, read back from its log (no race for a free port), logging to LOG. The
+# address and log format go by environment, which older builds understand too, where
+# flags came later.
+serve_graft() {
+  local bin=$1 log=$2
+  shift 2
+  : >"$log"
+  GRAFT_ADDR=127.0.0.1:0 GRAFT_LOG_FORMAT=json "$bin" serve "$@" 2>"$log" &
+  pid=$!
+  url=""
+  for _ in $(seq 1 300); do
+    url=$(sed -n 's/.*"msg":"graft registry listening".*"addr":"\([^"]*\)".*/http:\/\/\1/p' "$log" | head -n 1)
+    [ -n "$url" ] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "graft serve did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# serve_distribution BIN DIR STORAGE: starts CNCF distribution (BIN) on a free loopback
+# port, with STORAGE (the lines of its storage section, indented by two spaces) and the
+# settings regbench's anchors use; its config and log go in DIR. A port another process
+# takes meanwhile means another try on another.
+serve_distribution() {
+  local bin=$1 dir=$2 storage=$3 port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    cat >"$dir/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+$storage
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: regbench-anchor
+health:
+  storagedriver:
+    enabled: false
+YML
+    "$bin" serve "$dir/dist.yml" >"$dir/dist.log" 2>&1 &
+    pid=$!
+    url=http://127.0.0.1:$port
+    until curl -sf -o /dev/null "$url/v2/"; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && return 0
+    wait "$pid" 2>/dev/null || true
+  done
+}
