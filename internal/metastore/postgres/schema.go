@@ -27,9 +27,6 @@ import (
 // first column a query constrains, and might look a manifest up by scanning the
 // repository's whole range of another index; a prepared statement would keep that plan
 // (TestStatementPlans).
-// SchemaVersion is the version of the schema Open migrates a database to.
-var SchemaVersion = len(migrations)
-
 var migrations = []string{`
 CREATE TABLE repos (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -222,6 +219,9 @@ CREATE TABLE blob_sweeps (
 	cutoff timestamptz NOT NULL
 );
 `}
+
+// SchemaVersion is the version of the schema Open migrates a database to.
+var SchemaVersion = len(migrations)
 
 // migrationLock is the key of the session advisory lock that one graft at a time holds
 // while it migrates. It is a pair of int4 keys, a lock space apart from the bigint keys
