@@ -1089,3 +1089,96 @@ func BenchmarkReferrers(b *testing.B) {
 func BenchmarkTagArtifacts(b *testing.B) {
 	storetest.BenchmarkTagArtifacts(b, func(b *testing.B) metastore.Store { return open(b, newDatabase(b)) })
 }
+
+// TestTagEdgesLock holds a transaction open after it moved a tag-schema tag, and has
+// another store delete a manifest of the same repository meanwhile. The delete must
+// wait for the lock on the repository's tag-schema edges: a delete cascades through
+// those edges in the order opposite to a tag move's, and without the lock the two
+// deadlocked. A delete in another repository must not wait.
+func TestTagEdgesLock(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	a, b := open(t, dbURL), open(t, dbURL)
+	subject, sig, other := storetest.Manifest("r", 1), storetest.Manifest("r", 2), storetest.Manifest("r", 3)
+	elsewhere := storetest.Manifest("q", 4)
+	for _, m := range []*metastore.Manifest{subject, sig, other, elsewhere} {
+		if err := a.Update(ctx, func(tx metastore.Tx) error { return tx.PutManifest(ctx, m) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	schemaTag := "sha256-" + subject.Digest.Encoded() + ".sig"
+
+	var (
+		held, release = make(chan struct{}), make(chan struct{})
+		once          sync.Once
+		moveErr       = make(chan error, 1)
+		deleteErr     = make(chan error, 1)
+	)
+	go func() {
+		moveErr <- a.Update(ctx, func(tx metastore.Tx) error {
+			if err := tx.SetTag(ctx, "r", schemaTag, sig.Digest); err != nil {
+				return err
+			}
+			once.Do(func() { close(held) })
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-moveErr:
+		t.Fatalf("SetTag %s: %v", schemaTag, err)
+	}
+	go func() {
+		deleteErr <- b.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteManifest(ctx, "r", other.Digest) })
+	}()
+
+	// The delete is seen waiting on an advisory lock in this test's database, or it
+	// returns, which is the failure.
+	watch := connect(t, dbURL)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-deleteErr:
+			close(release)
+			t.Fatalf("DeleteManifest in r returned (%v) while another transaction held r's tag-schema edges; want it waiting", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("DeleteManifest in r neither waited on the tag-edge lock nor returned within 30 s")
+		}
+	}
+
+	// Another repository's edges are another lock.
+	elsewhereCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Update(elsewhereCtx, func(tx metastore.Tx) error { return tx.DeleteManifest(elsewhereCtx, "q", elsewhere.Digest) }); err != nil {
+		close(release)
+		t.Fatalf("DeleteManifest in q while r's edges were held: %v", err)
+	}
+
+	close(release)
+	if err := <-moveErr; err != nil {
+		t.Fatalf("SetTag %s: %v", schemaTag, err)
+	}
+	if err := <-deleteErr; err != nil {
+		t.Fatalf("DeleteManifest in r: %v", err)
+	}
+	if m, err := a.Tag(ctx, "r", schemaTag); err != nil || m.Digest != sig.Digest {
+		t.Errorf("tag %s = %v; want %s", schemaTag, err, sig.Digest)
+	}
+	if _, err := a.Manifest(ctx, "r", other.Digest); !errors.Is(err, metastore.ErrNotFound) {
+		t.Errorf("manifest %s after its delete: %v; want ErrNotFound", other.Digest, err)
+	}
+}
