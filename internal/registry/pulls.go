@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +58,11 @@ func (r *Registry) FlushPulls(ctx context.Context) error {
 	last := p.last
 	p.last = nil
 	p.mu.Unlock()
-	keys := slices.Collect(maps.Keys(last))
+	// In one order on every replica: two flushes that update rows in different orders
+	// deadlock on PostgreSQL, and each such deadlock costs deadlock_timeout.
+	keys := slices.SortedFunc(maps.Keys(last), func(a, b pullKey) int {
+		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(string(a.digest), string(b.digest)), strings.Compare(a.tag, b.tag))
+	})
 	for len(keys) > 0 {
 		batch := keys[:min(pullBatch, len(keys))]
 		err := r.meta.Update(ctx, func(tx metastore.Tx) error {

@@ -1,8 +1,16 @@
 package registry
 
 import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/graft-registry/graft/internal/metastore"
 )
 
 func TestPulls(t *testing.T) {
@@ -52,4 +60,63 @@ func testPulls(t *testing.T, r *Registry) {
 	if r.pulls.last != nil {
 		t.Error("pulls recorded with TrackPulls off")
 	}
+}
+
+// TestPullsInOrder: a flush hands its pulls to the store sorted by repository,
+// digest and tag, whatever the order they were made in. Replicas flushing the same
+// rows in different orders deadlocked one another on PostgreSQL.
+func TestPullsInOrder(t *testing.T) {
+	t.Parallel()
+	r := openEmbedded(t)
+	r.opts.TrackPulls = true
+	rec := &pullOrder{Store: r.meta}
+	r.meta = rec
+	var want []metastore.Pull
+	for i := range 40 {
+		p := metastore.Pull{Repo: fmt.Sprintf("team/r%d", i%3), Digest: digest.FromString(fmt.Sprint(i % 7)), Tag: fmt.Sprint("v", i%5)}
+		if i%4 == 0 {
+			p.Tag = ""
+		}
+		want = append(want, p)
+		r.RecordPull(p.Repo, p.Digest, p.Tag)
+	}
+	if err := r.FlushPulls(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	key := func(p metastore.Pull) string { return p.Repo + " " + p.Digest.String() + " " + p.Tag }
+	wantKeys := slices.Compact(slices.Sorted(func(yield func(string) bool) {
+		for _, p := range want {
+			if !yield(key(p)) {
+				return
+			}
+		}
+	}))
+	var got []string
+	for _, p := range rec.got {
+		got = append(got, key(p))
+	}
+	if !slices.Equal(got, wantKeys) {
+		t.Errorf("the flush recorded\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantKeys, "\n"))
+	}
+}
+
+// pullOrder is a store that notes the pulls its transactions record, in order.
+type pullOrder struct {
+	metastore.Store
+	got []metastore.Pull
+}
+
+func (s *pullOrder) Update(ctx context.Context, fn func(metastore.Tx) error) error {
+	s.got = nil // an attempt retried starts over
+	return s.Store.Update(ctx, func(tx metastore.Tx) error { return fn(pullTx{tx, s}) })
+}
+
+type pullTx struct {
+	metastore.Tx
+	s *pullOrder
+}
+
+func (t pullTx) RecordPull(ctx context.Context, p metastore.Pull) error {
+	t.s.got = append(t.s.got, p)
+	return t.Tx.RecordPull(ctx, p)
 }
