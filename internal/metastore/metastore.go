@@ -38,6 +38,7 @@ type Store interface {
 	Updater
 	BlobSweeper
 	EventSequencer
+	PullRecorder
 	StatsReader
 	Close() error
 }
@@ -244,7 +245,6 @@ type Tx interface {
 	AttributeWriter
 	UploadWriter
 	TokenWriter
-	PullRecorder
 	EventWriter
 }
 
@@ -381,10 +381,14 @@ type EventWriter interface {
 
 // PullRecorder records when manifests and tags were pulled.
 type PullRecorder interface {
-	// RecordPull moves the last pull of manifest p.Digest of p.Repo, and of tag p.Tag
-	// when it is set and still names that manifest, forward to p.At. Pulls of what is
-	// gone are no error.
-	RecordPull(ctx context.Context, p Pull) error
+	// RecordPulls moves, for each pull p of ps, the last pull of manifest p.Digest of
+	// p.Repo, and of tag p.Tag when it is set and still names that manifest, forward
+	// to p.At, in one transaction of its own. Pulls of what is gone are no error.
+	// Pull times only ever move forward, so two calls on the same rows commute: the
+	// transaction needs no serializable snapshot, and concurrent calls wait for one
+	// another rather than fail. Callers that may run at once (replicas) should order ps
+	// alike, or they may deadlock.
+	RecordPulls(ctx context.Context, ps []Pull) error
 }
 
 // TokenWriter creates and removes access tokens.

@@ -65,14 +65,11 @@ func (r *Registry) FlushPulls(ctx context.Context) error {
 	})
 	for len(keys) > 0 {
 		batch := keys[:min(pullBatch, len(keys))]
-		err := r.meta.Update(ctx, func(tx metastore.Tx) error {
-			for _, k := range batch {
-				if err := tx.RecordPull(ctx, metastore.Pull{Repo: k.repo, Digest: k.digest, Tag: k.tag, At: last[k]}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		ps := make([]metastore.Pull, len(batch))
+		for i, k := range batch {
+			ps[i] = metastore.Pull{Repo: k.repo, Digest: k.digest, Tag: k.tag, At: last[k]}
+		}
+		err := r.meta.RecordPulls(ctx, ps)
 		if err != nil {
 			p.mu.Lock() // keep what is not written, unless pulled again since
 			for _, k := range keys {

@@ -106,17 +106,7 @@ type pullOrder struct {
 	got []metastore.Pull
 }
 
-func (s *pullOrder) Update(ctx context.Context, fn func(metastore.Tx) error) error {
-	s.got = nil // an attempt retried starts over
-	return s.Store.Update(ctx, func(tx metastore.Tx) error { return fn(pullTx{tx, s}) })
-}
-
-type pullTx struct {
-	metastore.Tx
-	s *pullOrder
-}
-
-func (t pullTx) RecordPull(ctx context.Context, p metastore.Pull) error {
-	t.s.got = append(t.s.got, p)
-	return t.Tx.RecordPull(ctx, p)
+func (s *pullOrder) RecordPulls(ctx context.Context, ps []metastore.Pull) error {
+	s.got = append(s.got, ps...)
+	return s.Store.RecordPulls(ctx, ps)
 }

@@ -1182,3 +1182,57 @@ func TestTagEdgesLock(t *testing.T) {
 		t.Errorf("manifest %s after its delete: %v; want ErrNotFound", other.Digest, err)
 	}
 }
+
+// TestPullsCommute has three stores (replicas) record the pulls of the same manifests
+// and tags at once, many times over: no call may fail, since pull times only move
+// forward and RecordPulls waits for a concurrent one rather than conflict with it, and
+// each manifest ends with the latest time any store recorded.
+func TestPullsCommute(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	stores := []*postgres.Store{open(t, dbURL), open(t, dbURL), open(t, dbURL)}
+	var ms []*metastore.Manifest
+	for i := range 50 {
+		m := storetest.Manifest("r", int64(i))
+		ms = append(ms, m)
+		if err := stores[0].Update(ctx, func(tx metastore.Tx) error {
+			if err := tx.PutManifest(ctx, m); err != nil {
+				return err
+			}
+			return tx.SetTag(ctx, "r", fmt.Sprint("t", i), m.Digest)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const rounds = 20
+	var wg sync.WaitGroup
+	for si, s := range stores {
+		wg.Go(func() {
+			for round := range rounds {
+				at := base.Add(time.Duration(round*len(stores)+si) * time.Second)
+				var ps []metastore.Pull
+				for i, m := range ms { // in one order, as FlushPulls sorts them
+					ps = append(ps, metastore.Pull{Repo: "r", Digest: m.Digest, Tag: fmt.Sprint("t", i), At: at})
+				}
+				if err := s.RecordPulls(ctx, ps); err != nil {
+					t.Errorf("store %d, round %d: RecordPulls: %v", si, round, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := base.Add(time.Duration((rounds-1)*len(stores)+len(stores)-1) * time.Second)
+	for _, m := range ms {
+		got, err := stores[1].Manifest(ctx, "r", m.Digest)
+		if err != nil || !got.LastPulled.Equal(want) {
+			t.Fatalf("manifest %s: last pulled %v, %v; want %v", m.Digest, got.LastPulled, err, want)
+		}
+	}
+	for _, s := range stores {
+		if st := s.TxStats(); st.Retries != 0 {
+			t.Errorf("%d retries; want none", st.Retries)
+		}
+	}
+}

@@ -207,6 +207,28 @@ func notFound(what string, err error) error {
 	}
 }
 
+// RecordPulls implements metastore.PullRecorder. It runs as a sweep does, at the
+// database's weakest isolation that still writes atomically (READ COMMITTED on
+// PostgreSQL): each statement only moves a time forward, so a flush that waits for
+// another's row goes on from the committed row instead of failing and starting over.
+// Nothing is read back: the statements travel with the commit, hundreds in one round
+// trip.
+func (s *Store) RecordPulls(ctx context.Context, ps []metastore.Pull) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	_, err := s.run.Sweep(ctx, func(q TxQuerier) (bool, error) {
+		for _, p := range ps {
+			q.Defer(s.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At)
+			if p.Tag != "" {
+				q.Defer(s.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
+			}
+		}
+		return true, nil
+	})
+	return wrap("record pulls", err)
+}
+
 // wrap wraps err, if any, with what failed.
 func wrap(what string, err error) error {
 	if err == nil {

@@ -659,14 +659,3 @@ func (t *tx) DeleteToken(ctx context.Context, name string) error {
 	n, err := t.q.Exec(ctx, t.d.DeleteToken, name)
 	return affected("delete token "+name, n, err)
 }
-
-// RecordPull reads nothing back: its statements travel with the transaction's next one,
-// or its commit (a flush of pulls writes hundreds in one round trip), which reports
-// their errors.
-func (t *tx) RecordPull(ctx context.Context, p metastore.Pull) error {
-	t.q.Defer(t.d.RecordManifestPull, p.Repo, p.Digest.String(), p.At)
-	if p.Tag != "" {
-		t.q.Defer(t.d.RecordTagPull, p.Repo, p.Tag, p.At, p.Digest.String())
-	}
-	return nil
-}

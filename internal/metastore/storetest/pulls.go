@@ -22,7 +22,9 @@ func testPulls(t *testing.T, s metastore.Store) {
 	}
 	record := func(p metastore.Pull) {
 		t.Helper()
-		update(t, s, func(tx metastore.Tx) error { return tx.RecordPull(ctx, p) })
+		if err := s.RecordPulls(ctx, []metastore.Pull{p}); err != nil {
+			t.Fatalf("RecordPulls(%+v): %v", p, err)
+		}
 	}
 	t1, t2 := t0.Add(time.Hour), t0.Add(2*time.Hour)
 	record(metastore.Pull{Repo: repo, Digest: a.Digest, Tag: "v1", At: t2})
