@@ -48,12 +48,14 @@ measure() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-# Each round: the machine's ceilings (http_put_store, http_get_file) and both registries,
+# Each round: the machine's ceilings (http_put_store, http_get_file), the disk's rate for
+# fsynced writes in a row (what pushes in a row settle to), and both registries,
 # whose order alternates, so that each ratio comes from one stretch of the machine's load.
 uptime
 for round in $(seq 1 "$rounds"); do
   echo "# round $round: $(uptime | sed 's/.*load/load/')"
   "$R" -scenario limits -json "$out/limits-$round.json" | sed -n 's/^limits */limits /p'
+  disk_rates "$work" 256 5
   if [ $((round % 2)) = 1 ]; then order="dist graft"; else order="graft dist"; fi
   for name in $order; do
     measure "$name" "blob-$round" -scenario blob-push,blob-pull

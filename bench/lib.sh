@@ -68,3 +68,21 @@ YML
     wait "$pid" 2>/dev/null || true
   done
 }
+
+# disk_rates DIR MIB N: the disk's rate for what a push ends with, written N times back
+# to back: MIB MiB into a new file in DIR, fsynced (dd conv=fsync). A push is answered
+# only once its blob is on disk, so pushes in a row run at the rate this settles to, not
+# at the first write's, which the page cache and the disk's own cache absorb. Prints
+# "disk  fsync_write=MEDIAN MiB/s [reps R1/R2/...]".
+disk_rates() {
+  local dir=$1 mib=$2 n=$3 src i secs reps=() sorted
+  src=$(mktemp "$dir/disk-src.XXXXXX")
+  head -c $((mib << 20)) /dev/urandom >"$src"
+  for i in $(seq 1 "$n"); do
+    secs=$(LC_ALL=C dd if="$src" of="$dir/disk-$i" bs=1M conv=fsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
+    reps+=("$(awk -v m="$mib" -v s="$secs" 'BEGIN { printf "%d", m / s }')")
+  done
+  rm -f "$src" "$dir"/disk-[0-9]*
+  sorted=$(printf '%s\n' "${reps[@]}" | sort -n | sed -n "$(((n + 1) / 2))p")
+  echo "disk  fsync_write=${sorted}MiB/s [reps $(IFS=/; echo "${reps[*]}")]"
+}
