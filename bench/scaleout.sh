@@ -4,7 +4,7 @@
 # behind a round-robin proxy, and CNCF distribution v3.1.2 on the same S3 server. Each
 # measurement starts fresh servers on empty storage (a new bucket prefix and database).
 #
-#   bench/scaleout.sh [blobs|ops|referrers|all|cpu] [ROUNDS]   (default all, 1 round)
+#   bench/scaleout.sh [blobs|ops|referrers|all|cpu|floor] [ROUNDS]   (default all, 1 round)
 #
 # It starts the S3 server and PostgreSQL with ../shared/services. Results: one regbench
 # line per measurement on stdout, JSON files in ${BENCH_OUT:-bench/results/scaleout-<date>}.
@@ -13,6 +13,10 @@
 # process, among them the plain multipart copy the blob figures compare with:
 #   go test -run '^$' -bench . -benchtime 3x ./internal/blobstore/s3
 # REPLICA_GOMAXPROCS sets GOMAXPROCS for each of the three replicas.
+# floor measures manifest PUT and GET, ROUNDS times, of one and of three replicas behind
+# the proxy, both of graft and of pgfloor (internal/graftest/pgfloor: one PostgreSQL
+# statement per request and nothing else), so that what three processes on the same
+# cores cost shows beside what graft's replicas cost.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +43,7 @@ eval "$("$shared/services/s3.sh" start)"
 eval "$(GRAFT_SERVICES_DIR=${GRAFT_PG_SERVICES_DIR:-${GRAFT_SERVICES_DIR:-}} "$shared/services/postgres.sh" start)"
 echo "# PostgreSQL $PGHOST:$PGPORT: fsync $(psql -Atc 'show fsync'), synchronous_commit $(psql -Atc 'show synchronous_commit')"
 bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
-(cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy)
+(cd "$root" && go build -trimpath -o "$work/" ./cmd/graft ./internal/graftest/rrproxy ./internal/graftest/pgfloor)
 (cd "$root" && go test -c -o "$work/s3.test" ./internal/blobstore/s3)
 R=$shared/tools/regbench.sh
 . "$here/lib.sh"
@@ -78,7 +82,25 @@ proxy() {
   "$work/rrproxy" "$@" >"$work/proxy.out" 2>&1 &
   pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
   url=""
-  until [ -n "$url" ]; do sleep 0.1; url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out"); done
+  until [ -n "$url" ]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$work/proxy.out" >&2; return 1; }
+    sleep 0.1
+    url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out")
+  done
+}
+
+# floor DBURL: starts pgfloor on database DBURL; sets url and adds it to grafts
+floor() {
+  local log=$work/floor-${#grafts[@]}.out
+  : >"$log"
+  GOMAXPROCS=${REPLICA_GOMAXPROCS:-} "$work/pgfloor" -db "$1" >"$log" 2>&1 &
+  grafts+=("$!")
+  url=""
+  until [ -n "$url" ]; do
+    kill -0 "$!" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.1
+    url=$(sed -n 's/^listening on /http:\/\//p' "$log")
+  done
 }
 
 # cpu_ticks PID...: the CPU time the processes used so far, in clock ticks
@@ -92,8 +114,9 @@ cpu_ticks() {
 }
 
 # start KIND: fresh servers of KIND (embedded, s3x1, s3x1p (one replica behind the
-# proxy, to compare with s3x3 at the same proxy cost), s3x3, dist-s3); sets pid, url and
-# grafts (the graft processes)
+# proxy, to compare with s3x3 at the same proxy cost), s3x3, dist-s3, floor1p and
+# floor3 (one and three pgfloor behind the proxy)); sets pid, url and grafts (the graft
+# or pgfloor processes)
 start() {
   local urls=() i
   grafts=()
@@ -115,6 +138,14 @@ start() {
       fresh_scaleout
       for i in 1 2 3; do
         GOMAXPROCS=${REPLICA_GOMAXPROCS:-} serve "s3x3-$i" --config "$conf"
+        urls+=("$url")
+      done
+      proxy "${urls[@]}"
+      ;;
+    floor1p|floor3)
+      fresh_scaleout
+      for i in $(seq 1 "${1//[!0-9]/}"); do
+        floor "${GRAFT_TEST_POSTGRES_URL%/*}/$db?sslmode=disable"
         urls+=("$url")
       done
       proxy "${urls[@]}"
@@ -167,7 +198,7 @@ measure() { # KIND LABEL ARGS...
   if [ -n "$rec" ]; then kill -INT "$rec"; wait "$rec" || true; fi
   # The graft processes' CPU over the whole regbench run, untimed setup included:
   # regbench's srv_* columns see one process, and behind the proxy, the proxy.
-  [ ${#grafts[@]} -eq 0 ] || echo "$kind  graft_cpu $(echo "scale=2; ($t1 - $t0) / $(getconf CLK_TCK)" | bc) s in ${#grafts[@]} process(es)"
+  [ ${#grafts[@]} -eq 0 ] || echo "$kind  $(case $kind in floor*) echo floor ;; *) echo graft ;; esac)_cpu $(echo "scale=2; ($t1 - $t0) / $(getconf CLK_TCK)" | bc) s in ${#grafts[@]} process(es)"
   stop
 }
 
@@ -209,6 +240,18 @@ if [ "$what" = cpu ]; then
   for kind in s3x1p s3x3; do
     measure "$kind" put -scenario manifest-put -d 10s
     measure "$kind" get -scenario manifest-get -d 10s
+  done
+fi
+# One round: the four kinds in an order that rotates with the round.
+if [ "$what" = floor ]; then
+  kinds=(floor1p s3x1p floor3 s3x3)
+  for round in $(seq 1 "$rounds"); do
+    echo "# round $round: $(uptime | sed 's/.*load/load/')"
+    for i in 0 1 2 3; do
+      kind=${kinds[$(((i + round - 1) % 4))]}
+      measure "$kind" "put-$round" -scenario manifest-put -d 10s
+      measure "$kind" "get-$round" -scenario manifest-get -d 10s
+    done
   done
 fi
 warmup=
