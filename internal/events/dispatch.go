@@ -281,8 +281,12 @@ func (d *Dispatcher) deliver(ctx context.Context, c Consumer, held *metastore.Co
 		if at == held.After {
 			return nil
 		}
-		err := d.store.Update(ctx, func(tx metastore.Tx) error {
-			return tx.AdvanceConsumer(ctx, c.Name, d.opts.Holder, at, d.now())
+		// What went out is recorded even when the dispatcher is stopping: a stop
+		// between a delivery and its record would send the event again.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), advanceTimeout)
+		defer cancel()
+		err := d.store.Update(actx, func(tx metastore.Tx) error {
+			return tx.AdvanceConsumer(actx, c.Name, d.opts.Holder, at, d.now())
 		})
 		if errors.Is(err, metastore.ErrNotFound) {
 			return errors.New("the lease was lost")
@@ -314,6 +318,9 @@ func (d *Dispatcher) deliver(ctx context.Context, c Consumer, held *metastore.Co
 	}
 	return done, advance()
 }
+
+// advanceTimeout bounds the record of a delivery's progress, which outlives a stop.
+const advanceTimeout = 10 * time.Second
 
 // renew renews the lease of consumer name every third of a lease until stop, and
 // cancels delivery when it cannot.
