@@ -81,12 +81,7 @@ proxy() {
   : >"$work/proxy.out"
   "$work/rrproxy" "$@" >"$work/proxy.out" 2>&1 &
   pid=$! # regbench's RSS column then shows the proxy's; the replicas' CPU shows as other
-  url=""
-  until [ -n "$url" ]; do
-    kill -0 "$pid" 2>/dev/null || { cat "$work/proxy.out" >&2; return 1; }
-    sleep 0.1
-    url=$(sed -n 's/^listening on /http:\/\//p' "$work/proxy.out")
-  done
+  listening "$pid" "$work/proxy.out"
 }
 
 # floor DBURL: starts pgfloor on database DBURL; sets url and adds it to grafts
@@ -95,11 +90,17 @@ floor() {
   : >"$log"
   GOMAXPROCS=${REPLICA_GOMAXPROCS:-} "$work/pgfloor" -db "$1" >"$log" 2>&1 &
   grafts+=("$!")
+  listening "$!" "$log"
+}
+
+# listening PID LOG: waits for process PID (rrproxy or pgfloor) to print "listening on
+# ADDR" into LOG, and sets url; fails, showing LOG, if the process exits first
+listening() {
   url=""
   until [ -n "$url" ]; do
-    kill -0 "$!" 2>/dev/null || { cat "$log" >&2; return 1; }
+    kill -0 "$1" 2>/dev/null || { cat "$2" >&2; return 1; }
     sleep 0.1
-    url=$(sed -n 's/^listening on /http:\/\//p' "$log")
+    url=$(sed -n 's/^listening on /http:\/\//p' "$2")
   done
 }
 

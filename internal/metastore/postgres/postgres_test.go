@@ -1114,6 +1114,9 @@ func TestTagEdgesLock(t *testing.T) {
 		moveErr       = make(chan error, 1)
 		deleteErr     = make(chan error, 1)
 	)
+	// Whatever ends the test, the held transaction ends too, and the stores can close.
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
 	go func() {
 		moveErr <- a.Update(ctx, func(tx metastore.Tx) error {
 			if err := tx.SetTag(ctx, "r", schemaTag, sig.Digest); err != nil {
@@ -1150,12 +1153,10 @@ func TestTagEdgesLock(t *testing.T) {
 		}
 		select {
 		case err := <-deleteErr:
-			close(release)
 			t.Fatalf("DeleteManifest in r returned (%v) while another transaction held r's tag-schema edges; want it waiting", err)
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			close(release)
 			t.Fatal("DeleteManifest in r neither waited on the tag-edge lock nor returned within 30 s")
 		}
 	}
@@ -1164,11 +1165,10 @@ func TestTagEdgesLock(t *testing.T) {
 	elsewhereCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.Update(elsewhereCtx, func(tx metastore.Tx) error { return tx.DeleteManifest(elsewhereCtx, "q", elsewhere.Digest) }); err != nil {
-		close(release)
 		t.Fatalf("DeleteManifest in q while r's edges were held: %v", err)
 	}
 
-	close(release)
+	releaseOnce()
 	if err := <-moveErr; err != nil {
 		t.Fatalf("SetTag %s: %v", schemaTag, err)
 	}
