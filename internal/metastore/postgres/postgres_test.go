@@ -1136,30 +1136,7 @@ func TestTagEdgesLock(t *testing.T) {
 		deleteErr <- b.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteManifest(ctx, "r", other.Digest) })
 	}()
 
-	// The delete is seen waiting on an advisory lock in this test's database, or it
-	// returns, which is the failure.
-	watch := connect(t, dbURL)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_locks
-			WHERE locktype = 'advisory' AND NOT granted
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		select {
-		case err := <-deleteErr:
-			t.Fatalf("DeleteManifest in r returned (%v) while another transaction held r's tag-schema edges; want it waiting", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("DeleteManifest in r neither waited on the tag-edge lock nor returned within 30 s")
-		}
-	}
+	awaitAdvisoryWait(t, dbURL, deleteErr, "DeleteManifest in r", "another transaction held r's tag-schema edges")
 
 	// Another repository's edges are another lock.
 	elsewhereCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -1234,5 +1211,102 @@ func TestPullsCommute(t *testing.T) {
 		if st := s.TxStats(); st.Retries != 0 {
 			t.Errorf("%d retries; want none", st.Retries)
 		}
+	}
+}
+
+// awaitAdvisoryWait returns once a transaction in the test's database is seen waiting on
+// an advisory lock. It fails the test should what was to wait (what) return on done
+// first, while holder held the lock, or should neither happen within 30 s.
+func awaitAdvisoryWait(t *testing.T, dbURL string, done <-chan error, what, holder string) {
+	t.Helper()
+	ctx := t.Context()
+	watch := connect(t, dbURL)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s returned (%v) while %s; want it waiting", what, err, holder)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s neither waited on an advisory lock nor returned within 30 s", what)
+		}
+	}
+}
+
+// TestPullFlushWaitsForAloneUpdate has an Update run alone, allowed one attempt, and
+// another store flush a pull of the tag that Update reads and then moves. The flush must
+// wait for the Update: an Update runs alone after repeated conflicts so that nothing
+// can fail it again, and a flush that changed the tag's row in between would (a
+// serializable transaction may not update a row changed since its snapshot).
+func TestPullFlushWaitsForAloneUpdate(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	a, b := open(t, dbURL), open(t, dbURL)
+	a.SetAttempts(0, 1)
+	m1, m2 := storetest.Manifest("r", 1), storetest.Manifest("r", 2)
+	if err := b.Update(ctx, func(tx metastore.Tx) error {
+		if err := tx.PutManifest(ctx, m1); err != nil {
+			return err
+		}
+		if err := tx.PutManifest(ctx, m2); err != nil {
+			return err
+		}
+		return tx.SetTag(ctx, "r", "t", m1.Digest)
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		held, release = make(chan struct{}), make(chan struct{})
+		once          sync.Once
+		updateErr     = make(chan error, 1)
+		flushErr      = make(chan error, 1)
+	)
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	defer releaseOnce()
+	go func() {
+		updateErr <- a.Update(ctx, func(tx metastore.Tx) error {
+			if _, err := tx.Tag(ctx, "r", "t"); err != nil { // the snapshot
+				return err
+			}
+			once.Do(func() { close(held) })
+			<-release
+			return tx.SetTag(ctx, "r", "t", m2.Digest)
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-updateErr:
+		t.Fatalf("Update: %v", err)
+	}
+	pulled := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	go func() {
+		flushErr <- b.RecordPulls(ctx, []metastore.Pull{{Repo: "r", Digest: m1.Digest, Tag: "t", At: pulled}})
+	}()
+	awaitAdvisoryWait(t, dbURL, flushErr, "RecordPulls", "an Update ran alone")
+
+	releaseOnce()
+	if err := <-updateErr; err != nil {
+		t.Fatalf("Update run alone, one attempt: %v", err)
+	}
+	if err := <-flushErr; err != nil {
+		t.Fatalf("RecordPulls: %v", err)
+	}
+	if m, err := a.Tag(ctx, "r", "t"); err != nil || m.Digest != m2.Digest {
+		t.Errorf("tag t = %v, %v; want %s", m, err, m2.Digest)
+	}
+	if m, err := a.Manifest(ctx, "r", m1.Digest); err != nil || !m.LastPulled.Equal(pulled) {
+		t.Errorf("manifest %s: %v, %v; want last pulled %v", m1.Digest, m, err, pulled)
 	}
 }

@@ -36,8 +36,8 @@ type transactor struct {
 // An Update runs optimistically at first: concurrently with others, which PostgreSQL
 // checks for conflicts. After escalateAfter conflicts in a row it runs alone, as a
 // transaction that takes the exclusive side of updateLock before it begins (and so takes
-// its snapshot after the wait), where optimistic ones take the shared side with BEGIN. A
-// transaction with no concurrent serializable writer cannot be a victim of one;
+// its snapshot after the wait), where optimistic ones, and sweeps, take the shared side
+// with BEGIN. A transaction with no concurrent writer cannot be a victim of one;
 // maxAttempts only bounds the attempts should something else keep failing them.
 const (
 	escalateAfter = 5
@@ -161,14 +161,16 @@ func run(fn func() error) (err error) {
 
 // Sweep implements sqlstore.Transactor. It checks at READ COMMITTED: a serializable
 // snapshot would be taken before the blob's lock (Queries.SweepHold) is granted and
-// would miss a link committed while it waited.
+// would miss a link committed while it waited. It holds the shared side of updateLock
+// as an optimistic Update does: a row it changes between an Update's snapshot and that
+// Update's write of the row fails the Update, which must not happen to one run alone.
 func (r *transactor) Sweep(ctx context.Context, fn func(sqlstore.TxQuerier) (bool, error)) (bool, error) {
 	c, err := r.acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("metastore: sweep: %w", err)
 	}
 	defer c.Release()
-	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginReadCommitted}}}
+	tc := &txConn{c: c.Conn(), timeout: r.timeout, pending: []stmt{{sql: beginReadCommitted}, {sql: lockUpdateShared}}}
 	defer r.count(tc)
 	done := context.WithoutCancel(ctx)
 	var swept bool
