@@ -15,6 +15,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${GRAFT_SHARED:-$root/../shared}
+[ -x "$shared/services/s3.sh" ] || {
+  echo "scripts/test.sh: the team's scripts are not in $shared (services/, tools/); set GRAFT_SHARED" >&2
+  exit 2
+}
 cd "$root"
 only=${1:-all}
 
@@ -40,14 +44,21 @@ trap cleanup EXIT
 
 # The scale-out deployment's servers: a real S3-compatible store and PostgreSQL on
 # loopback, for the Go tests (GRAFT_TEST_* variables) and the scale-out stages below.
+# (A function run by stage runs without errexit, hence each "|| return".)
 services() {
-  eval "$("$shared/services/s3.sh" start)"
-  eval "$("$shared/services/postgres.sh" start)"
+  local env
+  env=$("$shared/services/s3.sh" start) || return
+  eval "$env"
+  env=$("$shared/services/postgres.sh" start) || return
+  eval "$env"
 }
 stage services services
 # The real clients the Go tests drive (oras, regctl, crane, skopeo, cosign, CNCF
 # distribution), installed once here rather than inside a test's timeout.
-clients() { GRAFT_CLIENTS_BIN=$("$shared/tools/install-clients.sh" | tail -n 1); export GRAFT_CLIENTS_BIN; }
+clients() {
+  GRAFT_CLIENTS_BIN=$("$shared/tools/install-clients.sh" | tail -n 1) || return
+  export GRAFT_CLIENTS_BIN
+}
 stage clients clients
 # Debian's chromium, which the browser tests of the web view (e2e/ui) drive headless;
 # installed once, like the clients.
