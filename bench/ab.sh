@@ -7,7 +7,7 @@
 #   bench/ab.sh ROUNDS REV...        e.g. bench/ab.sh 3 main~5 main
 #
 # GRAFT_AB_SCENARIOS names other regbench scenarios, GRAFT_AB_DURATION each one's
-# duration (default 5s).
+# duration (default 5s), GRAFT_AB_FLAGS more regbench flags (e.g. "-chunk 4MiB").
 #
 # Results: one regbench line per measurement on stdout, and JSON files in
 # ${BENCH_OUT:-bench/results/ab-<date>}.
@@ -40,8 +40,9 @@ run() {
   local data=$work/data-$1-$2 pid url
   mkdir -p "$data"
   serve_graft "$work/graft-$1" "$work/graft-$1.log" --data-dir "$data"
+  # shellcheck disable=SC2086 # GRAFT_AB_FLAGS is words
   "$R" -url "$url" -pid "$pid" -scenario "$scenarios" -d "${GRAFT_AB_DURATION:-5s}" -filler 1000 \
-    -json "$out/build$1-$2.json" | grep -v '^ \|^regbench' | sed "s/^/build$1  /"
+    ${GRAFT_AB_FLAGS:-} -json "$out/build$1-$2.json" | grep -v '^ \|^regbench' | sed "s/^/build$1  /"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   rm -rf "$data"
