@@ -337,6 +337,9 @@ const (
 	writebackEvery = 8 << 20
 )
 
+// startWriteback is writeback, or what a test puts in its place to see the ranges.
+var startWriteback = writeback
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
 // chunk is a buffer the reader filled, and how its read ended.
@@ -399,7 +402,13 @@ func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 		}()
 	}
 	off := u.size
-	flushed := off // start of the bytes whose writeback has not been started
+	// flushed is where the bytes whose writeback may not have been started begin. The
+	// writeback of what an Append wrote last is started by the next one, with its
+	// first buffer in hand, or by Commit's fsync: started at the end of an Append, it
+	// would hold the response, and a chunked push's next chunk, for as long as the
+	// disk's queue is full. So an Append also covers up to writebackEvery bytes before
+	// its own (those already under way cost nothing).
+	flushed := max(off-writebackEvery, 0)
 	var err error
 	for c := range filled {
 		if c.err != nil && c.err != io.EOF && err == nil {
@@ -415,16 +424,16 @@ func (u *upload) Append(_ context.Context, r io.Reader) (int64, error) {
 			s.refs.Store(2)
 			jobs <- s // hashed while it is written: both only read it
 		}
+		if off-flushed >= writebackEvery {
+			startWriteback(u.f, flushed, off-flushed)
+			flushed = off
+		}
 		if _, werr := u.f.WriteAt(c.b, off); werr != nil {
 			err = fmt.Errorf("blobstore: write upload: %w", werr)
 			stop.Store(true)
 		}
 		off += int64(len(c.b))
 		release(s)
-		if off-flushed >= writebackEvery && err == nil {
-			startWriteback(u.f, flushed, off-flushed)
-			flushed = off
-		}
 	}
 	if jobs != nil {
 		close(jobs)

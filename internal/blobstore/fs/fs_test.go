@@ -2,12 +2,14 @@ package fs_test
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -407,4 +409,61 @@ func BenchmarkUploadCommit(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N)*size/(1<<20)/b.Elapsed().Seconds(), "MiB/s")
+}
+
+// TestWritebackPlacement appends chunks as a chunked push does, each in an Append of its
+// own, of sizes below, at and above the writeback's step. No Append may start the
+// writeback of its own last bytes: that would hold its response, and the client's next
+// chunk, for as long as the disk's queue is full. And by the time the upload commits,
+// the writeback of every byte before the last Append must have been started, whatever
+// the chunks' sizes, so that the commit's fsync has only the last chunk left to write.
+func TestWritebackPlacement(t *testing.T) {
+	ctx := t.Context()
+	ranges := blobfs.RecordWriteback(t)
+	s := open(t, t.TempDir())
+	u := newUpload(t, s)
+	id := u.ID()
+	u.Close()
+	var all []byte
+	for i, n := range []int{5 << 20, 8 << 20, 12 << 20, 3 << 20, 8 << 20} {
+		u, err := s.Resume(ctx, id)
+		if err != nil {
+			t.Fatalf("Resume: %v", err)
+		}
+		before := len(*ranges)
+		b := content(byte(10+i), n)
+		if _, err := u.Append(ctx, bytes.NewReader(b)); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+		u.Close()
+		end := int64(len(all) + n)
+		for _, r := range (*ranges)[before:] {
+			if r[0]+r[1] >= end {
+				t.Errorf("Append %d, of bytes up to %d, started the writeback of [%d, %d): its own last bytes", i, end, r[0], r[0]+r[1])
+			}
+		}
+		if i < 4 {
+			all = append(all, b...)
+			continue
+		}
+		// The union of the ranges started, from 0: how far the writeback reaches.
+		started := slices.Clone(*ranges)
+		slices.SortFunc(started, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+		var reach int64
+		for _, r := range started {
+			if r[0] > reach {
+				break
+			}
+			reach = max(reach, r[0]+r[1])
+		}
+		if last := int64(len(all)); reach < last {
+			t.Errorf("writeback started for [0, %d) of %d bytes; want at least the %d before the last Append", reach, end, last)
+		}
+		all = append(all, b...)
+	}
+	u, err := s.Resume(ctx, id)
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	commit(t, u, all)
 }

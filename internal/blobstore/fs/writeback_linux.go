@@ -6,9 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startWriteback asks the kernel to start writing n bytes of f at off to disk, without
+// writeback asks the kernel to start writing n bytes of f at off to disk, without
 // waiting: the disk then works while the upload streams in, and the fsync of the
 // commit has little left to do.
-func startWriteback(f *os.File, off, n int64) {
+func writeback(f *os.File, off, n int64) {
 	unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
