@@ -1108,30 +1108,10 @@ func TestTagEdgesLock(t *testing.T) {
 	}
 	schemaTag := "sha256-" + subject.Digest.Encoded() + ".sig"
 
-	var (
-		held, release = make(chan struct{}), make(chan struct{})
-		once          sync.Once
-		moveErr       = make(chan error, 1)
-		deleteErr     = make(chan error, 1)
-	)
-	// Whatever ends the test, the held transaction ends too, and the stores can close.
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
-	go func() {
-		moveErr <- a.Update(ctx, func(tx metastore.Tx) error {
-			if err := tx.SetTag(ctx, "r", schemaTag, sig.Digest); err != nil {
-				return err
-			}
-			once.Do(func() { close(held) })
-			<-release
-			return nil
-		})
-	}()
-	select {
-	case <-held:
-	case err := <-moveErr:
-		t.Fatalf("SetTag %s: %v", schemaTag, err)
-	}
+	release, moveErr := holdUpdate(t, a, func(tx metastore.Tx) error {
+		return tx.SetTag(ctx, "r", schemaTag, sig.Digest)
+	}, nil)
+	deleteErr := make(chan error, 1)
 	go func() {
 		deleteErr <- b.Update(ctx, func(tx metastore.Tx) error { return tx.DeleteManifest(ctx, "r", other.Digest) })
 	}()
@@ -1145,7 +1125,7 @@ func TestTagEdgesLock(t *testing.T) {
 		t.Fatalf("DeleteManifest in q while r's edges were held: %v", err)
 	}
 
-	releaseOnce()
+	release()
 	if err := <-moveErr; err != nil {
 		t.Fatalf("SetTag %s: %v", schemaTag, err)
 	}
@@ -1214,6 +1194,37 @@ func TestPullsCommute(t *testing.T) {
 	}
 }
 
+// holdUpdate starts an Update on s that runs first, then holds its transaction open
+// until release is called (or the test ends), then runs then (when not nil). It returns
+// once first is done; the Update's error arrives on done.
+func holdUpdate(t *testing.T, s *postgres.Store, first, then func(metastore.Tx) error) (release func(), done <-chan error) {
+	t.Helper()
+	held, released, errc := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	release = sync.OnceFunc(func() { close(released) })
+	// Whatever ends the test, the held transaction ends too, and the stores can close.
+	t.Cleanup(release)
+	var once sync.Once
+	go func() {
+		errc <- s.Update(t.Context(), func(tx metastore.Tx) error {
+			if err := first(tx); err != nil {
+				return err
+			}
+			once.Do(func() { close(held) })
+			<-released
+			if then == nil {
+				return nil
+			}
+			return then(tx)
+		})
+	}()
+	select {
+	case <-held:
+	case err := <-errc:
+		t.Fatalf("the Update to hold: %v", err)
+	}
+	return release, errc
+}
+
 // awaitAdvisoryWait returns once a transaction in the test's database is seen waiting on
 // an advisory lock. It fails the test should what was to wait (what) return on done
 // first, while holder held the lock, or should neither happen within 30 s.
@@ -1267,36 +1278,20 @@ func TestPullFlushWaitsForAloneUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var (
-		held, release = make(chan struct{}), make(chan struct{})
-		once          sync.Once
-		updateErr     = make(chan error, 1)
-		flushErr      = make(chan error, 1)
-	)
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	defer releaseOnce()
-	go func() {
-		updateErr <- a.Update(ctx, func(tx metastore.Tx) error {
-			if _, err := tx.Tag(ctx, "r", "t"); err != nil { // the snapshot
-				return err
-			}
-			once.Do(func() { close(held) })
-			<-release
-			return tx.SetTag(ctx, "r", "t", m2.Digest)
-		})
-	}()
-	select {
-	case <-held:
-	case err := <-updateErr:
-		t.Fatalf("Update: %v", err)
-	}
+	release, updateErr := holdUpdate(t, a, func(tx metastore.Tx) error {
+		_, err := tx.Tag(ctx, "r", "t") // the snapshot
+		return err
+	}, func(tx metastore.Tx) error {
+		return tx.SetTag(ctx, "r", "t", m2.Digest)
+	})
+	flushErr := make(chan error, 1)
 	pulled := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	go func() {
 		flushErr <- b.RecordPulls(ctx, []metastore.Pull{{Repo: "r", Digest: m1.Digest, Tag: "t", At: pulled}})
 	}()
 	awaitAdvisoryWait(t, dbURL, flushErr, "RecordPulls", "an Update ran alone")
 
-	releaseOnce()
+	release()
 	if err := <-updateErr; err != nil {
 		t.Fatalf("Update run alone, one attempt: %v", err)
 	}
