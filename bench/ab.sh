@@ -39,6 +39,7 @@ done
 run() {
   local data=$work/data-$1-$2 pid url
   mkdir -p "$data"
+  case $scenarios in *blob*) prime_disk "$work" ;; esac
   serve_graft "$work/graft-$1" "$work/graft-$1.log" --data-dir "$data"
   # shellcheck disable=SC2086 # GRAFT_AB_FLAGS is words
   "$R" -url "$url" -pid "$pid" -scenario "$scenarios" -d "${GRAFT_AB_DURATION:-5s}" -filler 1000 \

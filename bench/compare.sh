@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures graft beside CNCF distribution v3.1.2 with the team's registry benchmark, in one
 # run on one machine (absolute figures drift between runs; ratios hold). Each measurement
-# starts a fresh server on empty storage, as regbench/ANCHORS.md describes.
+# starts a fresh server on empty storage, as regbench/ANCHORS.md describes, after the
+# disk is primed alike for every server (prime_disk in lib.sh; GRAFT_BENCH_PRIME_GIB).
 #
 #   bench/compare.sh [ROUNDS] [blobs]   ROUNDS of the machine's limits and blob push/pull
 #                                  (default 3), then (unless "blobs" alone is asked
@@ -27,10 +28,12 @@ bin=$("$shared/tools/install-clients.sh" --no-cosign | tail -n 1)
 R=$shared/tools/regbench.sh
 . "$here/lib.sh"
 
-# start NAME: starts a fresh server; sets pid and url
+# start NAME: starts a fresh server, on a disk primed alike for every server (the
+# servers measured before it are removed first: their freed blocks would be the next
+# server's); sets pid and url
 start() {
   local data=$work/$1-data
-  rm -rf "$data"; mkdir -p "$data"; sync; sleep 3
+  rm -rf "$work/graft-data" "$work/dist-data"; prime_disk "$work"; mkdir -p "$data"; sync; sleep 3
   case $1 in
     graft) serve_graft "$work/graft" "$work/$1.log" --data-dir "$data" --log-access=false ;;
     dist) serve_distribution "$bin/registry" "$work" "  filesystem:
@@ -54,7 +57,9 @@ measure() {
 uptime
 for round in $(seq 1 "$rounds"); do
   echo "# round $round: $(uptime | sed 's/.*load/load/')"
-  "$R" -scenario limits -json "$out/limits-$round.json" | sed -n 's/^limits */limits /p'
+  # the ceilings on a primed disk too, and in the same directory as the servers' data
+  prime_disk "$work"
+  TMPDIR=$work "$R" -scenario limits -json "$out/limits-$round.json" | sed -n 's/^limits */limits /p'
   disk_rates "$work" 256 5
   if [ $((round % 2)) = 1 ]; then order="dist graft"; else order="graft dist"; fi
   for name in $order; do

@@ -86,3 +86,22 @@ disk_rates() {
   sorted=$(printf '%s\n' "${reps[@]}" | sort -n | sed -n "$(((n + 1) / 2))p")
   echo "disk  fsync_write=${sorted}MiB/s [reps $(IFS=/; echo "${reps[*]}")]"
 }
+
+# prime_disk DIR: writes GRAFT_BENCH_PRIME_GIB GiB (default 4; 0 skips it) of random
+# bytes into a file in DIR, syncs, and removes it again, so that every server measured
+# after it finds the disk in the same state. This VM's disk writes blocks that were
+# written a short while before at 450-950 MiB/s and other blocks at ~300, and ext4
+# places the next files in DIR in the blocks just freed: without this, the server
+# measured right after a delete gets the fast blocks and the one after it the slow
+# ones, and their order decides their ratio (bench/README.md, "Whoever writes first").
+# Random bytes, because a disk may store zeros without writing them.
+prime_disk() {
+  local dir=$1 gib=${GRAFT_BENCH_PRIME_GIB:-4} src i
+  [ "$gib" -gt 0 ] || return 0
+  src=$(mktemp "$dir/prime-src.XXXXXX")
+  head -c $((256 << 20)) /dev/urandom >"$src"
+  for i in $(seq 1 $((gib * 4))); do cat "$src"; done >"$dir/prime"
+  sync
+  rm -f "$src" "$dir/prime"
+  sync
+}
