@@ -11,16 +11,17 @@
 #   bench/disk-states.sh [DIR]    DIR on the disk to measure (default: a temporary one)
 set -euo pipefail
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
 dir=$(mktemp -d "${1:-${TMPDIR:-/tmp}}/graft-disk.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 head -c $((256 << 20)) /dev/urandom >"$dir/src"
 
 # write N PREFIX: N files in a row; prints each one's MiB/s
 write() {
-  local i secs
+  local i
   for i in $(seq 1 "$1"); do
-    secs=$(LC_ALL=C dd if="$dir/src" of="$dir/$2-$i" bs=1M conv=fsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
-    awk -v s="$secs" 'BEGIN { printf " %d", 256 / s }'
+    echo -n " $(fsync_write_rate "$dir/src" "$dir/$2-$i")"
   done
 }
 remove_all() { rm -f "$dir"/[a-z]*-[0-9]*; sync; }

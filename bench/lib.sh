@@ -75,16 +75,23 @@ YML
 # at the first write's, which the page cache and the disk's own cache absorb. Prints
 # "disk  fsync_write=MEDIAN MiB/s [reps R1/R2/...]".
 disk_rates() {
-  local dir=$1 mib=$2 n=$3 src i secs reps=() sorted
+  local dir=$1 mib=$2 n=$3 src i reps=() sorted
   src=$(mktemp "$dir/disk-src.XXXXXX")
   head -c $((mib << 20)) /dev/urandom >"$src"
   for i in $(seq 1 "$n"); do
-    secs=$(LC_ALL=C dd if="$src" of="$dir/disk-$i" bs=1M conv=fsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
-    reps+=("$(awk -v m="$mib" -v s="$secs" 'BEGIN { printf "%d", m / s }')")
+    reps+=("$(fsync_write_rate "$src" "$dir/disk-$i")")
   done
   rm -f "$src" "$dir"/disk-[0-9]*
   sorted=$(printf '%s\n' "${reps[@]}" | sort -n | sed -n "$(((n + 1) / 2))p")
   echo "disk  fsync_write=${sorted}MiB/s [reps $(IFS=/; echo "${reps[*]}")]"
+}
+
+# fsync_write_rate SRC DEST: copies SRC to the new file DEST and fsyncs it (dd
+# conv=fsync); prints the MiB/s, a whole number.
+fsync_write_rate() {
+  local secs
+  secs=$(LC_ALL=C dd if="$1" of="$2" bs=1M conv=fsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
+  awk -v b="$(stat -c %s "$2")" -v s="$secs" 'BEGIN { printf "%d", b / 1048576 / s }'
 }
 
 # prime_disk DIR: writes GRAFT_BENCH_PRIME_GIB GiB (default 4; 0 skips it) of random
@@ -94,7 +101,8 @@ disk_rates() {
 # places the next files in DIR in the blocks just freed: without this, the server
 # measured right after a delete gets the fast blocks and the one after it the slow
 # ones, and their order decides their ratio (bench/README.md, "Whoever writes first").
-# Random bytes, because a disk may store zeros without writing them.
+# Random bytes, because a disk may store zeros without writing them. DIR needs that
+# much free space.
 prime_disk() {
   local dir=$1 gib=${GRAFT_BENCH_PRIME_GIB:-4} src i
   [ "$gib" -gt 0 ] || return 0
