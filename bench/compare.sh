@@ -29,8 +29,8 @@ R=$shared/tools/regbench.sh
 . "$here/lib.sh"
 
 # start NAME: starts a fresh server, on a disk primed alike for every server (the
-# servers measured before it are removed first: their freed blocks would be the next
-# server's); sets pid and url
+# servers measured before it are removed first: removing them would otherwise speed
+# up the next server alone); sets pid and url
 start() {
   local data=$work/$1-data
   rm -rf "$work/graft-data" "$work/dist-data"; prime_disk "$work"; mkdir -p "$data"; sync; sleep 3

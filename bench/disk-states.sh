@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The disk's rate for a 256 MiB file written and fsynced (dd conv=fsync), by where the
-# file's blocks come from. On this project's VM they differ 2-3x, which decides a push
+# The disk's rate for a 256 MiB file written and fsynced (dd conv=fsync), by what the
+# disk did before. On this project's VM the rates differ 2-3x, which decides a push
 # benchmark's figures unless every server is given the same state (prime_disk in
 # bench/lib.sh; bench/README.md, "Whoever writes first"):
 #
-#   fresh:   8 files in a row, then 5 more in blocks nothing wrote before
-#   reused:  all removed, then 8 files in the blocks just freed
-#   later:   all removed, 30 s idle, then 5 files in the blocks freed
+#   after-writes:       8 files in a row, then 5 more
+#   after-remove:       all removed (and synced), then 8 files
+#   after-remove-30s:   all removed, 30 s idle, then 5 files
 #
 #   bench/disk-states.sh [DIR]    DIR on the disk to measure (default: a temporary one)
 set -euo pipefail
@@ -28,9 +28,9 @@ remove_all() { rm -f "$dir"/[a-z]*-[0-9]*; sync; }
 
 sync
 write 8 warm >/dev/null
-echo "fresh: $(write 5 fresh) MiB/s"
+echo "after-writes: $(write 5 a) MiB/s"
 remove_all
-echo "reused: $(write 8 reused) MiB/s"
+echo "after-remove: $(write 8 b) MiB/s"
 remove_all
 sleep 30
-echo "later: $(write 5 later) MiB/s"
+echo "after-remove-30s: $(write 5 c) MiB/s"

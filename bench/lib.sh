@@ -96,11 +96,11 @@ fsync_write_rate() {
 
 # prime_disk DIR: writes GRAFT_BENCH_PRIME_GIB GiB (default 4; 0 skips it) of random
 # bytes into a file in DIR, syncs, and removes it again, so that every server measured
-# after it finds the disk in the same state. This VM's disk writes blocks that were
-# written a short while before at 450-950 MiB/s and other blocks at ~300, and ext4
-# places the next files in DIR in the blocks just freed: without this, the server
-# measured right after a delete gets the fast blocks and the one after it the slow
-# ones, and their order decides their ratio (bench/README.md, "Whoever writes first").
+# after it finds the disk in the same state. After files are removed, this VM's disk
+# writes the next 1.5-2 GiB at 450-980 MiB/s; writes that follow writes, with nothing
+# removed, take ~300. Without this, the server measured right after a delete gets the
+# fast rate and the one after it the slow one, and their order decides their ratio
+# (bench/README.md, "Whoever writes first").
 # Random bytes, because a disk may store zeros without writing them. DIR needs that
 # much free space.
 prime_disk() {
