@@ -104,11 +104,11 @@ fsync_write_rate() {
 # Random bytes, because a disk may store zeros without writing them. DIR needs that
 # much free space.
 prime_disk() {
-  local dir=$1 gib=${GRAFT_BENCH_PRIME_GIB:-4} src i
+  local dir=$1 gib=${GRAFT_BENCH_PRIME_GIB:-4} src
   [ "$gib" -gt 0 ] || return 0
   src=$(mktemp "$dir/prime-src.XXXXXX")
   head -c $((256 << 20)) /dev/urandom >"$src"
-  for i in $(seq 1 $((gib * 4))); do cat "$src"; done >"$dir/prime"
+  for _ in $(seq 1 $((gib * 4))); do cat "$src"; done >"$dir/prime"
   sync
   rm -f "$src" "$dir/prime"
   sync

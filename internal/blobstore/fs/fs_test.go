@@ -424,8 +424,9 @@ func TestWritebackPlacement(t *testing.T) {
 	u := newUpload(t, s)
 	id := u.ID()
 	u.Close()
+	sizes := []int{5 << 20, 8 << 20, 12 << 20, 3 << 20, 8 << 20}
 	var all []byte
-	for i, n := range []int{5 << 20, 8 << 20, 12 << 20, 3 << 20, 8 << 20} {
+	for i, n := range sizes {
 		u, err := s.Resume(ctx, id)
 		if err != nil {
 			t.Fatalf("Resume: %v", err)
@@ -436,30 +437,25 @@ func TestWritebackPlacement(t *testing.T) {
 			t.Fatalf("Append %d: %v", i, err)
 		}
 		u.Close()
-		end := int64(len(all) + n)
-		for _, r := range (*ranges)[before:] {
-			if r[0]+r[1] >= end {
-				t.Errorf("Append %d, of bytes up to %d, started the writeback of [%d, %d): its own last bytes", i, end, r[0], r[0]+r[1])
-			}
-		}
-		if i < 4 {
-			all = append(all, b...)
-			continue
-		}
-		// The union of the ranges started, from 0: how far the writeback reaches.
-		started := slices.Clone(*ranges)
-		slices.SortFunc(started, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
-		var reach int64
-		for _, r := range started {
-			if r[0] > reach {
-				break
-			}
-			reach = max(reach, r[0]+r[1])
-		}
-		if last := int64(len(all)); reach < last {
-			t.Errorf("writeback started for [0, %d) of %d bytes; want at least the %d before the last Append", reach, end, last)
-		}
 		all = append(all, b...)
+		for _, r := range (*ranges)[before:] {
+			if r[0]+r[1] >= int64(len(all)) {
+				t.Errorf("Append %d, of bytes up to %d, started the writeback of [%d, %d): its own last bytes", i, len(all), r[0], r[0]+r[1])
+			}
+		}
+	}
+	// The union of the ranges started, from 0: how far the writeback reaches.
+	started := slices.Clone(*ranges)
+	slices.SortFunc(started, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var reach int64
+	for _, r := range started {
+		if r[0] > reach {
+			break
+		}
+		reach = max(reach, r[0]+r[1])
+	}
+	if last := int64(len(all) - sizes[len(sizes)-1]); reach < last {
+		t.Errorf("writeback started for [0, %d) of %d bytes; want at least the %d before the last Append", reach, len(all), last)
 	}
 	u, err := s.Resume(ctx, id)
 	if err != nil {
